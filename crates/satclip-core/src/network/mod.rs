@@ -1,0 +1,215 @@
+//! Networks on top of the positional encoding. The names are the official `pe_type` values.
+
+mod fcnet;
+mod linear;
+mod mlp;
+mod siren;
+
+pub use fcnet::{FcNet, ResLayer};
+pub use linear::Linear;
+pub use mlp::Mlp;
+pub use siren::{Siren, SirenLayer, W0, W0_INITIAL};
+
+use rand::{Rng, RngCore};
+
+use crate::config::Hyperparameters;
+use crate::tensor::{Tensor, TensorMap};
+use crate::Error;
+
+#[derive(Clone, Debug)]
+pub enum Network {
+    Linear(Linear),
+    Mlp(Mlp),
+    Siren(Siren),
+    FcNet(FcNet),
+}
+
+impl Network {
+    /// Builds the network named by `pe_type` from tensors keyed as in the official `nnet` module.
+    pub fn load(hp: &Hyperparameters, input_dim: usize, t: &mut TensorMap) -> Result<Self, Error> {
+        let (h, out, layers) = (hp.capacity, hp.embed_dim, hp.num_hidden_layers);
+        Ok(match hp.pe_type.as_str() {
+            "linear" => Self::Linear(Linear::load(t, "", input_dim, out, true)?),
+            "mlp" => Self::Mlp(Mlp::load(t, input_dim, h, out, layers)?),
+            "siren" => Self::Siren(Siren::load(t, input_dim, h, out, layers)?),
+            "fcnet" => Self::FcNet(FcNet::load(t, input_dim, h, out)?),
+            other => return Err(unknown_network(other)),
+        })
+    }
+
+    /// A freshly initialised network, with the official initialisation of each kind.
+    pub fn init<R: Rng>(hp: &Hyperparameters, input_dim: usize, rng: &mut R) -> Result<Self, Error> {
+        let (h, out, layers) = (hp.capacity, hp.embed_dim, hp.num_hidden_layers);
+        Ok(match hp.pe_type.as_str() {
+            "linear" => Self::Linear(Linear::torch_default(rng, input_dim, out, true)),
+            "mlp" => Self::Mlp(Mlp::init(rng, input_dim, h, out, layers)),
+            "siren" => Self::Siren(Siren::init(rng, input_dim, h, out, layers)),
+            "fcnet" => Self::FcNet(FcNet::init(rng, input_dim, h, out)),
+            other => return Err(unknown_network(other)),
+        })
+    }
+
+    /// Inference (no dropout) on `n` rows of `x`.
+    pub fn forward(&self, x: &[f64], n: usize) -> Vec<f64> {
+        self.run(x, n, None)
+    }
+
+    /// Training-mode forward: dropout p = 0.5 where the official network has it.
+    pub fn forward_train(&self, x: &[f64], n: usize, rng: &mut dyn RngCore) -> Vec<f64> {
+        self.run(x, n, Some(rng))
+    }
+
+    fn run(&self, x: &[f64], n: usize, dropout: Option<&mut dyn RngCore>) -> Vec<f64> {
+        match self {
+            Self::Linear(l) => l.forward(x, n),
+            Self::Mlp(m) => m.forward(x, n),
+            Self::Siren(s) => s.forward(x, n, dropout),
+            Self::FcNet(f) => f.forward(x, n, dropout),
+        }
+    }
+
+    pub fn output_dim(&self) -> usize {
+        match self {
+            Self::Linear(l) => l.out_dim(),
+            Self::Mlp(m) => m.output.out_dim(),
+            Self::Siren(s) => s.last_layer.out_dim(),
+            Self::FcNet(f) => f.class_emb.out_dim(),
+        }
+    }
+
+    /// Parameters under their official key names (relative to `nnet.`).
+    pub fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        let mut out = Vec::new();
+        match self {
+            Self::Linear(l) => l.named_parameters("", &mut out),
+            Self::Mlp(m) => m.named_parameters(&mut out),
+            Self::Siren(s) => s.named_parameters(&mut out),
+            Self::FcNet(f) => f.named_parameters(&mut out),
+        }
+        out
+    }
+}
+
+fn unknown_network(name: &str) -> Error {
+    Error::Config(format!("unknown network (pe_type) `{name}`; known: linear, mlp, siren, fcnet"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn hp(pe_type: &str) -> Hyperparameters {
+        Hyperparameters { pe_type: pe_type.into(), capacity: 3, embed_dim: 2, num_hidden_layers: 2, ..Hyperparameters::default() }
+    }
+
+    fn tensor(shape: &[usize], values: &[f64]) -> Tensor {
+        Tensor::new(shape.to_vec(), values.to_vec()).unwrap()
+    }
+
+    /// A 2-in, 3-hidden, 2-out SIREN with one hidden layer, evaluated by hand.
+    #[test]
+    fn siren_forward_by_hand() {
+        let mut t = TensorMap::new();
+        let w0 = [0.01, -0.02, 0.03, 0.04, -0.05, 0.06];
+        let b0 = [0.001, 0.002, -0.003];
+        let w1 = [0.1, 0.2, 0.3, -0.1, 0.5, 0.0, 0.2, 0.2, 0.2];
+        let b1 = [0.05, -0.05, 0.0];
+        let w2 = [1.0, -1.0, 0.5, 0.25, 0.0, 2.0];
+        let b2 = [0.1, -0.2];
+        t.insert("layers.0.weight", tensor(&[3, 2], &w0));
+        t.insert("layers.0.bias", tensor(&[3], &b0));
+        t.insert("layers.1.weight", tensor(&[3, 3], &w1));
+        t.insert("layers.1.bias", tensor(&[3], &b1));
+        t.insert("last_layer.weight", tensor(&[2, 3], &w2));
+        t.insert("last_layer.bias", tensor(&[2], &b2));
+        let net = Network::load(&hp("siren"), 2, &mut t).unwrap();
+        t.finish().unwrap();
+
+        let x = [1.5, -2.0];
+        let h1: Vec<f64> = (0..3).map(|j| (30.0 * (w0[2 * j] * x[0] + w0[2 * j + 1] * x[1] + b0[j])).sin()).collect();
+        let h2: Vec<f64> =
+            (0..3).map(|j| ((0..3).map(|k| w1[3 * j + k] * h1[k]).sum::<f64>() + b1[j]).sin()).collect();
+        let y: Vec<f64> = (0..2).map(|j| (0..3).map(|k| w2[3 * j + k] * h2[k]).sum::<f64>() + b2[j]).collect();
+        let got = net.forward(&x, 1);
+        for (g, w) in got.iter().zip(&y) {
+            assert!((g - w).abs() < 1e-14, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn siren_dropout_acts_only_in_training() {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(7);
+        let net = Network::init(&Hyperparameters { capacity: 64, num_hidden_layers: 2, ..Hyperparameters::default() }, 100, &mut rng).unwrap();
+        let x: Vec<f64> = (0..100).map(|i| (i as f64).sin()).collect();
+        let a = net.forward(&x, 1);
+        assert_eq!(a, net.forward(&x, 1), "inference is deterministic");
+        let b = net.forward_train(&x, 1, &mut rng);
+        assert_ne!(a, b, "training mode drops units");
+    }
+
+    #[test]
+    fn siren_official_initialisation_bounds() {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(1);
+        let Network::Siren(s) = Network::init(&Hyperparameters::default(), 100, &mut rng).unwrap() else { panic!() };
+        let max = |t: &Tensor| t.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(max(&s.layers[0].linear.weight) <= 0.01 && max(&s.layers[0].linear.weight) > 0.009);
+        let hidden = (6.0f64 / 512.0).sqrt();
+        assert!(max(&s.layers[1].linear.weight) <= hidden && max(&s.layers[1].linear.weight) > 0.9 * hidden);
+        assert!(max(&s.last_layer.weight) <= hidden);
+        assert_eq!(s.last_layer.weight.shape, vec![256, 512]);
+    }
+
+    /// The hidden layer of the official MLP is one module repeated: its keys must agree.
+    #[test]
+    fn mlp_shares_its_hidden_layer() {
+        let mut t = TensorMap::new();
+        t.insert("features.0.weight", tensor(&[3, 2], &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0]));
+        t.insert("features.0.bias", tensor(&[3], &[0.0, 0.0, -10.0]));
+        let hidden_w = [0.5, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.5];
+        for slot in [2, 4] {
+            t.insert(format!("features.{slot}.weight"), tensor(&[3, 3], &hidden_w));
+            t.insert(format!("features.{slot}.bias"), tensor(&[3], &[0.0, -1.0, 0.0]));
+        }
+        t.insert("features.6.weight", tensor(&[2, 3], &[1.0, 1.0, 1.0, 0.0, 0.0, 0.0]));
+        t.insert("features.6.bias", tensor(&[2], &[0.0, 3.0]));
+        let net = Network::load(&hp("mlp"), 2, &mut t.clone()).unwrap();
+        // x = (4, 8): h0 = relu(4, 8, 2); the shared layer twice: (2, 3, 1), then (1, 0.5, 0.5).
+        let got = net.forward(&[4.0, 8.0], 1);
+        assert_eq!(got, vec![2.0, 3.0]);
+
+        t.insert("features.4.bias", tensor(&[3], &[0.0, 0.0, 0.0]));
+        let err = Network::load(&hp("mlp"), 2, &mut t).unwrap_err().to_string();
+        assert!(err.contains("features.4"), "{err}");
+    }
+
+    #[test]
+    fn fcnet_is_residual_and_bias_free_at_the_end() {
+        let mut t = TensorMap::new();
+        t.insert("feats.0.weight", tensor(&[3, 2], &[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]));
+        t.insert("feats.0.bias", tensor(&[3], &[0.0, 0.0, 1.0]));
+        for i in 2..6 {
+            for w in ["w1", "w2"] {
+                t.insert(format!("feats.{i}.{w}.weight"), Tensor::zeros(vec![3, 3]));
+                t.insert(format!("feats.{i}.{w}.bias"), tensor(&[3], &[0.5, 0.0, 0.0]));
+            }
+        }
+        t.insert("class_emb.weight", tensor(&[2, 3], &[1.0, 0.0, 0.0, 0.0, 1.0, 1.0]));
+        let net = Network::load(&hp("fcnet"), 2, &mut t).unwrap();
+        t.finish().unwrap();
+        // Each block adds relu(0·y + 0.5) = 0.5 to the first unit: 2 + 4·0.5 = 4.
+        assert_eq!(net.forward(&[2.0, -3.0], 1), vec![4.0, 1.0]);
+    }
+
+    #[test]
+    fn loading_reports_missing_and_misshaped_tensors() {
+        let mut t = TensorMap::new().with_display_prefix("model.location.nnet.");
+        t.insert("weight", Tensor::zeros(vec![2, 5]));
+        let err = Network::load(&hp("linear"), 4, &mut t).unwrap_err().to_string();
+        assert!(err.contains("model.location.nnet.weight") && err.contains("[2, 5]"), "{err}");
+        let mut t = TensorMap::new();
+        t.insert("weight", Tensor::zeros(vec![2, 4]));
+        let err = Network::load(&hp("linear"), 4, &mut t).unwrap_err().to_string();
+        assert!(err.contains("missing tensor `bias`"), "{err}");
+    }
+}
