@@ -3,19 +3,21 @@ use std::path::{Path, PathBuf};
 /// Every error names the file it is about; errors in tabular input also name the row and field.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    // Causes are part of the message, not error sources, so that a reporter that walks the
+    // source chain does not print them twice.
+    #[error("{}: {cause}", path.display())]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("{}: {message}", path.display())]
     Format { path: PathBuf, message: String },
-    #[error("{}: {source}", path.display())]
-    Model { path: PathBuf, source: satclip_core::Error },
+    #[error("{}: {cause}", path.display())]
+    Model { path: PathBuf, cause: satclip_core::Error },
     #[error("{}: row {row}, field `{field}`: {message}", path.display())]
     Row { path: PathBuf, row: u64, field: String, message: String },
 }
 
 impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_path_buf(), source }
+        Self::Io { path: path.to_path_buf(), cause: source }
     }
 
     pub fn format(path: &Path, message: impl Into<String>) -> Self {
@@ -23,7 +25,7 @@ impl Error {
     }
 
     pub fn model(path: &Path, source: satclip_core::Error) -> Self {
-        Self::Model { path: path.to_path_buf(), source }
+        Self::Model { path: path.to_path_buf(), cause: source }
     }
 
     pub fn row(path: &Path, row: u64, field: impl Into<String>, message: impl Into<String>) -> Self {

@@ -2,11 +2,13 @@
 //! safetensors format, NPY, and streaming point tables (CSV, Parquet, NPY) in and out.
 
 pub mod atomic;
+pub mod embeddings_out;
 pub mod error;
 pub mod lightning;
 pub mod native;
 pub mod npy;
 pub mod pickle;
+pub mod points;
 pub mod torch;
 
 use std::path::Path;

@@ -1,1 +1,93 @@
+//! SatCLIP location embeddings in Rust.
+//!
+//! ```no_run
+//! use satclip::prelude::*;
+//!
+//! let encoder = LocationEncoder::from_checkpoint("satclip-vit16-l40.ckpt".as_ref())?;
+//! let embeddings = encoder.embed(&[[-122.4194, 37.7749], [139.7, 35.7]])?;
+//! assert_eq!(embeddings.dim, 256);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+use std::path::Path;
+
+pub use satclip_core as core;
+pub use satclip_io as io;
+
+pub use satclip_core::{Embeddings, Hyperparameters, LocationEncoder};
+pub use satclip_io::embeddings_out::OutputDtype;
+pub use satclip_io::points::ReadOptions;
+pub use satclip_io::{Error, Result};
+
+use satclip_io::embeddings_out::EmbeddingWriter;
+use satclip_io::points::PointReader;
+
+pub mod prelude {
+    pub use crate::{FromCheckpoint, LocationEncoder};
+}
+
+/// Loading an encoder from a file: an official Lightning `.ckpt` or a native model directory.
+pub trait FromCheckpoint: Sized {
+    fn from_checkpoint(path: &Path) -> Result<Self>;
+}
+
+impl FromCheckpoint for LocationEncoder {
+    fn from_checkpoint(path: &Path) -> Result<Self> {
+        satclip_io::load_encoder(path)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct EmbedOptions {
+    pub read: ReadOptions,
+    pub dtype: OutputDtype,
+}
+
+impl Default for EmbedOptions {
+    fn default() -> Self {
+        Self { read: ReadOptions::default(), dtype: OutputDtype::F32 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmbedSummary {
+    pub rows: u64,
+}
+
+/// Streams a point table through the encoder into an embedding table. `progress` is told the
+/// total row count once (when the format records it) and then the rows done after each batch.
+/// The output appears only when everything succeeded.
+pub fn embed_file(
+    encoder: &LocationEncoder,
+    input: &Path,
+    output: &Path,
+    options: &EmbedOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<EmbedSummary> {
+    let reader = PointReader::open(input, &options.read)?;
+    if let Some(total) = reader.total_rows() {
+        progress(Progress::Total(total));
+    }
+    let mut writer = EmbeddingWriter::create(output, &reader.schema(), encoder.dim(), options.dtype)?;
+    let mut rows = 0u64;
+    let mut buffer = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        buffer.resize(batch.coords.len() * encoder.dim(), 0.0);
+        encoder.embed_into(&batch.coords, &mut buffer).map_err(|e| satclip_io::Error::model(input, e))?;
+        writer.write(&batch.columns, &buffer)?;
+        rows += batch.coords.len() as u64;
+        progress(Progress::Done(rows));
+    }
+    if rows == 0 {
+        return Err(satclip_io::Error::format(input, "no data rows: nothing to embed"));
+    }
+    writer.finish()?;
+    Ok(EmbedSummary { rows })
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Progress {
+    Total(u64),
+    Done(u64),
+}

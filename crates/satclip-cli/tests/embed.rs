@@ -1,0 +1,271 @@
+//! `satclip embed` end to end: parity with the official outputs through every input format, and
+//! the bad-input matrix (message names file, row and field; no output file is left behind).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use arrow_array::{Array, Float32Array, Float64Array, Int64Array, ListArray, RecordBatch, StringArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use rand::SeedableRng;
+use satclip::{Hyperparameters, LocationEncoder};
+use satclip_testkit::{read_coords, read_npy, shared_file};
+
+fn satclip(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_satclip")).args(args).output().expect("runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A small L=10 model in the native format, so these tests need no fixtures.
+fn native_model(dir: &Path) -> PathBuf {
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(3);
+    let hp = Hyperparameters { capacity: 32, embed_dim: 8, ..Hyperparameters::default() };
+    let encoder = LocationEncoder::init(hp, &mut rng).unwrap();
+    let path = dir.join("model");
+    satclip::io::native::save(&encoder, &path).unwrap();
+    path
+}
+
+fn write_npy(path: &Path, coords: &[[f64; 2]]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = satclip::io::npy::NpyWriter::new(file, satclip::io::npy::NpyDtype::F64, 2).unwrap();
+    w.write_rows(&coords.iter().flatten().copied().collect::<Vec<_>>()).unwrap();
+    w.finish().unwrap();
+}
+
+fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+#[test]
+fn npy_csv_and_parquet_inputs_reproduce_the_official_embeddings() {
+    let (Some(ckpt), Some(coords_path), Some(expected)) = (
+        shared_file("fixtures/satclip-resnet18-l10.ckpt"),
+        shared_file("fixtures/coords.npy"),
+        shared_file("fixtures/loc_emb_resnet18_l10.npy"),
+    ) else {
+        return;
+    };
+    let (_, dim, expected) = read_npy(&expected);
+    let coords = read_coords(&coords_path);
+    let dir = tempfile::tempdir().unwrap();
+
+    // NPY in, NPY (f64) out: the command of the acceptance criteria.
+    let out = dir.path().join("y.npy");
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&ckpt), "--input", p(&coords_path), "--output", p(&out), "--dtype", "f64"]);
+    assert!(ok, "{err}");
+    let (rows, cols, got) = read_npy(&out);
+    assert_eq!((rows, cols), (coords.len(), dim));
+    assert!(max_abs_diff(&got, &expected) <= 1e-8);
+
+    // CSV in (with an id column and a different spelling), NPY out.
+    let csv = dir.path().join("points.csv");
+    let mut text = String::from("id,Latitude,Longitude\n");
+    for (i, [lon, lat]) in coords.iter().enumerate() {
+        text.push_str(&format!("{i},{lat:?},{lon:?}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = dir.path().join("from_csv.npy");
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&ckpt), "--input", p(&csv), "--output", p(&out), "--dtype", "f64"]);
+    assert!(ok, "{err}");
+    assert!(max_abs_diff(&read_npy(&out).2, &expected) <= 1e-8);
+
+    // Parquet in, Parquet out: input columns kept, in order, plus the embedding list column.
+    let parquet_in = dir.path().join("points.parquet");
+    let batch = RecordBatch::try_from_iter([
+        ("site", Arc::new(Int64Array::from_iter_values(0..coords.len() as i64)) as Arc<dyn Array>),
+        ("lon", Arc::new(Float64Array::from_iter_values(coords.iter().map(|c| c[0])))),
+        ("lat", Arc::new(Float64Array::from_iter_values(coords.iter().map(|c| c[1])))),
+    ])
+    .unwrap();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&parquet_in).unwrap(), batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let out = dir.path().join("out.parquet");
+    let (ok, err) = satclip(&[
+        "embed", "--checkpoint", p(&ckpt), "--input", p(&parquet_in), "--output", p(&out), "--dtype", "f64", "--batch-size", "100",
+    ]);
+    assert!(ok, "{err}");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out).unwrap()).unwrap().build().unwrap();
+    let (mut sites, mut values) = (Vec::new(), Vec::new());
+    for batch in reader {
+        let batch = batch.unwrap();
+        let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["site", "lon", "lat", "embedding"]);
+        let site = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        sites.extend(site.values().iter().copied());
+        let list = batch.column(3).as_any().downcast_ref::<ListArray>().unwrap();
+        for i in 0..list.len() {
+            let row = list.value(i);
+            let row = row.as_any().downcast_ref::<Float64Array>().unwrap();
+            assert_eq!(row.len(), dim);
+            values.extend(row.values().iter().copied());
+        }
+    }
+    assert_eq!(sites, (0..coords.len() as i64).collect::<Vec<_>>(), "rows keep input order");
+    assert!(max_abs_diff(&values, &expected) <= 1e-8);
+
+    // Default f32 output stays within f32 rounding of the f64 values.
+    let out32 = dir.path().join("out32.parquet");
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&ckpt), "--input", p(&parquet_in), "--output", p(&out32)]);
+    assert!(ok, "{err}");
+    let mut reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out32).unwrap()).unwrap().build().unwrap();
+    let batch = reader.next().unwrap().unwrap();
+    let list = batch.column(3).as_any().downcast_ref::<ListArray>().unwrap();
+    let first = list.value(0);
+    let first = first.as_any().downcast_ref::<Float32Array>().unwrap();
+    for (a, b) in first.values().iter().zip(&expected[..dim]) {
+        assert!((*a as f64 - b).abs() <= 1e-6 * b.abs().max(1.0));
+    }
+}
+
+#[test]
+fn convert_then_embed_from_the_native_format_is_lossless() {
+    let (Some(ckpt), Some(coords_path)) = (shared_file("fixtures/satclip-vit16-l40.ckpt"), shared_file("fixtures/coords.npy")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let native = dir.path().join("vit16-l40");
+    let (ok, err) = satclip(&["convert", "--checkpoint", p(&ckpt), "--output", p(&native)]);
+    assert!(ok, "{err}");
+    let from_ckpt = dir.path().join("a.npy");
+    let from_native = dir.path().join("b.npy");
+    for (model, out) in [(&ckpt, &from_ckpt), (&native, &from_native)] {
+        let (ok, err) = satclip(&["embed", "--checkpoint", p(model), "--input", p(&coords_path), "--output", p(out), "--dtype", "f64"]);
+        assert!(ok, "{err}");
+    }
+    assert_eq!(read_npy(&from_ckpt).2, read_npy(&from_native).2);
+}
+
+/// Runs a failing embed and checks the message and that no output (nor temporary) is left.
+fn assert_rejected(model: &Path, input: &Path, extra: &[&str], needles: &[&str]) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("out.parquet");
+    let mut args = vec!["embed", "--checkpoint", p(model), "--input", p(input), "--output", p(&out)];
+    args.extend_from_slice(extra);
+    let (ok, err) = satclip(&args);
+    assert!(!ok, "expected failure for {}", input.display());
+    for needle in needles {
+        assert!(err.contains(needle), "message {err:?} lacks {needle:?}");
+    }
+    let left: Vec<_> = std::fs::read_dir(out_dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "output directory is not empty after a failure: {left:?}");
+}
+
+#[test]
+fn bad_inputs_name_file_row_and_field_and_leave_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = native_model(dir.path());
+    let csv = |name: &str, body: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        path
+    };
+    // Bad values in row 3 (the header is not a row), after good rows.
+    let good = "lon,lat\n10,20\n-30.5,45\n";
+    let nan = csv("nan.csv", format!("{good}NaN,1\n").as_bytes());
+    assert_rejected(&model, &nan, &[], &["nan.csv", "row 3", "`lon`", "not a finite number"]);
+    let inf = csv("inf.csv", format!("{good}1,inf\n").as_bytes());
+    assert_rejected(&model, &inf, &[], &["inf.csv", "row 3", "`lat`", "finite"]);
+    let lat = csv("lat.csv", format!("{good}1,91.5\n").as_bytes());
+    assert_rejected(&model, &lat, &[], &["lat.csv", "row 3", "`lat`", "91.5", "[-90, 90]"]);
+    let lon = csv("lon.csv", format!("{good}190,1\n").as_bytes());
+    assert_rejected(&model, &lon, &[], &["lon.csv", "row 3", "`lon`", "190", "--wrap-lon"]);
+    let text = csv("text.csv", format!("{good}east,1\n").as_bytes());
+    assert_rejected(&model, &text, &[], &["row 3", "`lon`", "`east` is not a number"]);
+    let empty_field = csv("blank.csv", format!("{good},1\n").as_bytes());
+    assert_rejected(&model, &empty_field, &[], &["row 3", "`lon`", "empty value"]);
+    let ragged = csv("ragged.csv", format!("{good}1,2,3\n").as_bytes());
+    assert_rejected(&model, &ragged, &[], &["row 3", "3 fields"]);
+    let mut bytes = b"name,lon,lat\nok,1,2\n".to_vec();
+    bytes.extend_from_slice(b"caf\xe9,1,2\n");
+    let latin1 = csv("latin1.csv", &bytes);
+    assert_rejected(&model, &latin1, &[], &["latin1.csv", "row 2", "`name`", "UTF-8"]);
+
+    let missing = csv("missing.csv", b"x,y\n1,2\n");
+    assert_rejected(&model, &missing, &[], &["missing.csv", "no longitude column", "x, y", "--lon-col"]);
+    assert_rejected(&model, &missing, &["--lon-col", "x", "--lat-col", "elevation"], &["no latitude column", "`elevation`"]);
+    let header_only = csv("header_only.csv", b"lon,lat\n");
+    assert_rejected(&model, &header_only, &[], &["header_only.csv", "no data rows"]);
+    let zero = csv("zero.csv", b"");
+    assert_rejected(&model, &zero, &[], &["zero.csv"]);
+    assert_rejected(&model, &dir.path().join("absent.csv"), &[], &["absent.csv", "No such file"]);
+    let unknown = csv("points.txt", b"lon,lat\n1,2\n");
+    assert_rejected(&model, &unknown, &[], &["points.txt", "unknown file type"]);
+
+    // NPY and Parquet inputs report rows the same way.
+    let npy = dir.path().join("bad.npy");
+    write_npy(&npy, &[[0.0, 0.0], [1.0, 2.0], [5.0, -95.0]]);
+    assert_rejected(&model, &npy, &[], &["bad.npy", "row 3", "`lat`", "-95"]);
+    let truncated = csv("truncated.npy", &std::fs::read(&npy).unwrap()[..140]);
+    assert_rejected(&model, &truncated, &[], &["truncated.npy", "needs"]);
+    let parquet = dir.path().join("nulls.parquet");
+    let batch = RecordBatch::try_from_iter([
+        ("longitude", Arc::new(Float64Array::from(vec![Some(1.0), None])) as Arc<dyn Array>),
+        ("latitude", Arc::new(Float64Array::from(vec![Some(1.0), Some(2.0)]))),
+    ])
+    .unwrap();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&parquet).unwrap(), batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    assert_rejected(&model, &parquet, &[], &["nulls.parquet", "row 2", "`longitude`", "missing value"]);
+    let not_parquet = csv("fake.parquet", b"lon,lat\n1,2\n");
+    assert_rejected(&model, &not_parquet, &[], &["fake.parquet", "Parquet"]);
+
+    // A bad checkpoint is named too.
+    let bogus = csv("bogus.ckpt", b"not a zip");
+    assert_rejected(&bogus, &lon, &[], &["bogus.ckpt", "not a zip-format torch checkpoint"]);
+}
+
+#[test]
+fn wrap_lon_accepts_what_it_wraps_and_csv_output_keeps_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = native_model(dir.path());
+    let input = dir.path().join("p.csv");
+    std::fs::write(&input, "name,lon,lat\na,190,10\nb,-170,10\nc,0,-90\n").unwrap();
+    let out = dir.path().join("e.csv");
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out), "--wrap-lon"]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(lines[0][..4], ["name", "lon", "lat", "emb_0"]);
+    assert_eq!(lines[0].len(), 3 + 8);
+    assert_eq!(lines[1][0], "a");
+    assert_eq!(lines[1][3..], lines[2][3..], "190 wraps to -170");
+    assert_eq!(lines.len(), 4);
+}
+
+#[test]
+fn library_api_embeds_and_rejects_bad_points() {
+    use satclip::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let model = native_model(dir.path());
+    let encoder = LocationEncoder::from_checkpoint(&model).unwrap();
+    let e = encoder.embed(&[[-122.4194, 37.7749], [139.7, 35.7]]).unwrap();
+    assert_eq!((e.rows, e.dim), (2, 8));
+    let err = encoder.embed(&[[0.0, 0.0], [0.0, 100.0]]).unwrap_err().to_string();
+    assert!(err.contains("point 1") && err.contains("lat"), "{err}");
+}
+
+#[test]
+fn csv_output_names_columns_and_strings_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = native_model(dir.path());
+    let input = dir.path().join("p.csv");
+    std::fs::write(&input, "station,lng,lat\n\"Zürich, CH\",8.54,47.37\n").unwrap();
+    let out = dir.path().join("e.parquet");
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out)]);
+    assert!(ok, "{err}");
+    let mut reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out).unwrap()).unwrap().build().unwrap();
+    let batch = reader.next().unwrap().unwrap();
+    let station = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(station.value(0), "Zürich, CH");
+    let lng = batch.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+    assert_eq!(lng.value(0), 8.54);
+}
