@@ -134,3 +134,33 @@ fn checkpoints_expose_the_released_architecture() {
         }
     }
 }
+
+#[test]
+fn official_weights_are_continuous_across_the_antimeridian_and_poles() {
+    use satclip_core::geo::{cosine_similarity, destination};
+    for ckpt in ["fixtures/satclip-resnet18-l10.ckpt", "fixtures/satclip-vit16-l40.ckpt"] {
+        let Some(path) = shared_file(ckpt) else { return };
+        let encoder = LightningCheckpoint::open(&path).unwrap().location_encoder().unwrap();
+        let mut anchors = vec![[0.0, 90.0], [0.0, -90.0], [180.0, 0.0], [-180.0, 33.0], [179.9999, -60.0]];
+        for lat in (-88..=88).step_by(8) {
+            for lon in (-180..180).step_by(20) {
+                anchors.push([lon as f64, lat as f64]);
+            }
+        }
+        let mut worst = 1.0f64;
+        for [lon, lat] in anchors {
+            let near: Vec<[f64; 2]> = (0..8).map(|k| destination(lon, lat, 45.0 * k as f64, 1.0)).collect();
+            let here = encoder.embed(&[[lon, lat]]).unwrap();
+            let there = encoder.embed(&near).unwrap();
+            for r in 0..near.len() {
+                worst = worst.min(cosine_similarity(here.row(0), there.row(r)));
+            }
+        }
+        assert!(worst > 0.999, "{ckpt}: worst cosine between points 1 km apart: {worst}");
+        for lat in [-90.0, -45.0, 0.0, 60.0, 90.0] {
+            let e = encoder.embed(&[[-180.0, lat], [180.0, lat]]).unwrap();
+            let diff = e.row(0).iter().zip(e.row(1)).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(diff < 1e-10, "{ckpt}: lon ±180 at lat {lat} differ by {diff}");
+        }
+    }
+}
