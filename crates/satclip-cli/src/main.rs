@@ -127,10 +127,16 @@ fn embed(args: EmbedArgs) -> Result<()> {
         },
     };
     let interactive = std::io::stderr().is_terminal();
-    let bar = if interactive { ProgressBar::new_spinner() } else { ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()) };
+    let bar = if interactive {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
+    };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {human_pos}/{human_len} points [{elapsed_precise}] {per_sec} {wide_bar}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner} {human_pos}/{human_len} points [{elapsed_precise}] {per_sec} {wide_bar}",
+        )
+        .expect("valid template"),
     );
     let mut on_progress = |p: Progress| match p {
         Progress::Total(n) => bar.set_length(n),

@@ -58,7 +58,17 @@ fn npy_csv_and_parquet_inputs_reproduce_the_official_embeddings() {
 
     // NPY in, NPY (f64) out: the command of the acceptance criteria.
     let out = dir.path().join("y.npy");
-    let (ok, err) = satclip(&["embed", "--checkpoint", p(&ckpt), "--input", p(&coords_path), "--output", p(&out), "--dtype", "f64"]);
+    let (ok, err) = satclip(&[
+        "embed",
+        "--checkpoint",
+        p(&ckpt),
+        "--input",
+        p(&coords_path),
+        "--output",
+        p(&out),
+        "--dtype",
+        "f64",
+    ]);
     assert!(ok, "{err}");
     let (rows, cols, got) = read_npy(&out);
     assert_eq!((rows, cols), (coords.len(), dim));
@@ -72,7 +82,8 @@ fn npy_csv_and_parquet_inputs_reproduce_the_official_embeddings() {
     }
     std::fs::write(&csv, text).unwrap();
     let out = dir.path().join("from_csv.npy");
-    let (ok, err) = satclip(&["embed", "--checkpoint", p(&ckpt), "--input", p(&csv), "--output", p(&out), "--dtype", "f64"]);
+    let (ok, err) =
+        satclip(&["embed", "--checkpoint", p(&ckpt), "--input", p(&csv), "--output", p(&out), "--dtype", "f64"]);
     assert!(ok, "{err}");
     assert!(max_abs_diff(&read_npy(&out).2, &expected) <= 1e-8);
 
@@ -89,7 +100,17 @@ fn npy_csv_and_parquet_inputs_reproduce_the_official_embeddings() {
     w.close().unwrap();
     let out = dir.path().join("out.parquet");
     let (ok, err) = satclip(&[
-        "embed", "--checkpoint", p(&ckpt), "--input", p(&parquet_in), "--output", p(&out), "--dtype", "f64", "--batch-size", "100",
+        "embed",
+        "--checkpoint",
+        p(&ckpt),
+        "--input",
+        p(&parquet_in),
+        "--output",
+        p(&out),
+        "--dtype",
+        "f64",
+        "--batch-size",
+        "100",
     ]);
     assert!(ok, "{err}");
     let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out).unwrap()).unwrap().build().unwrap();
@@ -115,7 +136,8 @@ fn npy_csv_and_parquet_inputs_reproduce_the_official_embeddings() {
     let out32 = dir.path().join("out32.parquet");
     let (ok, err) = satclip(&["embed", "--checkpoint", p(&ckpt), "--input", p(&parquet_in), "--output", p(&out32)]);
     assert!(ok, "{err}");
-    let mut reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out32).unwrap()).unwrap().build().unwrap();
+    let mut reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out32).unwrap()).unwrap().build().unwrap();
     let batch = reader.next().unwrap().unwrap();
     let list = batch.column(3).as_any().downcast_ref::<ListArray>().unwrap();
     let first = list.value(0);
@@ -127,7 +149,9 @@ fn npy_csv_and_parquet_inputs_reproduce_the_official_embeddings() {
 
 #[test]
 fn convert_then_embed_from_the_native_format_is_lossless() {
-    let (Some(ckpt), Some(coords_path)) = (shared_file("fixtures/satclip-vit16-l40.ckpt"), shared_file("fixtures/coords.npy")) else {
+    let (Some(ckpt), Some(coords_path)) =
+        (shared_file("fixtures/satclip-vit16-l40.ckpt"), shared_file("fixtures/coords.npy"))
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -137,7 +161,17 @@ fn convert_then_embed_from_the_native_format_is_lossless() {
     let from_ckpt = dir.path().join("a.npy");
     let from_native = dir.path().join("b.npy");
     for (model, out) in [(&ckpt, &from_ckpt), (&native, &from_native)] {
-        let (ok, err) = satclip(&["embed", "--checkpoint", p(model), "--input", p(&coords_path), "--output", p(out), "--dtype", "f64"]);
+        let (ok, err) = satclip(&[
+            "embed",
+            "--checkpoint",
+            p(model),
+            "--input",
+            p(&coords_path),
+            "--output",
+            p(out),
+            "--dtype",
+            "f64",
+        ]);
         assert!(ok, "{err}");
     }
     assert_eq!(read_npy(&from_ckpt).2, read_npy(&from_native).2);
@@ -190,7 +224,12 @@ fn bad_inputs_name_file_row_and_field_and_leave_no_output() {
 
     let missing = csv("missing.csv", b"x,y\n1,2\n");
     assert_rejected(&model, &missing, &[], &["missing.csv", "no longitude column", "x, y", "--lon-col"]);
-    assert_rejected(&model, &missing, &["--lon-col", "x", "--lat-col", "elevation"], &["no latitude column", "`elevation`"]);
+    assert_rejected(
+        &model,
+        &missing,
+        &["--lon-col", "x", "--lat-col", "elevation"],
+        &["no latitude column", "`elevation`"],
+    );
     let header_only = csv("header_only.csv", b"lon,lat\n");
     assert_rejected(&model, &header_only, &[], &["header_only.csv", "no data rows"]);
     let zero = csv("zero.csv", b"");
@@ -230,7 +269,8 @@ fn wrap_lon_accepts_what_it_wraps_and_csv_output_keeps_columns() {
     let input = dir.path().join("p.csv");
     std::fs::write(&input, "name,lon,lat\na,190,10\nb,-170,10\nc,0,-90\n").unwrap();
     let out = dir.path().join("e.csv");
-    let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out), "--wrap-lon"]);
+    let (ok, err) =
+        satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out), "--wrap-lon"]);
     assert!(ok, "{err}");
     let text = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
@@ -262,7 +302,8 @@ fn csv_output_names_columns_and_strings_round_trip() {
     let out = dir.path().join("e.parquet");
     let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out)]);
     assert!(ok, "{err}");
-    let mut reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out).unwrap()).unwrap().build().unwrap();
+    let mut reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out).unwrap()).unwrap().build().unwrap();
     let batch = reader.next().unwrap().unwrap();
     let station = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
     assert_eq!(station.value(0), "Zürich, CH");

@@ -27,7 +27,11 @@ pub fn haversine_km(a: [f64; 2], b: [f64; 2]) -> f64 {
 pub fn cosine_similarity(a: &[f64], b: &[f64]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let norms = a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if norms > 0.0 { dot / norms } else { 0.0 }
+    if norms > 0.0 {
+        dot / norms
+    } else {
+        0.0
+    }
 }
 
 #[cfg(test)]

@@ -18,10 +18,7 @@ impl Tensor {
     pub fn new(shape: Vec<usize>, data: Vec<f64>) -> Result<Self, Error> {
         let numel: usize = shape.iter().product();
         if numel != data.len() {
-            return Err(Error::Weights(format!(
-                "tensor of shape {shape:?} needs {numel} values, got {}",
-                data.len()
-            )));
+            return Err(Error::Weights(format!("tensor of shape {shape:?} needs {numel} values, got {}", data.len())));
         }
         Ok(Self { shape, data })
     }
@@ -91,11 +88,7 @@ impl TensorMap {
         if self.tensors.is_empty() {
             return Ok(());
         }
-        let unknown: Vec<String> =
-            self.tensors.keys().map(|k| format!("`{}{k}`", self.prefix)).collect();
-        Err(Error::Weights(format!(
-            "unexpected tensor(s) for this architecture: {}",
-            unknown.join(", ")
-        )))
+        let unknown: Vec<String> = self.tensors.keys().map(|k| format!("`{}{k}`", self.prefix)).collect();
+        Err(Error::Weights(format!("unexpected tensor(s) for this architecture: {}", unknown.join(", "))))
     }
 }

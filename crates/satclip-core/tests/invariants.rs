@@ -69,7 +69,8 @@ fn every_longitude_at_a_pole_is_the_same_point() {
 #[test]
 fn batch_size_changes_results_only_by_rounding() {
     let enc = encoder(40);
-    let points: Vec<[f64; 2]> = (0..1000).map(|i| [(i as f64 * 7.3) % 360.0 - 180.0, (i as f64 * 3.1) % 180.0 - 90.0]).collect();
+    let points: Vec<[f64; 2]> =
+        (0..1000).map(|i| [(i as f64 * 7.3) % 360.0 - 180.0, (i as f64 * 3.1) % 180.0 - 90.0]).collect();
     let all = enc.embed(&points).unwrap();
     for (i, p) in points.iter().enumerate().step_by(97) {
         let one = enc.embed(&[*p]).unwrap();

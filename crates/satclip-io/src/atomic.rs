@@ -21,7 +21,10 @@ impl AtomicFile {
         if !dir.is_dir() {
             return Err(Error::io(
                 target,
-                std::io::Error::new(std::io::ErrorKind::NotFound, format!("output directory {} does not exist", dir.display())),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("output directory {} does not exist", dir.display()),
+                ),
             ));
         }
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -31,9 +34,9 @@ impl AtomicFile {
         // Temporary files are private by default; the finished output is an ordinary file.
         #[cfg(unix)]
         builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-        let temp = builder
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(target, std::io::Error::new(e.kind(), format!("cannot create a file in {}", dir.display()))))?;
+        let temp = builder.tempfile_in(dir).map_err(|e| {
+            Error::io(target, std::io::Error::new(e.kind(), format!("cannot create a file in {}", dir.display())))
+        })?;
         Ok(Self { target: target.to_path_buf(), temp })
     }
 

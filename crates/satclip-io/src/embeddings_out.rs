@@ -60,11 +60,8 @@ impl EmbeddingWriter {
             }
             TableFormat::Csv => {
                 let mut csv = csv::Writer::from_writer(writer);
-                let header = input_schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .chain((0..dim).map(|i| format!("emb_{i}")));
+                let header =
+                    input_schema.fields().iter().map(|f| f.name().clone()).chain((0..dim).map(|i| format!("emb_{i}")));
                 csv.write_record(header).map_err(|e| Error::format(target, e.to_string()))?;
                 Sink::Csv(csv)
             }

@@ -26,7 +26,10 @@ pub fn load_encoder(path: &Path) -> Result<LocationEncoder> {
         return native::load(path);
     }
     if path.is_dir() {
-        return Err(Error::format(path, format!("a model directory needs `{}` and `{}`", native::CONFIG_FILE, native::WEIGHTS_FILE)));
+        return Err(Error::format(
+            path,
+            format!("a model directory needs `{}` and `{}`", native::CONFIG_FILE, native::WEIGHTS_FILE),
+        ));
     }
     LightningCheckpoint::open(path)?.location_encoder()
 }

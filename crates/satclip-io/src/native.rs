@@ -50,12 +50,18 @@ pub fn load(path: &Path) -> Result<LocationEncoder> {
     let config: NativeConfig = serde_json::from_slice(&config_text)
         .map_err(|e| Error::format(&config_path, format!("line {}, column {}: {e}", e.line(), e.column())))?;
     if config.model_type != MODEL_TYPE {
-        return Err(Error::format(&config_path, format!("model_type is `{}`, expected `{MODEL_TYPE}`", config.model_type)));
+        return Err(Error::format(
+            &config_path,
+            format!("model_type is `{}`, expected `{MODEL_TYPE}`", config.model_type),
+        ));
     }
     if config.format_version > FORMAT_VERSION {
         return Err(Error::format(
             &config_path,
-            format!("format_version {} is newer than this satclip understands ({FORMAT_VERSION})", config.format_version),
+            format!(
+                "format_version {} is newer than this satclip understands ({FORMAT_VERSION})",
+                config.format_version
+            ),
         ));
     }
     let weights_path = dir.join(WEIGHTS_FILE);
@@ -73,7 +79,8 @@ fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
 }
 
 fn read_safetensors(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
+    let st =
+        SafeTensors::deserialize(bytes).map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
     let names = st.names();
     let Some(prefix) = PREFIXES.iter().find(|p| names.iter().any(|n| n.starts_with(*p))) else {
         return Err(Error::format(path, "no location-encoder tensors (`location.nnet.*`)"));
@@ -83,8 +90,12 @@ fn read_safetensors(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
         let Some(short) = name.strip_prefix(prefix) else { continue };
         let data: Vec<f64> = match view.dtype() {
             Dtype::F64 => view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8"))).collect(),
-            Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4")) as f64).collect(),
-            other => return Err(Error::format(path, format!("tensor `{name}` has dtype {other:?}; expected F64 or F32"))),
+            Dtype::F32 => {
+                view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4")) as f64).collect()
+            }
+            other => {
+                return Err(Error::format(path, format!("tensor `{name}` has dtype {other:?}; expected F64 or F32")))
+            }
         };
         let tensor = Tensor::new(view.shape().to_vec(), data).map_err(|e| Error::model(path, e))?;
         map.insert(short, tensor);

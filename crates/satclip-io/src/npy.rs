@@ -109,11 +109,10 @@ pub fn read_header<R: Read>(path: &Path, reader: &mut R, file_len: u64) -> Resul
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| bad(&format!("bad shape entry {s:?}"))))
         .collect::<Result<Vec<_>>>()?;
-    let header = NpyHeader { dtype, big_endian, fortran_order, shape, data_offset: (6 + 2 + len_bytes + header_len) as u64 };
-    let data_bytes = header
-        .numel()
-        .and_then(|n| n.checked_mul(dtype.size()))
-        .ok_or_else(|| bad("shape overflows"))? as u64;
+    let header =
+        NpyHeader { dtype, big_endian, fortran_order, shape, data_offset: (6 + 2 + len_bytes + header_len) as u64 };
+    let data_bytes =
+        header.numel().and_then(|n| n.checked_mul(dtype.size())).ok_or_else(|| bad("shape overflows"))? as u64;
     if header.data_offset + data_bytes != file_len {
         return Err(bad(&format!(
             "shape {:?} needs {data_bytes} data bytes but the file holds {}",

@@ -550,7 +550,9 @@ impl<'a> Machine<'a> {
     fn persistent_load(&self, pid: Value) -> Result<Value, PickleError> {
         let Value::Tuple(t) = &pid else { return self.fail(format!("persistent id is a {}", pid.kind())) };
         match &t[..] {
-            [Value::Str(tag), Value::Global(class), Value::Str(key), _location, Value::Int(numel)] if &**tag == "storage" => {
+            [Value::Str(tag), Value::Global(class), Value::Str(key), _location, Value::Int(numel)]
+                if &**tag == "storage" =>
+            {
                 let class_name = class.rsplit('.').next().unwrap_or_default();
                 let Some(dtype) = StorageDtype::from_class(class_name) else {
                     return self.fail(format!("unsupported storage type {class}"));
@@ -573,12 +575,10 @@ impl<'a> Machine<'a> {
         };
         match &**name {
             "torch._utils._rebuild_tensor_v2" | "torch._utils._rebuild_tensor" => self.rebuild_tensor(&args),
-            "torch._utils._rebuild_parameter" | "torch._utils._rebuild_parameter_with_state" => {
-                match args.first() {
-                    Some(t @ Value::Tensor(_)) => Ok(t.clone()),
-                    _ => self.fail("_rebuild_parameter without a tensor"),
-                }
-            }
+            "torch._utils._rebuild_parameter" | "torch._utils._rebuild_parameter_with_state" => match args.first() {
+                Some(t @ Value::Tensor(_)) => Ok(t.clone()),
+                _ => self.fail("_rebuild_parameter without a tensor"),
+            },
             "collections.OrderedDict" => {
                 let pairs = match args.first() {
                     None => Vec::new(),
@@ -596,7 +596,9 @@ impl<'a> Machine<'a> {
                 };
                 Ok(Value::Dict(Rc::new(RefCell::new(pairs))))
             }
-            _ => Ok(Value::Object(Rc::new(RefCell::new(Object { class: name.to_string(), args, ..Object::default() })))),
+            _ => {
+                Ok(Value::Object(Rc::new(RefCell::new(Object { class: name.to_string(), args, ..Object::default() }))))
+            }
         }
     }
 

@@ -87,7 +87,15 @@ impl PointReader {
             TableFormat::Parquet => open_parquet(path, file, options, batch_size)?,
             TableFormat::Npy => open_npy(path, file)?,
         };
-        Ok(Self { path: path.to_path_buf(), schema, total_rows, next_row: 1, wrap_lon: options.wrap_lon, batch_size, kind })
+        Ok(Self {
+            path: path.to_path_buf(),
+            schema,
+            total_rows,
+            next_row: 1,
+            wrap_lon: options.wrap_lon,
+            batch_size,
+            kind,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -108,7 +116,9 @@ impl PointReader {
         let lon = if self.wrap_lon { wrap_longitude(lon) } else { lon };
         check_coordinate(lon, lat).map_err(|p| {
             let hint = match p {
-                CoordinateProblem::OutOfRange { field: "lon", .. } => " (pass --wrap-lon to wrap longitudes into range)",
+                CoordinateProblem::OutOfRange { field: "lon", .. } => {
+                    " (pass --wrap-lon to wrap longitudes into range)"
+                }
                 CoordinateProblem::OutOfRange { field: "lat", .. } => " (are longitude and latitude swapped?)",
                 _ => "",
             };
@@ -166,7 +176,11 @@ impl PointReader {
                 if i == lon || i == lat {
                     let text = text.trim();
                     let parsed = text.parse::<f64>().map_err(|_| {
-                        let what = if text.is_empty() { "empty value".to_string() } else { format!("`{text}` is not a number") };
+                        let what = if text.is_empty() {
+                            "empty value".to_string()
+                        } else {
+                            format!("`{text}` is not a number")
+                        };
                         Error::row(&self.path, row, &headers[i], what)
                     })?;
                     values[usize::from(i == lat)] = parsed;
@@ -191,7 +205,8 @@ impl PointReader {
                 }
             })
             .collect();
-        let columns = RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| Error::format(&self.path, e.to_string()))?;
+        let columns =
+            RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| Error::format(&self.path, e.to_string()))?;
         Ok(Some(PointBatch { first_row, coords, columns }))
     }
 
@@ -229,21 +244,27 @@ impl Iterator for PointReader {
 
 fn csv_error(path: &Path, row: u64, e: csv::Error) -> Error {
     match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => Error::row(
-            path,
-            row,
-            "(row)",
-            format!("has {len} fields but the header has {expected_len}"),
-        ),
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            Error::row(path, row, "(row)", format!("has {len} fields but the header has {expected_len}"))
+        }
         csv::ErrorKind::Io(_) => Error::format(path, format!("row {row}: {e}")),
         _ => Error::format(path, format!("row {row}: {e}")),
     }
 }
 
 /// Finds the lon/lat column: the name asked for, else the first recognised spelling.
-fn find_column(path: &Path, names: &[String], asked: Option<&str>, known: &[&str], what: &str, flag: &str) -> Result<usize> {
+fn find_column(
+    path: &Path,
+    names: &[String],
+    asked: Option<&str>,
+    known: &[&str],
+    what: &str,
+    flag: &str,
+) -> Result<usize> {
     let found = match asked {
-        Some(name) => names.iter().position(|n| n == name).or_else(|| names.iter().position(|n| n.eq_ignore_ascii_case(name))),
+        Some(name) => {
+            names.iter().position(|n| n == name).or_else(|| names.iter().position(|n| n.eq_ignore_ascii_case(name)))
+        }
         None => known.iter().find_map(|k| names.iter().position(|n| n.eq_ignore_ascii_case(k))),
     };
     found.ok_or_else(|| {
@@ -284,7 +305,12 @@ fn open_csv(path: &Path, file: File, options: &ReadOptions) -> Result<(SchemaRef
     Ok((Arc::new(Schema::new(fields)), None, Kind::Csv { reader, lon, lat, width }))
 }
 
-fn open_parquet(path: &Path, file: File, options: &ReadOptions, batch_size: usize) -> Result<(SchemaRef, Option<u64>, Kind)> {
+fn open_parquet(
+    path: &Path,
+    file: File,
+    options: &ReadOptions,
+    batch_size: usize,
+) -> Result<(SchemaRef, Option<u64>, Kind)> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| Error::format(path, format!("not a readable Parquet file: {e}")))?;
     let schema = builder.schema().clone();
@@ -319,7 +345,12 @@ fn open_npy(path: &Path, file: File) -> Result<(SchemaRef, Option<u64>, Kind)> {
     let header = npy::read_header(path, &mut reader, len)?;
     let rows = match header.shape[..] {
         [rows, 2] => rows as u64,
-        _ => return Err(Error::format(path, format!("expected an [N, 2] array of (lon, lat), found shape {:?}", header.shape))),
+        _ => {
+            return Err(Error::format(
+                path,
+                format!("expected an [N, 2] array of (lon, lat), found shape {:?}", header.shape),
+            ))
+        }
     };
     if header.fortran_order && rows > 1 {
         return Err(Error::format(path, "Fortran-ordered arrays are not supported; save with np.ascontiguousarray(a)"));

@@ -84,11 +84,20 @@ impl TorchArchive {
             .ok_or_else(|| err("shape overflows".into()))?;
         // Highest storage element the view touches; checked before any read.
         let last = tensor.shape.iter().zip(&tensor.stride).try_fold(tensor.offset, |acc, (&d, &s)| {
-            if d == 0 { Some(acc) } else { acc.checked_add((d - 1).checked_mul(s)?) }
+            if d == 0 {
+                Some(acc)
+            } else {
+                acc.checked_add((d - 1).checked_mul(s)?)
+            }
         });
         match last {
             Some(last) if numel == 0 || last < tensor.storage.numel => {}
-            _ => return Err(err(format!("view {:?} runs past its storage of {} values", tensor.shape, tensor.storage.numel))),
+            _ => {
+                return Err(err(format!(
+                    "view {:?} runs past its storage of {} values",
+                    tensor.shape, tensor.storage.numel
+                )))
+            }
         }
         let storage_bytes = tensor
             .storage

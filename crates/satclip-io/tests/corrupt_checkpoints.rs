@@ -73,7 +73,10 @@ fn renamed_tensor_is_reported_as_missing_and_unknown() {
         replace(b, b"model.location.nnet.layers.1.bias", b"model.location.nnet.layers.1.bjas")
     });
     let err = error_of(&bad);
-    assert!(err.contains("renamed.ckpt") && err.contains("missing tensor `model.location.nnet.layers.1.bias`"), "{err}");
+    assert!(
+        err.contains("renamed.ckpt") && err.contains("missing tensor `model.location.nnet.layers.1.bias`"),
+        "{err}"
+    );
 
     // The visual head's bias moved under the location prefix: an unknown key for the SIREN.
     let extra = dir.path().join("extra.ckpt");

@@ -31,7 +31,13 @@ impl BandStats {
         eprintln!("\n{title}\n| |lat| band | points | max abs error | min cosine |\n|---|---|---|---|");
         for (i, (lo, hi)) in LAT_BANDS.iter().enumerate() {
             if self.count[i] > 0 {
-                eprintln!("| {lo}-{} | {} | {:.2e} | {:.9} |", hi.min(90.0), self.count[i], self.max_abs[i], self.min_cos[i]);
+                eprintln!(
+                    "| {lo}-{} | {} | {:.2e} | {:.9} |",
+                    hi.min(90.0),
+                    self.count[i],
+                    self.max_abs[i],
+                    self.min_cos[i]
+                );
             }
         }
     }
@@ -105,15 +111,23 @@ fn vit16_l40_embeddings_match_within_the_documented_tolerances() {
 
 #[test]
 fn checkpoints_expose_the_released_architecture() {
-    for (ckpt, l, tensors, params) in
-        [("fixtures/satclip-resnet18-l10.ckpt", 10, 135, 445_696), ("fixtures/satclip-vit16-l40.ckpt", 40, 165, 1_213_696)]
-    {
+    for (ckpt, l, tensors, params) in [
+        ("fixtures/satclip-resnet18-l10.ckpt", 10, 135, 445_696),
+        ("fixtures/satclip-vit16-l40.ckpt", 40, 165, 1_213_696),
+    ] {
         let Some(path) = shared_file(ckpt) else { return };
         let mut ckpt = LightningCheckpoint::open(&path).unwrap();
         assert_eq!(ckpt.tensor_names().len(), tensors);
         let hp = ckpt.hyperparameters().unwrap();
         assert_eq!(
-            (hp.le_type.as_str(), hp.pe_type.as_str(), hp.legendre_polys, hp.capacity, hp.embed_dim, hp.num_hidden_layers),
+            (
+                hp.le_type.as_str(),
+                hp.pe_type.as_str(),
+                hp.legendre_polys,
+                hp.capacity,
+                hp.embed_dim,
+                hp.num_hidden_layers
+            ),
             ("sphericalharmonics", "siren", l, 512, 256, 2)
         );
         // The duplicated registrations hold the same values.

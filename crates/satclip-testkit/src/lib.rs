@@ -36,7 +36,8 @@ pub fn read_coords(path: &std::path::Path) -> Vec<[f64; 2]> {
 }
 
 /// Latitude bands used to report parity, in degrees of |lat|.
-pub const LAT_BANDS: [(f64, f64); 6] = [(0.0, 30.0), (30.0, 45.0), (45.0, 60.0), (60.0, 75.0), (75.0, 85.0), (85.0, 90.1)];
+pub const LAT_BANDS: [(f64, f64); 6] =
+    [(0.0, 30.0), (30.0, 45.0), (45.0, 60.0), (60.0, 75.0), (75.0, 85.0), (85.0, 90.1)];
 
 pub fn band_of(lat: f64) -> usize {
     LAT_BANDS.iter().position(|&(lo, hi)| lat.abs() >= lo && lat.abs() < hi).expect("|lat| <= 90")

@@ -84,19 +84,10 @@ impl GridAndSphere {
                 SphereKind::Grid => unreachable!("handled above"),
                 SphereKind::SphereC => &[slat, clat * clon, clat * slon],
                 SphereKind::SphereCPlus => &[slat, clat, slon, clon, clat * clon, clat * slon],
-                SphereKind::SphereM => {
-                    &[slat, clat * cos_lon1, cos_lat1 * clon, clat * sin_lon1, cos_lat1 * slon]
+                SphereKind::SphereM => &[slat, clat * cos_lon1, cos_lat1 * clon, clat * sin_lon1, cos_lat1 * slon],
+                SphereKind::SphereMPlus => {
+                    &[slat, clat, slon, clon, clat * cos_lon1, cos_lat1 * clon, clat * sin_lon1, cos_lat1 * slon]
                 }
-                SphereKind::SphereMPlus => &[
-                    slat,
-                    clat,
-                    slon,
-                    clon,
-                    clat * cos_lon1,
-                    cos_lat1 * clon,
-                    clat * sin_lon1,
-                    cos_lat1 * slon,
-                ],
             };
             // Each term appears twice: the official frequency matrix has two identical columns.
             let block = &mut out[f * width..(f + 1) * width];
@@ -114,11 +105,8 @@ pub struct Theory {
     frequencies: Vec<f64>,
 }
 
-const THEORY_UNIT_VECTORS: [[f64; 2]; 3] = [
-    [1.0, 0.0],
-    [-0.5, 0.866_025_403_784_438_6],
-    [-0.5, -0.866_025_403_784_438_6],
-];
+const THEORY_UNIT_VECTORS: [[f64; 2]; 3] =
+    [[1.0, 0.0], [-0.5, 0.866_025_403_784_438_6], [-0.5, -0.866_025_403_784_438_6]];
 
 impl Theory {
     pub fn new(frequencies: Vec<f64>) -> Self {
@@ -194,11 +182,9 @@ mod tests {
             let f = 2.0; // check the second frequency block
             let block = &out[width..];
             let expect: Vec<f64> = match kind {
-                SphereKind::SphereC => vec![
-                    (lat * f).sin(),
-                    (lat * f).cos() * (lon * f).cos(),
-                    (lat * f).cos() * (lon * f).sin(),
-                ],
+                SphereKind::SphereC => {
+                    vec![(lat * f).sin(), (lat * f).cos() * (lon * f).cos(), (lat * f).cos() * (lon * f).sin()]
+                }
                 SphereKind::SphereCPlus => vec![
                     (lat * f).sin(),
                     (lat * f).cos(),

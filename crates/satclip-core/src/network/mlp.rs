@@ -17,7 +17,13 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    pub fn load(t: &mut TensorMap, dim_in: usize, dim_hidden: usize, dim_out: usize, num_layers: usize) -> Result<Self, Error> {
+    pub fn load(
+        t: &mut TensorMap,
+        dim_in: usize,
+        dim_hidden: usize,
+        dim_out: usize,
+        num_layers: usize,
+    ) -> Result<Self, Error> {
         let input = Linear::load(t, "features.0.", dim_in, dim_hidden, true)?;
         let hidden = if num_layers == 0 {
             None

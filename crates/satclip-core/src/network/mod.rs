@@ -100,7 +100,13 @@ mod tests {
     use rand::SeedableRng;
 
     fn hp(pe_type: &str) -> Hyperparameters {
-        Hyperparameters { pe_type: pe_type.into(), capacity: 3, embed_dim: 2, num_hidden_layers: 2, ..Hyperparameters::default() }
+        Hyperparameters {
+            pe_type: pe_type.into(),
+            capacity: 3,
+            embed_dim: 2,
+            num_hidden_layers: 2,
+            ..Hyperparameters::default()
+        }
     }
 
     fn tensor(shape: &[usize], values: &[f64]) -> Tensor {
@@ -128,8 +134,7 @@ mod tests {
 
         let x = [1.5, -2.0];
         let h1: Vec<f64> = (0..3).map(|j| (30.0 * (w0[2 * j] * x[0] + w0[2 * j + 1] * x[1] + b0[j])).sin()).collect();
-        let h2: Vec<f64> =
-            (0..3).map(|j| ((0..3).map(|k| w1[3 * j + k] * h1[k]).sum::<f64>() + b1[j]).sin()).collect();
+        let h2: Vec<f64> = (0..3).map(|j| ((0..3).map(|k| w1[3 * j + k] * h1[k]).sum::<f64>() + b1[j]).sin()).collect();
         let y: Vec<f64> = (0..2).map(|j| (0..3).map(|k| w2[3 * j + k] * h2[k]).sum::<f64>() + b2[j]).collect();
         let got = net.forward(&x, 1);
         for (g, w) in got.iter().zip(&y) {
@@ -140,7 +145,12 @@ mod tests {
     #[test]
     fn siren_dropout_acts_only_in_training() {
         let mut rng = rand_pcg::Pcg64::seed_from_u64(7);
-        let net = Network::init(&Hyperparameters { capacity: 64, num_hidden_layers: 2, ..Hyperparameters::default() }, 100, &mut rng).unwrap();
+        let net = Network::init(
+            &Hyperparameters { capacity: 64, num_hidden_layers: 2, ..Hyperparameters::default() },
+            100,
+            &mut rng,
+        )
+        .unwrap();
         let x: Vec<f64> = (0..100).map(|i| (i as f64).sin()).collect();
         let a = net.forward(&x, 1);
         assert_eq!(a, net.forward(&x, 1), "inference is deterministic");

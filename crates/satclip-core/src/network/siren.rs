@@ -25,7 +25,13 @@ pub const W0_INITIAL: f64 = 30.0;
 pub const W0: f64 = 1.0;
 
 impl Siren {
-    pub fn load(t: &mut TensorMap, dim_in: usize, dim_hidden: usize, dim_out: usize, num_layers: usize) -> Result<Self, Error> {
+    pub fn load(
+        t: &mut TensorMap,
+        dim_in: usize,
+        dim_hidden: usize,
+        dim_out: usize,
+        num_layers: usize,
+    ) -> Result<Self, Error> {
         let layers = (0..num_layers)
             .map(|i| {
                 let layer_in = if i == 0 { dim_in } else { dim_hidden };
