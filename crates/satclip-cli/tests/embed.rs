@@ -38,6 +38,12 @@ fn write_npy(path: &Path, coords: &[[f64; 2]]) {
     w.finish().unwrap();
 }
 
+fn first_batch(path: &Path) -> RecordBatch {
+    let mut reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap().build().unwrap();
+    reader.next().unwrap().unwrap()
+}
+
 fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
@@ -136,9 +142,7 @@ fn npy_csv_and_parquet_inputs_reproduce_the_official_embeddings() {
     let out32 = dir.path().join("out32.parquet");
     let (ok, err) = satclip(&["embed", "--checkpoint", p(&ckpt), "--input", p(&parquet_in), "--output", p(&out32)]);
     assert!(ok, "{err}");
-    let mut reader =
-        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out32).unwrap()).unwrap().build().unwrap();
-    let batch = reader.next().unwrap().unwrap();
+    let batch = first_batch(&out32);
     let list = batch.column(3).as_any().downcast_ref::<ListArray>().unwrap();
     let first = list.value(0);
     let first = first.as_any().downcast_ref::<Float32Array>().unwrap();
@@ -294,7 +298,7 @@ fn library_api_embeds_and_rejects_bad_points() {
 }
 
 #[test]
-fn csv_output_names_columns_and_strings_round_trip() {
+fn csv_text_columns_travel_to_parquet_output() {
     let dir = tempfile::tempdir().unwrap();
     let model = native_model(dir.path());
     let input = dir.path().join("p.csv");
@@ -302,9 +306,7 @@ fn csv_output_names_columns_and_strings_round_trip() {
     let out = dir.path().join("e.parquet");
     let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out)]);
     assert!(ok, "{err}");
-    let mut reader =
-        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out).unwrap()).unwrap().build().unwrap();
-    let batch = reader.next().unwrap().unwrap();
+    let batch = first_batch(&out);
     let station = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
     assert_eq!(station.value(0), "Zürich, CH");
     let lng = batch.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
