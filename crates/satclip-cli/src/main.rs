@@ -96,7 +96,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Info { checkpoint } => {
             let encoder = LocationEncoder::from_checkpoint(&checkpoint)?;
-            let params: usize = encoder.named_parameters().iter().map(|(_, t)| t.data.len()).sum();
+            let params: usize = encoder.state_dict().iter().map(|(_, t)| t.data.len()).sum();
             println!("{}", serde_json::to_string_pretty(encoder.hyperparameters())?);
             println!("input features: {}", encoder.positional_encoding().dim());
             println!("embedding dim: {}", encoder.dim());

@@ -69,8 +69,8 @@ impl LocationEncoder {
     }
 
     /// Parameters under the official names relative to `nnet.`.
-    pub fn named_parameters(&self) -> Vec<(String, &Tensor)> {
-        self.network.named_parameters()
+    pub fn state_dict(&self) -> Vec<(String, Tensor)> {
+        self.network.state_dict()
     }
 
     /// Embeds (lon, lat) points in degrees. Fails, naming the row, on a point outside

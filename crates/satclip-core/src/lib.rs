@@ -6,7 +6,7 @@ pub mod config;
 pub mod encoder;
 pub mod encoding;
 pub mod geo;
-pub mod linalg;
+pub mod kernels;
 pub mod network;
 pub mod tensor;
 

@@ -123,9 +123,9 @@ impl View for &F64View<'_> {
 /// Writes `dir/config.json` and `dir/model.safetensors`, each atomically.
 pub fn save(encoder: &LocationEncoder, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let views: Vec<(String, F64View)> = encoder
-        .named_parameters()
-        .into_iter()
+    let state = encoder.state_dict();
+    let views: Vec<(String, F64View)> = state
+        .iter()
         .map(|(name, t)| {
             let bytes = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
             (format!("{}{name}", PREFIXES[0]), F64View(t, bytes))

@@ -137,7 +137,7 @@ fn checkpoints_expose_the_released_architecture() {
             assert_eq!(a, b);
         }
         let encoder = ckpt.location_encoder().unwrap();
-        let count: usize = encoder.named_parameters().iter().map(|(_, t)| t.data.len()).sum();
+        let count: usize = encoder.state_dict().iter().map(|(_, t)| t.data.len()).sum();
         assert_eq!(count, params);
         // A visual tensor comes through as f32 → f64 and the logit scale as a 0-d tensor.
         let scale = ckpt.tensor("model.logit_scale").unwrap();

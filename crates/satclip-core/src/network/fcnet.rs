@@ -68,12 +68,12 @@ impl FcNet {
         self.class_emb.forward(&h, n)
     }
 
-    pub fn named_parameters<'a>(&'a self, out: &mut Vec<(String, &'a Tensor)>) {
-        self.input.named_parameters("feats.0.", out);
+    pub fn state_dict(&self, out: &mut Vec<(String, Tensor)>) {
+        self.input.state_dict("feats.0.", out);
         for (i, block) in self.blocks.iter().enumerate() {
-            block.w1.named_parameters(&format!("feats.{}.w1.", i + 2), out);
-            block.w2.named_parameters(&format!("feats.{}.w2.", i + 2), out);
+            block.w1.state_dict(&format!("feats.{}.w1.", i + 2), out);
+            block.w2.state_dict(&format!("feats.{}.w2.", i + 2), out);
         }
-        self.class_emb.named_parameters("class_emb.", out);
+        self.class_emb.state_dict("class_emb.", out);
     }
 }

@@ -1,30 +1,25 @@
 use rand::Rng;
 
-use crate::linalg::matmul_transposed_b;
+use crate::kernels::{add_bias, gemm, Float, MatRef};
 use crate::tensor::{Tensor, TensorMap};
 use crate::Error;
 
-/// `y = x Wᵀ + b`, with PyTorch's `[out, in]` weight layout.
-#[derive(Clone, Debug)]
-pub struct Linear {
-    pub weight: Tensor,
-    pub bias: Option<Tensor>,
+/// `y = x Wᵀ + b`, with PyTorch's `[out, in]` weight layout. `T` is the compute precision: the
+/// weights are loaded in f64 and can be cast for the f32 engine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linear<T = f64> {
+    pub weight: Vec<T>,
+    pub bias: Option<Vec<T>>,
+    pub in_dim: usize,
+    pub out_dim: usize,
 }
 
-impl Linear {
-    pub fn in_dim(&self) -> usize {
-        self.weight.shape[1]
-    }
-
-    pub fn out_dim(&self) -> usize {
-        self.weight.shape[0]
-    }
-
+impl Linear<f64> {
     /// Takes `{prefix}weight` and, if `bias`, `{prefix}bias`.
     pub fn load(t: &mut TensorMap, prefix: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self, Error> {
-        let weight = t.take(&format!("{prefix}weight"), &[out_dim, in_dim])?;
-        let bias = if bias { Some(t.take(&format!("{prefix}bias"), &[out_dim])?) } else { None };
-        Ok(Self { weight, bias })
+        let weight = t.take(&format!("{prefix}weight"), &[out_dim, in_dim])?.data;
+        let bias = if bias { Some(t.take(&format!("{prefix}bias"), &[out_dim])?.data) } else { None };
+        Ok(Self { weight, bias, in_dim, out_dim })
     }
 
     /// Weights and biases drawn from U(−bound, bound).
@@ -32,9 +27,9 @@ impl Linear {
         let mut draw = |n: usize| -> Vec<f64> {
             (0..n).map(|_| if bound > 0.0 { rng.random_range(-bound..bound) } else { 0.0 }).collect()
         };
-        let weight = Tensor { shape: vec![out_dim, in_dim], data: draw(out_dim * in_dim) };
-        let bias = bias.then(|| Tensor { shape: vec![out_dim], data: draw(out_dim) });
-        Self { weight, bias }
+        let weight = draw(out_dim * in_dim);
+        let bias = bias.then(|| draw(out_dim));
+        Self { weight, bias, in_dim, out_dim }
     }
 
     /// `torch.nn.Linear`'s default initialisation: U(±1/√fan_in) for weight and bias.
@@ -42,26 +37,43 @@ impl Linear {
         Self::uniform(rng, in_dim, out_dim, bias, 1.0 / (in_dim as f64).sqrt())
     }
 
-    /// Applies the layer to `n` rows of `x` (`[n × in]`), returning `[n × out]`.
-    pub fn forward(&self, x: &[f64], n: usize) -> Vec<f64> {
-        let (k, o) = (self.in_dim(), self.out_dim());
-        let mut out = vec![0.0; n * o];
-        matmul_transposed_b(x, n, k, &self.weight.data, o, &mut out);
+    /// The parameters as tensors under their official names.
+    pub fn state_dict(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        out.push((
+            format!("{prefix}weight"),
+            Tensor { shape: vec![self.out_dim, self.in_dim], data: self.weight.clone() },
+        ));
         if let Some(bias) = &self.bias {
-            for row in out.chunks_exact_mut(o) {
-                for (v, b) in row.iter_mut().zip(&bias.data) {
-                    *v += b;
-                }
-            }
+            out.push((format!("{prefix}bias"), Tensor { shape: vec![self.out_dim], data: bias.clone() }));
         }
-        out
+    }
+}
+
+impl<T: Float> Linear<T> {
+    pub fn cast<U: Float>(&self) -> Linear<U> {
+        let cast = |v: &[T]| v.iter().map(|x| U::from_f64(x.to_f64())).collect();
+        Linear {
+            weight: cast(&self.weight),
+            bias: self.bias.as_deref().map(cast),
+            in_dim: self.in_dim,
+            out_dim: self.out_dim,
+        }
     }
 
-    pub fn named_parameters<'a>(&'a self, prefix: &str, out: &mut Vec<(String, &'a Tensor)>) {
-        out.push((format!("{prefix}weight"), &self.weight));
+    /// `out = x Wᵀ + b` for `n` rows of `x` (`[n × in]`); `out` is resized to `[n × out]`.
+    pub fn forward_into(&self, x: &[T], n: usize, out: &mut Vec<T>) {
+        out.resize(n * self.out_dim, T::ZERO);
+        let w = MatRef::row_major(&self.weight, self.out_dim, self.in_dim).t();
+        gemm(out, MatRef::row_major(x, n, self.in_dim), w, T::ONE, false, false);
         if let Some(bias) = &self.bias {
-            out.push((format!("{prefix}bias"), bias));
+            add_bias(out, bias);
         }
+    }
+
+    pub fn forward(&self, x: &[T], n: usize) -> Vec<T> {
+        let mut out = Vec::new();
+        self.forward_into(x, n, &mut out);
+        out
     }
 }
 
@@ -72,8 +84,8 @@ pub(crate) fn relu_in_place(x: &mut [f64]) {
 }
 
 /// Inverted dropout with p = 0.5, as `F.dropout` in training: zero half, double the rest.
-pub(crate) fn dropout_half_in_place<R: Rng + ?Sized>(x: &mut [f64], rng: &mut R) {
+pub(crate) fn dropout_half_in_place<T: Float, R: Rng + ?Sized>(x: &mut [T], rng: &mut R) {
     for v in x {
-        *v = if rng.random::<bool>() { *v * 2.0 } else { 0.0 };
+        *v = if rng.random::<bool>() { *v + *v } else { T::ZERO };
     }
 }

@@ -31,7 +31,7 @@ impl Mlp {
             let shared = Linear::load(t, "features.2.", dim_hidden, dim_hidden, true)?;
             for i in 1..num_layers {
                 let copy = Linear::load(t, &format!("features.{}.", 2 + 2 * i), dim_hidden, dim_hidden, true)?;
-                if copy.weight != shared.weight || copy.bias != shared.bias {
+                if copy != shared {
                     return Err(Error::Weights(format!(
                         "mlp hidden layer `features.{}` differs from `features.2`; the official MLP shares one \
                          hidden layer, so these must be equal",
@@ -64,13 +64,13 @@ impl Mlp {
         self.output.forward(&h, n)
     }
 
-    pub fn named_parameters<'a>(&'a self, out: &mut Vec<(String, &'a Tensor)>) {
-        self.input.named_parameters("features.0.", out);
+    pub fn state_dict(&self, out: &mut Vec<(String, Tensor)>) {
+        self.input.state_dict("features.0.", out);
         if let Some(hidden) = &self.hidden {
             for i in 0..self.num_layers {
-                hidden.named_parameters(&format!("features.{}.", 2 + 2 * i), out);
+                hidden.state_dict(&format!("features.{}.", 2 + 2 * i), out);
             }
         }
-        self.output.named_parameters(&format!("features.{}.", 2 + 2 * self.num_layers), out);
+        self.output.state_dict(&format!("features.{}.", 2 + 2 * self.num_layers), out);
     }
 }

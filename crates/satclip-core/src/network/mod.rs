@@ -70,21 +70,21 @@ impl Network {
 
     pub fn output_dim(&self) -> usize {
         match self {
-            Self::Linear(l) => l.out_dim(),
-            Self::Mlp(m) => m.output.out_dim(),
-            Self::Siren(s) => s.last_layer.out_dim(),
-            Self::FcNet(f) => f.class_emb.out_dim(),
+            Self::Linear(l) => l.out_dim,
+            Self::Mlp(m) => m.output.out_dim,
+            Self::Siren(s) => s.last_layer.out_dim,
+            Self::FcNet(f) => f.class_emb.out_dim,
         }
     }
 
     /// Parameters under their official key names (relative to `nnet.`).
-    pub fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+    pub fn state_dict(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         match self {
-            Self::Linear(l) => l.named_parameters("", &mut out),
-            Self::Mlp(m) => m.named_parameters(&mut out),
-            Self::Siren(s) => s.named_parameters(&mut out),
-            Self::FcNet(f) => f.named_parameters(&mut out),
+            Self::Linear(l) => l.state_dict("", &mut out),
+            Self::Mlp(m) => m.state_dict(&mut out),
+            Self::Siren(s) => s.state_dict(&mut out),
+            Self::FcNet(f) => f.state_dict(&mut out),
         }
         out
     }
@@ -162,12 +162,12 @@ mod tests {
     fn siren_official_initialisation_bounds() {
         let mut rng = rand_pcg::Pcg64::seed_from_u64(1);
         let Network::Siren(s) = Network::init(&Hyperparameters::default(), 100, &mut rng).unwrap() else { panic!() };
-        let max = |t: &Tensor| t.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let max = |t: &[f64]| t.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         assert!(max(&s.layers[0].linear.weight) <= 0.01 && max(&s.layers[0].linear.weight) > 0.009);
         let hidden = (6.0f64 / 512.0).sqrt();
         assert!(max(&s.layers[1].linear.weight) <= hidden && max(&s.layers[1].linear.weight) > 0.9 * hidden);
         assert!(max(&s.last_layer.weight) <= hidden);
-        assert_eq!(s.last_layer.weight.shape, vec![256, 512]);
+        assert_eq!((s.last_layer.out_dim, s.last_layer.in_dim), (256, 512));
     }
 
     /// The hidden layer of the official MLP is one module repeated: its keys must agree.

@@ -1,13 +1,14 @@
 use rand::{Rng, RngCore};
 
 use super::linear::{dropout_half_in_place, Linear};
+use crate::kernels::Float;
 use crate::tensor::{Tensor, TensorMap};
 use crate::Error;
 
 /// One SIREN layer: `sin(w0 · dropout(x Wᵀ + b))`. Dropout (training only) acts before the sine.
 #[derive(Clone, Debug)]
-pub struct SirenLayer {
-    pub linear: Linear,
+pub struct SirenLayer<T = f64> {
+    pub linear: Linear<T>,
     pub w0: f64,
     pub dropout: bool,
 }
@@ -16,15 +17,15 @@ pub struct SirenLayer {
 /// with w0 = 1, all with dropout p = 0.5 in training) and a linear `last_layer`.
 /// Keys: `layers.{i}.weight`, `layers.{i}.bias`, `last_layer.weight`, `last_layer.bias`.
 #[derive(Clone, Debug)]
-pub struct Siren {
-    pub layers: Vec<SirenLayer>,
-    pub last_layer: Linear,
+pub struct Siren<T = f64> {
+    pub layers: Vec<SirenLayer<T>>,
+    pub last_layer: Linear<T>,
 }
 
 pub const W0_INITIAL: f64 = 30.0;
 pub const W0: f64 = 1.0;
 
-impl Siren {
+impl Siren<f64> {
     pub fn load(
         t: &mut TensorMap,
         dim_in: usize,
@@ -62,25 +63,58 @@ impl Siren {
         Self { layers, last_layer }
     }
 
-    pub fn forward(&self, x: &[f64], n: usize, mut dropout: Option<&mut dyn RngCore>) -> Vec<f64> {
-        let mut h = None;
-        for layer in &self.layers {
-            let mut z = layer.linear.forward(h.as_deref().unwrap_or(x), n);
-            if let (true, Some(rng)) = (layer.dropout, dropout.as_deref_mut()) {
-                dropout_half_in_place(&mut z, rng);
-            }
-            for v in &mut z {
-                *v = (layer.w0 * *v).sin();
-            }
-            h = Some(z);
+    pub fn state_dict(&self, out: &mut Vec<(String, Tensor)>) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.linear.state_dict(&format!("layers.{i}."), out);
         }
-        self.last_layer.forward(h.as_deref().unwrap_or(x), n)
+        self.last_layer.state_dict("last_layer.", out);
+    }
+}
+
+impl<T: Float> Siren<T> {
+    pub fn cast<U: Float>(&self) -> Siren<U> {
+        Siren {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| SirenLayer { linear: l.linear.cast(), w0: l.w0, dropout: l.dropout })
+                .collect(),
+            last_layer: self.last_layer.cast(),
+        }
     }
 
-    pub fn named_parameters<'a>(&'a self, out: &mut Vec<(String, &'a Tensor)>) {
-        for (i, layer) in self.layers.iter().enumerate() {
-            layer.linear.named_parameters(&format!("layers.{i}."), out);
+    pub fn in_dim(&self) -> usize {
+        self.layers.first().map_or(self.last_layer.in_dim, |l| l.linear.in_dim)
+    }
+
+    /// Forward pass; with `dropout`, in training mode.
+    pub fn forward(&self, x: &[T], n: usize, dropout: Option<&mut dyn RngCore>) -> Vec<T> {
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        self.forward_into(x, n, dropout, &mut scratch, &mut out);
+        out
+    }
+
+    /// Forward pass on `n` rows reusing two scratch buffers; the result is left in `out`.
+    pub fn forward_into(
+        &self,
+        x: &[T],
+        n: usize,
+        mut dropout: Option<&mut dyn RngCore>,
+        scratch: &mut Vec<T>,
+        out: &mut Vec<T>,
+    ) {
+        let mut input_is_x = true;
+        for layer in &self.layers {
+            let src: &[T] = if input_is_x { x } else { scratch };
+            layer.linear.forward_into(src, n, out);
+            if let (true, Some(rng)) = (layer.dropout, dropout.as_deref_mut()) {
+                dropout_half_in_place(out, rng);
+            }
+            T::sin_cos_scaled(out, T::from_f64(layer.w0), None);
+            std::mem::swap(scratch, out);
+            input_is_x = false;
         }
-        self.last_layer.named_parameters("last_layer.", out);
+        let src: &[T] = if input_is_x { x } else { scratch };
+        self.last_layer.forward_into(src, n, out);
     }
 }
