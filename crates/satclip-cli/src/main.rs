@@ -55,7 +55,8 @@ struct EmbedArgs {
     /// Latitude column (default: lat, latitude or lat_deg, any case).
     #[arg(long)]
     lat_col: Option<String>,
-    /// Precision of the written embeddings (computed in f64 either way).
+    /// Precision of the computation and of the written embeddings: f64 is the official path,
+    /// f32 (float32 matrix products on f64 features) is about twice as fast.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     dtype: Dtype,
     /// Rows read and embedded per batch.

@@ -9,6 +9,7 @@ pub mod geo;
 pub mod kernels;
 pub mod network;
 pub mod tensor;
+pub mod train;
 
 pub use config::Hyperparameters;
 pub use encoder::{Embeddings, LocationEncoder};

@@ -139,26 +139,51 @@ fn dict_value<'t>(text: &'t str, key: &str) -> Option<&'t str> {
     None
 }
 
-/// Reads a whole 2-D float array into row-major f64.
-pub fn read_matrix(path: &Path) -> Result<(usize, usize, Vec<f64>)> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut reader = std::io::BufReader::new(file);
-    let header = read_header(path, &mut reader, len)?;
-    let (rows, cols) = match header.shape[..] {
-        [r, c] => (r, c),
-        [r] => (r, 1),
-        _ => return Err(Error::format(path, format!("expected a 2-D array, found shape {:?}", header.shape))),
-    };
+/// Reads a whole float array (any rank) into row-major f64: its shape and values.
+pub fn read_array<R: Read>(path: &Path, reader: &mut R, len: u64) -> Result<(Vec<usize>, Vec<f64>)> {
+    let header = read_header(path, reader, len)?;
     let mut raw = Vec::new();
     reader.read_to_end(&mut raw).map_err(|e| Error::io(path, e))?;
     let values: Vec<f64> = raw.chunks_exact(header.dtype.size()).map(|b| header.decode(b)).collect();
-    let data = if header.fortran_order && cols > 1 {
-        (0..rows * cols).map(|i| values[(i % cols) * rows + i / cols]).collect()
-    } else {
-        values
+    let data = match header.shape[..] {
+        [rows, cols] if header.fortran_order && cols > 1 => {
+            (0..rows * cols).map(|i| values[(i % cols) * rows + i / cols]).collect()
+        }
+        _ if header.fortran_order && header.shape.len() > 2 => {
+            return Err(Error::format(path, "Fortran-ordered arrays of rank > 2 are not supported"))
+        }
+        _ => values,
     };
-    Ok((rows, cols, data))
+    Ok((header.shape, data))
+}
+
+/// Reads a whole 1-D or 2-D float array into row-major f64.
+pub fn read_matrix(path: &Path) -> Result<(usize, usize, Vec<f64>)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let (shape, data) = read_array(path, &mut std::io::BufReader::new(file), len)?;
+    match shape[..] {
+        [r, c] => Ok((r, c, data)),
+        [r] => Ok((r, 1, data)),
+        _ => Err(Error::format(path, format!("expected a 2-D array, found shape {shape:?}"))),
+    }
+}
+
+/// Reads every array of an `.npz` archive: (name without `.npy`, shape, values).
+pub fn read_npz(path: &Path) -> Result<Vec<(String, Vec<usize>, Vec<f64>)>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| Error::format(path, format!("not an .npz archive: {e}")))?;
+    let mut arrays = Vec::new();
+    for i in 0..zip.len() {
+        let entry = zip.by_index(i).map_err(|e| Error::format(path, e.to_string()))?;
+        let name = entry.name().map_err(|e| Error::format(path, e.to_string()))?.to_string();
+        let len = entry.size();
+        let inner = path.join(&name);
+        let (shape, data) = read_array(&inner, &mut entry.take(len), len)?;
+        arrays.push((name.trim_end_matches(".npy").to_string(), shape, data));
+    }
+    Ok(arrays)
 }
 
 /// Streams rows of a `[rows × cols]` array; the header's row count is patched in at `finish`.

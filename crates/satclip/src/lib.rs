@@ -70,12 +70,26 @@ pub fn embed_file(
     }
     let mut writer = EmbeddingWriter::create(output, &reader.schema(), encoder.dim(), options.dtype)?;
     let mut rows = 0u64;
-    let mut buffer = Vec::new();
+    let (mut wide, mut narrow) = (Vec::new(), Vec::new());
     for batch in reader {
         let batch = batch?;
-        buffer.resize(batch.coords.len() * encoder.dim(), 0.0);
-        encoder.embed_into(&batch.coords, &mut buffer).map_err(|e| satclip_io::Error::model(input, e))?;
-        writer.write(&batch.columns, &buffer)?;
+        let len = batch.coords.len() * encoder.dim();
+        let computed = match options.dtype {
+            // The precision written is the precision computed: f64 is the official path.
+            OutputDtype::F64 => {
+                wide.resize(len, 0.0);
+                encoder.embed_into(&batch.coords, &mut wide)
+            }
+            OutputDtype::F32 => {
+                narrow.resize(len, 0.0);
+                let result = encoder.embed_into_f32(&batch.coords, &mut narrow);
+                wide.clear();
+                wide.extend(narrow.iter().map(|v| *v as f64));
+                result
+            }
+        };
+        computed.map_err(|e| satclip_io::Error::model(input, e))?;
+        writer.write(&batch.columns, &wide)?;
         rows += batch.coords.len() as u64;
         progress(Progress::Done(rows));
     }

@@ -1,0 +1,434 @@
+//! The SatCLIP training step, written out: SIREN forward with saved activations, the symmetric
+//! CLIP loss, every backward pass, and AdamW. Generic over f32 (speed) and f64 (reference).
+//!
+//! The image side enters as features: either final image embeddings (no head) or pooled backbone
+//! features followed by the trainable projection head, as in the official model where only the
+//! last linear layer of the image tower trains.
+
+use rand::{Rng, RngCore};
+use rayon::prelude::*;
+
+use crate::kernels::{add_bias, add_column_sums, gemm, Float, MatRef};
+use crate::network::{Linear, Siren};
+
+/// Rows of the N×N logits computed at a time: the loss never holds more than this many rows.
+const LOSS_BLOCK_ROWS: usize = 256;
+
+/// The trainable parts of SatCLIP: location SIREN, optional image projection head, logit scale.
+#[derive(Clone, Debug)]
+pub struct ClipModel<T> {
+    pub siren: Siren<T>,
+    pub head: Option<Linear<T>>,
+    /// The raw parameter s; logits are scaled by exp(s). Official initial value ln(1/0.07).
+    pub logit_scale: T,
+}
+
+/// Official initial logit scale parameter, ln(1/0.07).
+pub const INITIAL_LOGIT_SCALE: f64 = 2.659_260_036_932_778;
+
+/// One batch: `n` rows of location features (the positional encoding of each point) and image
+/// features (pooled backbone features if the model has a head, else image embeddings).
+pub struct ClipBatch<'a, T> {
+    pub location_features: &'a [T],
+    pub image_features: &'a [T],
+    pub n: usize,
+}
+
+/// Gradients in the order of [`ClipModel::parameters_mut`].
+#[derive(Clone, Debug)]
+pub struct Gradients<T> {
+    pub tensors: Vec<Vec<T>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StepOutput<T> {
+    pub loss: f64,
+    pub gradients: Gradients<T>,
+}
+
+/// One trainable tensor: its values, and whether weight decay applies (weight matrices only).
+pub struct Parameter<'a, T> {
+    pub name: String,
+    pub values: &'a mut [T],
+    pub decay: bool,
+}
+
+impl<T: Float> ClipModel<T> {
+    /// Parameters in a fixed order: SIREN layers (weight, bias), last layer, head, logit scale.
+    pub fn parameters_mut(&mut self) -> Vec<Parameter<'_, T>> {
+        let mut out = Vec::new();
+        for (i, layer) in self.siren.layers.iter_mut().enumerate() {
+            push_linear(&mut out, format!("location.nnet.layers.{i}."), &mut layer.linear);
+        }
+        push_linear(&mut out, "location.nnet.last_layer.".into(), &mut self.siren.last_layer);
+        if let Some(head) = &mut self.head {
+            push_linear(&mut out, "visual.head.".into(), head);
+        }
+        out.push(Parameter {
+            name: "logit_scale".into(),
+            values: std::slice::from_mut(&mut self.logit_scale),
+            decay: false,
+        });
+        out
+    }
+
+    /// Loss and gradients for one batch. With `dropout`, the SIREN runs in training mode.
+    pub fn step(&self, batch: &ClipBatch<T>, dropout: Option<&mut dyn RngCore>) -> StepOutput<T> {
+        let n = batch.n;
+        let embed_dim = self.siren.last_layer.out_dim;
+
+        // Location branch, keeping what the backward pass needs.
+        let trace = SirenTrace::forward(&self.siren, batch.location_features, n, dropout);
+        // Image branch.
+        let image = match &self.head {
+            Some(head) => head.forward(batch.image_features, n),
+            None => batch.image_features.to_vec(),
+        };
+        assert_eq!(image.len(), n * embed_dim, "image features do not match the embedding width");
+
+        let (image_unit, image_norm) = normalize_rows(&image, embed_dim);
+        let (location_unit, location_norm) = normalize_rows(&trace.output, embed_dim);
+        let scale = self.logit_scale.exp();
+        let loss = clip_loss(&image_unit, &location_unit, n, embed_dim, scale);
+
+        let d_image = normalize_rows_backward(&image_unit, &image_norm, &loss.d_image, embed_dim);
+        let d_location = normalize_rows_backward(&location_unit, &location_norm, &loss.d_location, embed_dim);
+
+        let mut tensors = trace.backward(&self.siren, batch.location_features, &d_location);
+        if let Some(head) = &self.head {
+            let (dw, db) = linear_backward_params(batch.image_features, &d_image, n, head.in_dim, head.out_dim);
+            tensors.push(dw);
+            tensors.push(db);
+        }
+        tensors.push(vec![T::from_f64(loss.d_logit_scale)]);
+        StepOutput { loss: loss.value, gradients: Gradients { tensors } }
+    }
+}
+
+fn push_linear<'a, T>(out: &mut Vec<Parameter<'a, T>>, prefix: String, l: &'a mut Linear<T>) {
+    out.push(Parameter { name: format!("{prefix}weight"), values: &mut l.weight, decay: true });
+    if let Some(b) = &mut l.bias {
+        out.push(Parameter { name: format!("{prefix}bias"), values: b, decay: false });
+    }
+}
+
+/// Activations of a SIREN forward pass in training.
+struct SirenTrace<T> {
+    /// Per hidden layer: its output sin(w0·z) (the next layer's input), w0·cos(w0·z), and the
+    /// dropout multiplier (0 or 2) when dropout was on.
+    layers: Vec<(Vec<T>, Vec<T>, Option<Vec<T>>)>,
+    output: Vec<T>,
+    n: usize,
+}
+
+impl<T: Float> SirenTrace<T> {
+    fn forward(siren: &Siren<T>, x: &[T], n: usize, mut dropout: Option<&mut dyn RngCore>) -> Self {
+        let mut layers: Vec<(Vec<T>, Vec<T>, Option<Vec<T>>)> = Vec::with_capacity(siren.layers.len());
+        for layer in &siren.layers {
+            let input = layers.last().map_or(x, |l| l.0.as_slice());
+            let mut z = vec![T::ZERO; n * layer.linear.out_dim];
+            forward_parallel(&layer.linear, input, n, &mut z);
+            let mask = match (layer.dropout, dropout.as_deref_mut()) {
+                (true, Some(rng)) => {
+                    let two = T::from_f64(2.0);
+                    let mask: Vec<T> = (0..z.len()).map(|_| if rng.random::<bool>() { two } else { T::ZERO }).collect();
+                    z.iter_mut().zip(&mask).for_each(|(v, m)| *v *= *m);
+                    Some(mask)
+                }
+                _ => None,
+            };
+            let w0 = T::from_f64(layer.w0);
+            let mut cos = vec![T::ZERO; z.len()];
+            z.par_chunks_mut(1 << 14)
+                .zip(cos.par_chunks_mut(1 << 14))
+                .for_each(|(zc, cc)| T::sin_cos_scaled(zc, w0, Some(cc)));
+            cos.iter_mut().for_each(|c| *c *= w0);
+            layers.push((z, cos, mask));
+        }
+        let input = layers.last().map_or(x, |l| l.0.as_slice());
+        let mut output = vec![T::ZERO; n * siren.last_layer.out_dim];
+        forward_parallel(&siren.last_layer, input, n, &mut output);
+        Self { layers, output, n }
+    }
+
+    /// Gradients of all SIREN parameters given d(output), in `parameters_mut` order.
+    fn backward(&self, siren: &Siren<T>, x: &[T], d_output: &[T]) -> Vec<Vec<T>> {
+        let n = self.n;
+        let last = &siren.last_layer;
+        let last_input = self.layers.last().map_or(x, |l| l.0.as_slice());
+        let (dw_last, db_last) = linear_backward_params(last_input, d_output, n, last.in_dim, last.out_dim);
+        let mut grads: Vec<Vec<T>> = Vec::new();
+        let mut d_act = if self.layers.is_empty() { Vec::new() } else { linear_backward_input(last, d_output, n) };
+        for (i, layer) in siren.layers.iter().enumerate().rev() {
+            let (_, cos, mask) = &self.layers[i];
+            // d z = d act · w0 cos(w0 z) (· dropout multiplier)
+            let mut dz = d_act;
+            dz.iter_mut().zip(cos).for_each(|(d, c)| *d *= *c);
+            if let Some(mask) = mask {
+                dz.iter_mut().zip(mask).for_each(|(d, m)| *d *= *m);
+            }
+            let input = if i == 0 { x } else { self.layers[i - 1].0.as_slice() };
+            let (dw, db) = linear_backward_params(input, &dz, n, layer.linear.in_dim, layer.linear.out_dim);
+            grads.push(db);
+            grads.push(dw);
+            d_act = if i > 0 { linear_backward_input(&layer.linear, &dz, n) } else { Vec::new() };
+        }
+        grads.reverse(); // now weight, bias per layer in forward order
+        grads.push(dw_last);
+        grads.push(db_last);
+        grads
+    }
+}
+
+fn forward_parallel<T: Float>(l: &Linear<T>, x: &[T], n: usize, out: &mut [T]) {
+    let w = MatRef::row_major(&l.weight, l.out_dim, l.in_dim).t();
+    gemm(out, MatRef::row_major(x, n, l.in_dim), w, T::ONE, false, true);
+    if let Some(b) = &l.bias {
+        add_bias(out, b);
+    }
+}
+
+/// dW = dYᵀ X and db = Σ dY for y = x Wᵀ + b.
+fn linear_backward_params<T: Float>(x: &[T], dy: &[T], n: usize, in_dim: usize, out_dim: usize) -> (Vec<T>, Vec<T>) {
+    let mut dw = vec![T::ZERO; out_dim * in_dim];
+    gemm(&mut dw, MatRef::row_major(dy, n, out_dim).t(), MatRef::row_major(x, n, in_dim), T::ONE, false, true);
+    let mut db = vec![T::ZERO; out_dim];
+    add_column_sums(dy, out_dim, &mut db);
+    (dw, db)
+}
+
+/// dX = dY W.
+fn linear_backward_input<T: Float>(l: &Linear<T>, dy: &[T], n: usize) -> Vec<T> {
+    let mut dx = vec![T::ZERO; n * l.in_dim];
+    gemm(
+        &mut dx,
+        MatRef::row_major(dy, n, l.out_dim),
+        MatRef::row_major(&l.weight, l.out_dim, l.in_dim),
+        T::ONE,
+        false,
+        true,
+    );
+    dx
+}
+
+/// Rows divided by their L2 norms (no epsilon, as the official code); returns the norms too.
+fn normalize_rows<T: Float>(x: &[T], d: usize) -> (Vec<T>, Vec<T>) {
+    let mut unit = x.to_vec();
+    let norms = unit
+        .chunks_exact_mut(d)
+        .map(|row| {
+            let norm = row.iter().map(|v| *v * *v).sum::<T>().sqrt();
+            row.iter_mut().for_each(|v| *v = *v / norm);
+            norm
+        })
+        .collect();
+    (unit, norms)
+}
+
+/// For u = x/‖x‖: dx = (du − u (u·du)) / ‖x‖.
+fn normalize_rows_backward<T: Float>(unit: &[T], norms: &[T], d_unit: &[T], d: usize) -> Vec<T> {
+    let mut dx = d_unit.to_vec();
+    for ((row, u), norm) in dx.chunks_exact_mut(d).zip(unit.chunks_exact(d)).zip(norms) {
+        let dot: T = row.iter().zip(u).map(|(a, b)| *a * *b).sum();
+        row.iter_mut().zip(u).for_each(|(g, uv)| *g = (*g - *uv * dot) / *norm);
+    }
+    dx
+}
+
+pub struct ClipLoss<T> {
+    pub value: f64,
+    pub d_image: Vec<T>,
+    pub d_location: Vec<T>,
+    /// d loss / d s for logits = exp(s) · image · locationᵀ.
+    pub d_logit_scale: f64,
+}
+
+/// Symmetric CLIP cross-entropy on unit rows, in row blocks: pass 1 finds the row and column
+/// log-sum-exps, pass 2 recomputes each block's logits and turns them into gradients, so that at
+/// most `LOSS_BLOCK_ROWS × n` logits exist per worker.
+pub fn clip_loss<T: Float>(image: &[T], location: &[T], n: usize, d: usize, scale: T) -> ClipLoss<T> {
+    let blocks: Vec<usize> = (0..n).step_by(LOSS_BLOCK_ROWS).collect();
+    let workers = rayon::current_num_threads().max(1);
+    let per_worker = blocks.len().div_ceil(workers).max(1);
+    let location_t = MatRef::row_major(location, n, d).t();
+    let logits_block = |start: usize, rows: usize, buf: &mut Vec<T>| {
+        buf.resize(rows * n, T::ZERO);
+        gemm(buf, MatRef::row_major(&image[start * d..(start + rows) * d], rows, d), location_t, scale, false, false);
+    };
+
+    // Pass 1: row LSEs, and per-worker column (max, sum of exp) merged afterwards.
+    let partials: Vec<(Vec<(usize, Vec<T>)>, Vec<T>, Vec<T>)> = blocks
+        .par_chunks(per_worker)
+        .map(|starts| {
+            let (mut col_max, mut col_sum) = (vec![T::from_f64(f64::NEG_INFINITY); n], vec![T::ZERO; n]);
+            let (mut buf, mut tmp) = (Vec::new(), vec![T::ZERO; n]);
+            let mut row_lse = Vec::new();
+            for &start in starts {
+                let rows = LOSS_BLOCK_ROWS.min(n - start);
+                logits_block(start, rows, &mut buf);
+                let mut lse = Vec::with_capacity(rows);
+                for row in buf.chunks_exact(n) {
+                    // Columns: rescale the running sums when a new maximum appears.
+                    for j in 0..n {
+                        if row[j] > col_max[j] {
+                            col_sum[j] = col_sum[j] * (col_max[j] - row[j]).exp();
+                            col_max[j] = row[j];
+                        }
+                        tmp[j] = row[j] - col_max[j];
+                    }
+                    T::exp_shifted(&mut tmp, T::ZERO);
+                    col_sum.iter_mut().zip(&tmp).for_each(|(s, e)| *s += *e);
+                    // Row.
+                    let max = row.iter().fold(T::from_f64(f64::NEG_INFINITY), |m, v| m.max(*v));
+                    tmp.copy_from_slice(row);
+                    T::exp_shifted(&mut tmp, max);
+                    lse.push(max + tmp.iter().copied().sum::<T>().ln());
+                }
+                row_lse.push((start, lse));
+            }
+            (row_lse, col_max, col_sum)
+        })
+        .collect();
+    let mut row_lse = vec![T::ZERO; n];
+    let mut col_max = vec![T::from_f64(f64::NEG_INFINITY); n];
+    for (_, m, _) in &partials {
+        col_max.iter_mut().zip(m).for_each(|(a, b)| *a = a.max(*b));
+    }
+    let mut col_sum = vec![T::ZERO; n];
+    for (blocks_lse, m, s) in &partials {
+        for (start, lse) in blocks_lse {
+            row_lse[*start..*start + lse.len()].copy_from_slice(lse);
+        }
+        for j in 0..n {
+            col_sum[j] += s[j] * (m[j] - col_max[j]).exp();
+        }
+    }
+    let col_lse: Vec<T> = col_max.iter().zip(&col_sum).map(|(m, s)| *m + s.ln()).collect();
+    let diagonal: Vec<T> = (0..n)
+        .map(|i| {
+            scale * image[i * d..(i + 1) * d].iter().zip(&location[i * d..(i + 1) * d]).map(|(a, b)| *a * *b).sum::<T>()
+        })
+        .collect();
+    let value =
+        (0..n).map(|i| (row_lse[i] + col_lse[i] - diagonal[i] - diagonal[i]).to_f64()).sum::<f64>() / (2.0 * n as f64);
+
+    // Pass 2: dlogits = (softmax_row + softmax_col)/(2n) − I/n, then the two products.
+    let inv_2n = T::from_f64(0.5 / n as f64);
+    let inv_n = T::from_f64(1.0 / n as f64);
+    let mut d_image = vec![T::ZERO; n * d];
+    let (d_location, d_scale) = blocks
+        .par_chunks(per_worker)
+        .zip(d_image.par_chunks_mut(per_worker * LOSS_BLOCK_ROWS * d))
+        .map(|(starts, d_image_part)| {
+            let mut d_loc = vec![T::ZERO; n * d];
+            let mut d_scale = 0.0f64;
+            let (mut buf, mut p_col, mut p_row) = (Vec::new(), vec![T::ZERO; n], vec![T::ZERO; n]);
+            for (b, &start) in starts.iter().enumerate() {
+                let rows = LOSS_BLOCK_ROWS.min(n - start);
+                logits_block(start, rows, &mut buf);
+                for (r, row) in buf.chunks_exact_mut(n).enumerate() {
+                    let i = start + r;
+                    p_col.iter_mut().zip(row.iter()).zip(&col_lse).for_each(|((p, l), c)| *p = *l - *c);
+                    T::exp_shifted(&mut p_col, T::ZERO);
+                    p_row.copy_from_slice(row);
+                    T::exp_shifted(&mut p_row, row_lse[i]);
+                    // d loss/d s = Σ dlogits ⊙ logits, since logits = exp(s) · cosines.
+                    let mut acc = T::ZERO;
+                    for j in 0..n {
+                        let g = (p_row[j] + p_col[j]) * inv_2n;
+                        acc += g * row[j];
+                        row[j] = g;
+                    }
+                    row[i] -= inv_n;
+                    d_scale += (acc - inv_n * diagonal[i]).to_f64();
+                }
+                // d image rows = scale · dlogits · location ; d location += scale · dlogitsᵀ · image rows
+                let local = b * LOSS_BLOCK_ROWS * d;
+                gemm(
+                    &mut d_image_part[local..local + rows * d],
+                    MatRef::row_major(&buf, rows, n),
+                    MatRef::row_major(location, n, d),
+                    scale,
+                    false,
+                    false,
+                );
+                gemm(
+                    &mut d_loc,
+                    MatRef::row_major(&buf, rows, n).t(),
+                    MatRef::row_major(&image[start * d..(start + rows) * d], rows, d),
+                    scale,
+                    true,
+                    false,
+                );
+            }
+            (d_loc, d_scale)
+        })
+        .reduce(
+            || (vec![T::ZERO; n * d], 0.0),
+            |(mut a, sa), (b, sb)| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += *y);
+                (a, sa + sb)
+            },
+        );
+    ClipLoss { value, d_image, d_location, d_logit_scale: d_scale }
+}
+
+/// AdamW as `torch.optim.AdamW`: decoupled weight decay, bias-corrected moments.
+#[derive(Clone, Debug)]
+pub struct AdamW<T> {
+    pub lr: f64,
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub step: u64,
+    pub exp_avg: Vec<Vec<T>>,
+    pub exp_avg_sq: Vec<Vec<T>>,
+}
+
+impl<T: Float> AdamW<T> {
+    /// The official settings: lr 1e-4, betas (0.9, 0.999), eps 1e-8, weight decay 0.01.
+    pub fn satclip() -> Self {
+        Self {
+            lr: 1e-4,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.01,
+            step: 0,
+            exp_avg: vec![],
+            exp_avg_sq: vec![],
+        }
+    }
+
+    pub fn update(&mut self, parameters: Vec<Parameter<'_, T>>, gradients: &Gradients<T>) {
+        assert_eq!(parameters.len(), gradients.tensors.len(), "one gradient per parameter");
+        if self.exp_avg.is_empty() {
+            self.exp_avg = gradients.tensors.iter().map(|g| vec![T::ZERO; g.len()]).collect();
+            self.exp_avg_sq = self.exp_avg.clone();
+        }
+        self.step += 1;
+        let (b1, b2) = self.betas;
+        let bias1 = 1.0 - b1.powi(self.step as i32);
+        let bias2 = 1.0 - b2.powi(self.step as i32);
+        let step_size = T::from_f64(self.lr / bias1);
+        let bias2_sqrt = T::from_f64(bias2.sqrt());
+        let (b1, b2, eps) = (T::from_f64(b1), T::from_f64(b2), T::from_f64(self.eps));
+        let (one_b1, one_b2) = (T::ONE - b1, T::ONE - b2);
+        for (((p, g), m), v) in
+            parameters.into_iter().zip(&gradients.tensors).zip(&mut self.exp_avg).zip(&mut self.exp_avg_sq)
+        {
+            let decay = T::from_f64(if p.decay { 1.0 - self.lr * self.weight_decay } else { 1.0 });
+            p.values
+                .par_iter_mut()
+                .zip(g.par_iter())
+                .zip(m.par_iter_mut())
+                .zip(v.par_iter_mut())
+                .with_min_len(4096)
+                .for_each(|(((p, g), m), v)| {
+                    *p *= decay;
+                    *m = *m * b1 + *g * one_b1;
+                    *v = *v * b2 + *g * *g * one_b2;
+                    *p -= step_size * *m / ((*v).sqrt() / bias2_sqrt + eps);
+                });
+        }
+    }
+}
