@@ -138,7 +138,8 @@ fn npy_csv_and_parquet_inputs_reproduce_the_official_embeddings() {
     assert_eq!(sites, (0..coords.len() as i64).collect::<Vec<_>>(), "rows keep input order");
     assert!(max_abs_diff(&values, &expected) <= 1e-8);
 
-    // Default f32 output stays within f32 rounding of the f64 values.
+    // The default f32 path (f32 matrix products) stays within 1e-5 of the f64 values, relative to
+    // the embedding's norm.
     let out32 = dir.path().join("out32.parquet");
     let (ok, err) = satclip(&["embed", "--checkpoint", p(&ckpt), "--input", p(&parquet_in), "--output", p(&out32)]);
     assert!(ok, "{err}");
@@ -146,8 +147,9 @@ fn npy_csv_and_parquet_inputs_reproduce_the_official_embeddings() {
     let list = batch.column(3).as_any().downcast_ref::<ListArray>().unwrap();
     let first = list.value(0);
     let first = first.as_any().downcast_ref::<Float32Array>().unwrap();
+    let norm = expected[..dim].iter().map(|v| v * v).sum::<f64>().sqrt();
     for (a, b) in first.values().iter().zip(&expected[..dim]) {
-        assert!((*a as f64 - b).abs() <= 1e-6 * b.abs().max(1.0));
+        assert!((*a as f64 - b).abs() <= 1e-5 * norm);
     }
 }
 

@@ -178,3 +178,24 @@ fn official_weights_are_continuous_across_the_antimeridian_and_poles() {
         }
     }
 }
+
+#[test]
+fn the_f32_path_stays_within_1e5_of_the_f64_path() {
+    let Some(coords) = shared_file("fixtures/coords.npy").map(|p| read_coords(&p)) else { return };
+    for ckpt in ["fixtures/satclip-resnet18-l10.ckpt", "fixtures/satclip-vit16-l40.ckpt"] {
+        let Some(path) = shared_file(ckpt) else { return };
+        let encoder = LightningCheckpoint::open(&path).unwrap().location_encoder().unwrap();
+        let wide = encoder.embed(&coords).unwrap();
+        let mut narrow = vec![0f32; wide.data.len()];
+        encoder.embed_into_f32(&coords, &mut narrow).unwrap();
+        let mut worst = 0.0f64;
+        for r in 0..coords.len() {
+            let row = wide.row(r);
+            let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let err = row.iter().zip(&narrow[r * wide.dim..]).map(|(a, b)| (a - *b as f64).abs()).fold(0.0, f64::max);
+            worst = worst.max(err / norm);
+        }
+        eprintln!("{ckpt}: f32 vs f64, max abs error relative to the embedding norm: {worst:.2e}");
+        assert!(worst <= 1e-5, "{ckpt}: {worst:e}");
+    }
+}
