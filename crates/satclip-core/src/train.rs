@@ -243,62 +243,90 @@ pub struct ClipLoss<T> {
     pub d_logit_scale: f64,
 }
 
-/// Symmetric CLIP cross-entropy on unit rows, in row blocks: pass 1 finds the row and column
-/// log-sum-exps, pass 2 recomputes each block's logits and turns them into gradients, so that at
-/// most `LOSS_BLOCK_ROWS × n` logits exist per worker.
+/// Logits are kept between the two passes while n² of them fit in this many bytes (n = 8192 in
+/// f32 takes 256 MiB); beyond it each block is recomputed, trading a fourth matrix product for
+/// memory that grows only with n.
+pub const LOGITS_MEMORY_BUDGET: usize = 1 << 30;
+/// Below this logit scale, exp(logit − scale) cannot underflow f32 (|logit| ≤ scale for unit
+/// rows), so the softmaxes can use the scale as a fixed shift instead of tracking maxima.
+const FIXED_SHIFT_MAX_SCALE: f64 = 40.0;
+
+/// Symmetric CLIP cross-entropy on unit rows, computed in row blocks in parallel. Pass 1 forms
+/// the logits and their row and column log-sum-exps; pass 2 turns each block into
+/// dlogits = (softmax_row + softmax_col)/(2n) − I/n and multiplies it out. The n×n logits are kept
+/// between the passes within [`LOGITS_MEMORY_BUDGET`], recomputed otherwise.
 pub fn clip_loss<T: Float>(image: &[T], location: &[T], n: usize, d: usize, scale: T) -> ClipLoss<T> {
+    clip_loss_with_budget(image, location, n, d, scale, LOGITS_MEMORY_BUDGET)
+}
+
+pub fn clip_loss_with_budget<T: Float>(
+    image: &[T],
+    location: &[T],
+    n: usize,
+    d: usize,
+    scale: T,
+    memory_budget: usize,
+) -> ClipLoss<T> {
     let blocks: Vec<usize> = (0..n).step_by(LOSS_BLOCK_ROWS).collect();
     let workers = rayon::current_num_threads().max(1);
     let per_worker = blocks.len().div_ceil(workers).max(1);
+    let worker_rows = per_worker * LOSS_BLOCK_ROWS;
     let location_t = MatRef::row_major(location, n, d).t();
-    let logits_block = |start: usize, rows: usize, buf: &mut Vec<T>| {
-        buf.resize(rows * n, T::ZERO);
-        gemm(buf, MatRef::row_major(&image[start * d..(start + rows) * d], rows, d), location_t, scale, false, false);
+    let compute_block = |start: usize, rows: usize, out: &mut [T]| {
+        gemm(out, MatRef::row_major(&image[start * d..(start + rows) * d], rows, d), location_t, scale, false, false);
     };
+    let mut stored = if n * n * std::mem::size_of::<T>() <= memory_budget { vec![T::ZERO; n * n] } else { Vec::new() };
+    let fixed_shift = (scale.to_f64() <= FIXED_SHIFT_MAX_SCALE).then_some(scale);
+    let neg_inf = T::from_f64(f64::NEG_INFINITY);
 
-    // Pass 1: row LSEs, and per-worker column (max, sum of exp) merged afterwards.
-    let partials: Vec<(Vec<(usize, Vec<T>)>, Vec<T>, Vec<T>)> = blocks
+    // Pass 1: row LSEs, and per-worker column (max, Σ exp(l − max)) merged afterwards.
+    let mut row_lse = vec![T::ZERO; n];
+    let partials: Vec<(Vec<T>, Vec<T>)> = blocks
         .par_chunks(per_worker)
-        .map(|starts| {
-            let (mut col_max, mut col_sum) = (vec![T::from_f64(f64::NEG_INFINITY); n], vec![T::ZERO; n]);
-            let (mut buf, mut tmp) = (Vec::new(), vec![T::ZERO; n]);
-            let mut row_lse = Vec::new();
-            for &start in starts {
+        .zip(row_lse.par_chunks_mut(worker_rows))
+        .zip(worker_slots(&mut stored, worker_rows * n, blocks.len().div_ceil(per_worker)))
+        .map(|((starts, lse_part), mut keep)| {
+            let col_start = fixed_shift.unwrap_or(neg_inf);
+            let (mut col_max, mut col_sum) = (vec![col_start; n], vec![T::ZERO; n]);
+            let (mut scratch, mut tmp) = (Vec::new(), vec![T::ZERO; n]);
+            for (b, &start) in starts.iter().enumerate() {
                 let rows = LOSS_BLOCK_ROWS.min(n - start);
-                logits_block(start, rows, &mut buf);
-                let mut lse = Vec::with_capacity(rows);
-                for row in buf.chunks_exact(n) {
-                    // Columns: rescale the running sums when a new maximum appears.
-                    for j in 0..n {
-                        if row[j] > col_max[j] {
-                            col_sum[j] = col_sum[j] * (col_max[j] - row[j]).exp();
-                            col_max[j] = row[j];
-                        }
-                        tmp[j] = row[j] - col_max[j];
+                let logits: &mut [T] = match keep.as_deref_mut() {
+                    Some(part) => &mut part[b * LOSS_BLOCK_ROWS * n..(b * LOSS_BLOCK_ROWS + rows) * n],
+                    None => {
+                        scratch.resize(rows * n, T::ZERO);
+                        &mut scratch[..]
                     }
+                };
+                compute_block(start, rows, logits);
+                for (r, row) in logits.chunks_exact(n).enumerate() {
+                    if fixed_shift.is_none() {
+                        // Rescale the running column sums where a new maximum appears.
+                        for j in 0..n {
+                            if row[j] > col_max[j] {
+                                col_sum[j] = col_sum[j] * (col_max[j] - row[j]).exp();
+                                col_max[j] = row[j];
+                            }
+                        }
+                    }
+                    tmp.iter_mut().zip(row).zip(&col_max).for_each(|((t, l), m)| *t = *l - *m);
                     T::exp_shifted(&mut tmp, T::ZERO);
                     col_sum.iter_mut().zip(&tmp).for_each(|(s, e)| *s += *e);
-                    // Row.
-                    let max = row.iter().fold(T::from_f64(f64::NEG_INFINITY), |m, v| m.max(*v));
+                    let shift = fixed_shift.unwrap_or_else(|| row.iter().fold(neg_inf, |m, v| m.max(*v)));
                     tmp.copy_from_slice(row);
-                    T::exp_shifted(&mut tmp, max);
-                    lse.push(max + tmp.iter().copied().sum::<T>().ln());
+                    T::exp_shifted(&mut tmp, shift);
+                    lse_part[b * LOSS_BLOCK_ROWS + r] = shift + tmp.iter().copied().sum::<T>().ln();
                 }
-                row_lse.push((start, lse));
             }
-            (row_lse, col_max, col_sum)
+            (col_max, col_sum)
         })
         .collect();
-    let mut row_lse = vec![T::ZERO; n];
-    let mut col_max = vec![T::from_f64(f64::NEG_INFINITY); n];
-    for (_, m, _) in &partials {
+    let mut col_max = vec![neg_inf; n];
+    for (m, _) in &partials {
         col_max.iter_mut().zip(m).for_each(|(a, b)| *a = a.max(*b));
     }
     let mut col_sum = vec![T::ZERO; n];
-    for (blocks_lse, m, s) in &partials {
-        for (start, lse) in blocks_lse {
-            row_lse[*start..*start + lse.len()].copy_from_slice(lse);
-        }
+    for (m, s) in &partials {
         for j in 0..n {
             col_sum[j] += s[j] * (m[j] - col_max[j]).exp();
         }
@@ -312,21 +340,29 @@ pub fn clip_loss<T: Float>(image: &[T], location: &[T], n: usize, d: usize, scal
     let value =
         (0..n).map(|i| (row_lse[i] + col_lse[i] - diagonal[i] - diagonal[i]).to_f64()).sum::<f64>() / (2.0 * n as f64);
 
-    // Pass 2: dlogits = (softmax_row + softmax_col)/(2n) − I/n, then the two products.
+    // Pass 2: dlogits, then d image = scale · dlogits · location, d location = scale · dlogitsᵀ · image.
     let inv_2n = T::from_f64(0.5 / n as f64);
     let inv_n = T::from_f64(1.0 / n as f64);
     let mut d_image = vec![T::ZERO; n * d];
     let (d_location, d_scale) = blocks
         .par_chunks(per_worker)
-        .zip(d_image.par_chunks_mut(per_worker * LOSS_BLOCK_ROWS * d))
-        .map(|(starts, d_image_part)| {
+        .zip(d_image.par_chunks_mut(worker_rows * d))
+        .zip(worker_slots(&mut stored, worker_rows * n, blocks.len().div_ceil(per_worker)))
+        .map(|((starts, d_image_part), mut keep)| {
             let mut d_loc = vec![T::ZERO; n * d];
             let mut d_scale = 0.0f64;
-            let (mut buf, mut p_col, mut p_row) = (Vec::new(), vec![T::ZERO; n], vec![T::ZERO; n]);
+            let (mut scratch, mut p_col, mut p_row) = (Vec::new(), vec![T::ZERO; n], vec![T::ZERO; n]);
             for (b, &start) in starts.iter().enumerate() {
                 let rows = LOSS_BLOCK_ROWS.min(n - start);
-                logits_block(start, rows, &mut buf);
-                for (r, row) in buf.chunks_exact_mut(n).enumerate() {
+                let logits: &mut [T] = match keep.as_deref_mut() {
+                    Some(part) => &mut part[b * LOSS_BLOCK_ROWS * n..(b * LOSS_BLOCK_ROWS + rows) * n],
+                    None => {
+                        scratch.resize(rows * n, T::ZERO);
+                        compute_block(start, rows, &mut scratch);
+                        &mut scratch[..]
+                    }
+                };
+                for (r, row) in logits.chunks_exact_mut(n).enumerate() {
                     let i = start + r;
                     p_col.iter_mut().zip(row.iter()).zip(&col_lse).for_each(|((p, l), c)| *p = *l - *c);
                     T::exp_shifted(&mut p_col, T::ZERO);
@@ -342,24 +378,18 @@ pub fn clip_loss<T: Float>(image: &[T], location: &[T], n: usize, d: usize, scal
                     row[i] -= inv_n;
                     d_scale += (acc - inv_n * diagonal[i]).to_f64();
                 }
-                // d image rows = scale · dlogits · location ; d location += scale · dlogitsᵀ · image rows
                 let local = b * LOSS_BLOCK_ROWS * d;
+                let dlogits = MatRef::row_major(&logits[..], rows, n);
                 gemm(
                     &mut d_image_part[local..local + rows * d],
-                    MatRef::row_major(&buf, rows, n),
+                    dlogits,
                     MatRef::row_major(location, n, d),
                     scale,
                     false,
                     false,
                 );
-                gemm(
-                    &mut d_loc,
-                    MatRef::row_major(&buf, rows, n).t(),
-                    MatRef::row_major(&image[start * d..(start + rows) * d], rows, d),
-                    scale,
-                    true,
-                    false,
-                );
+                let image_rows = MatRef::row_major(&image[start * d..(start + rows) * d], rows, d);
+                gemm(&mut d_loc, dlogits.t(), image_rows, scale, true, false);
             }
             (d_loc, d_scale)
         })
@@ -371,6 +401,16 @@ pub fn clip_loss<T: Float>(image: &[T], location: &[T], n: usize, d: usize, scal
             },
         );
     ClipLoss { value, d_image, d_location, d_logit_scale: d_scale }
+}
+
+/// One mutable slice of the stored logits per worker, or `None` each when they are not stored.
+fn worker_slots<T: Send>(stored: &mut [T], chunk: usize, workers: usize) -> rayon::vec::IntoIter<Option<&mut [T]>> {
+    let slots: Vec<Option<&mut [T]>> = if stored.is_empty() {
+        (0..workers).map(|_| None).collect()
+    } else {
+        stored.chunks_mut(chunk).map(Some).collect()
+    };
+    slots.into_par_iter()
 }
 
 /// AdamW as `torch.optim.AdamW`: decoupled weight decay, bias-corrected moments.

@@ -155,3 +155,30 @@ fn adamw_follows_the_torch_update_rule() {
         }
     }
 }
+
+#[test]
+fn recomputing_logits_gives_the_same_result_as_storing_them() {
+    let mut rng = Pcg64::seed_from_u64(4);
+    let (n, d) = (700, 5);
+    let unit: Vec<f32> = {
+        let mut v: Vec<f32> = (0..2 * n * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+        for row in v.chunks_exact_mut(d) {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+        v
+    };
+    let (img, loc) = unit.split_at(n * d);
+    // A large scale also exercises the max-tracking softmax path.
+    for scale in [14.3f32, 90.0] {
+        let stored = satclip_core::train::clip_loss_with_budget(img, loc, n, d, scale, usize::MAX);
+        let recomputed = satclip_core::train::clip_loss_with_budget(img, loc, n, d, scale, 0);
+        assert_eq!(stored.value, recomputed.value);
+        assert_eq!(stored.d_image, recomputed.d_image);
+        assert_eq!(stored.d_location, recomputed.d_location);
+        let wide: (Vec<f64>, Vec<f64>) =
+            (img.iter().map(|v| *v as f64).collect(), loc.iter().map(|v| *v as f64).collect());
+        let (loss, ..) = naive_clip(&wide.0, &wide.1, n, d, scale as f64);
+        assert!((stored.value - loss).abs() / loss < 1e-5, "scale {scale}: {} vs {loss}", stored.value);
+    }
+}

@@ -1,0 +1,139 @@
+"""An independent PyTorch implementation of the SatCLIP location encoder and training step, written
+from the math in docs/location-encoder.md, used only as a speed comparator for satclip-bench.
+
+Same workloads as `satclip-bench --json`: the released architecture (L^2 -> 512 -> 512 -> 256,
+SIREN w0 = 30 then 1), f32 matrix products on f64 spherical-harmonic features, and one training step
+at batch 8192 (dropout, symmetric CLIP loss, a 512 -> 256 image head, AdamW).
+"""
+
+import argparse
+import json
+import math
+import time
+
+import torch
+
+
+def spherical_harmonics(lonlat: torch.Tensor, L: int) -> torch.Tensor:
+    """Analytic-convention SH (pi on m = 0, no Condon-Shortley phase) by the three-term recurrence."""
+    lon, lat = lonlat[:, 0], lonlat[:, 1]
+    theta = torch.deg2rad(lat + 90.0)
+    phi = torch.deg2rad(lon + 180.0)
+    x, s = torch.cos(theta), torch.sin(theta)
+    out = torch.empty(lonlat.shape[0], L * L, dtype=lonlat.dtype)
+    p_mm = torch.full_like(x, math.sqrt(0.25 / math.pi))
+    for m in range(L):
+        if m > 0:
+            p_mm = p_mm * math.sqrt((2 * m + 1) / (2 * m)) * s
+        if m == 0:
+            cos_f, sin_f = math.pi, None
+        else:
+            cos_f, sin_f = math.sqrt(2) * torch.cos(m * phi), math.sqrt(2) * torch.sin(m * phi)
+        p_prev, p = torch.zeros_like(x), p_mm
+        for l in range(m, L):
+            if l > m:
+                a = math.sqrt((4 * l * l - 1) / (l * l - m * m))
+                b = math.sqrt(((l - 1) ** 2 - m * m) / (4 * (l - 1) ** 2 - 1))
+                p_prev, p = p, a * (x * p - b * p_prev)
+            centre = l * l + l
+            out[:, centre + m] = cos_f * p
+            if m > 0:
+                out[:, centre - m] = sin_f * p
+    return out
+
+
+class Siren(torch.nn.Module):
+    def __init__(self, din: int, hidden: int = 512, dout: int = 256):
+        super().__init__()
+        self.l0 = torch.nn.Linear(din, hidden)
+        self.l1 = torch.nn.Linear(hidden, hidden)
+        self.last = torch.nn.Linear(hidden, dout)
+        with torch.no_grad():
+            bound0 = 1.0 / din
+            self.l0.weight.uniform_(-bound0, bound0)
+            self.l0.bias.uniform_(-bound0, bound0)
+            bound = math.sqrt(6.0 / hidden)
+            for layer in (self.l1, self.last):
+                layer.weight.uniform_(-bound, bound)
+                layer.bias.uniform_(-bound, bound)
+
+    def forward(self, f):
+        drop = lambda z: torch.nn.functional.dropout(z, 0.5, self.training)
+        h = torch.sin(30.0 * drop(self.l0(f)))
+        h = torch.sin(drop(self.l1(h)))
+        return self.last(h)
+
+
+def embed_points_per_s(L: int, batch: int) -> float:
+    torch.manual_seed(L)
+    model = Siren(L * L).eval()
+    lonlat = torch.stack([torch.rand(batch, dtype=torch.float64) * 360 - 180,
+                          torch.rad2deg(torch.asin(torch.rand(batch, dtype=torch.float64) * 2 - 1))], 1)
+    reps = max(1, min(2000, 200_000 // batch))
+
+    def run():
+        with torch.no_grad():
+            out = []
+            for chunk in lonlat.split(65_536):
+                out.append(model(spherical_harmonics(chunk, L).float()))
+            return out
+
+    run()
+    start = time.perf_counter()
+    for _ in range(reps):
+        run()
+    return batch / ((time.perf_counter() - start) / reps)
+
+
+def train_step_seconds(L: int, n: int = 8192, reps: int = 4) -> float:
+    torch.manual_seed(100 + L)
+    lonlat = torch.stack([torch.rand(n, dtype=torch.float64) * 360 - 180,
+                          torch.rad2deg(torch.asin(torch.rand(n, dtype=torch.float64) * 2 - 1))], 1)
+    features = spherical_harmonics(lonlat, L).float()
+    images = torch.rand(n, 512)
+    siren = Siren(L * L).train()
+    head = torch.nn.Linear(512, 256)
+    logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+    params = list(siren.parameters()) + list(head.parameters())
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2] + [logit_scale]
+    opt = torch.optim.AdamW([{"params": no_decay, "weight_decay": 0.0},
+                             {"params": decay, "weight_decay": 0.01}], lr=1e-4)
+    labels = torch.arange(n)
+    times = []
+    for rep in range(reps + 1):
+        start = time.perf_counter()
+        img = torch.nn.functional.normalize(head(images), dim=1)
+        loc = torch.nn.functional.normalize(siren(features), dim=1)
+        logits = logit_scale.exp() * img @ loc.t()
+        loss = (torch.nn.functional.cross_entropy(logits, labels)
+                + torch.nn.functional.cross_entropy(logits.t(), labels)) / 2
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if rep > 0:
+            times.append(time.perf_counter() - start)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    batches = [1, 1000, 65_536] if args.quick else [1, 1000, 65_536, 1_000_000]
+    result = {}
+    for L in (10, 40):
+        for b in batches:
+            result[f"embed_l{L}_b{b}"] = embed_points_per_s(L, b)
+    for L in (10, 40):
+        result[f"train_l{L}_b8192"] = train_step_seconds(L, reps=2 if args.quick else 4)
+    result["threads"] = args.threads
+    result["torch"] = torch.__version__
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
