@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod embeddings_out;
 pub mod error;
+pub mod geotiff;
 pub mod lightning;
 pub mod native;
 pub mod npy;

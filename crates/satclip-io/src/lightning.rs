@@ -134,9 +134,19 @@ impl LightningCheckpoint {
                 "state_dict has no location encoder (`model.location.nnet.*` or `model.nnet.*`)",
             ));
         };
-        let mut map = TensorMap::new().with_display_prefix(*prefix);
-        for name in names.iter().filter(|n| n.starts_with(*prefix)) {
-            let tensor = self.tensor(name)?;
+        self.tensors_with_prefix(prefix)
+    }
+
+    /// Every floating-point tensor whose name starts with `prefix`, keyed by the rest of its name.
+    /// Integer buffers (batch norm's `num_batches_tracked`) are left out.
+    pub fn tensors_with_prefix(&mut self, prefix: &str) -> Result<TensorMap> {
+        let mut map = TensorMap::new().with_display_prefix(prefix);
+        for (key, value) in self.state_dict_items() {
+            let (Some(name), Value::Tensor(t)) = (key.as_str(), &value) else { continue };
+            if !name.starts_with(prefix) || !t.storage.dtype.is_float() {
+                continue;
+            }
+            let tensor = self.archive.read_f64(name, t)?;
             map.insert(&name[prefix.len()..], tensor);
         }
         Ok(map)

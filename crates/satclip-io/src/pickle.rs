@@ -50,6 +50,10 @@ impl StorageDtype {
         })
     }
 
+    pub fn is_float(self) -> bool {
+        matches!(self, Self::F64 | Self::F32 | Self::F16 | Self::BF16)
+    }
+
     pub fn size_bytes(self) -> usize {
         match self {
             Self::F64 | Self::I64 => 8,

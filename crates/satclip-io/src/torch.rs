@@ -74,7 +74,7 @@ impl TorchArchive {
     pub fn read_f64(&mut self, name: &str, tensor: &TensorRef) -> Result<Tensor> {
         let err = |msg: String| Error::format(&self.path, format!("tensor `{name}`: {msg}"));
         let dtype = tensor.storage.dtype;
-        if !matches!(dtype, StorageDtype::F64 | StorageDtype::F32 | StorageDtype::F16 | StorageDtype::BF16) {
+        if !dtype.is_float() {
             return Err(err(format!("dtype {} is not a floating-point type", dtype.name())));
         }
         let numel = tensor

@@ -13,6 +13,7 @@ use std::path::Path;
 
 pub use satclip_core as core;
 pub use satclip_io as io;
+pub use satclip_vision as vision;
 
 pub use satclip_core::{Embeddings, Hyperparameters, LocationEncoder};
 pub use satclip_io::embeddings_out::OutputDtype;
@@ -21,6 +22,8 @@ pub use satclip_io::{Error, Result};
 
 use satclip_io::embeddings_out::EmbeddingWriter;
 use satclip_io::points::PointReader;
+use satclip_io::LightningCheckpoint;
+use satclip_vision::{Image, Tower};
 
 pub mod prelude {
     pub use crate::{FromCheckpoint, LocationEncoder};
@@ -104,4 +107,37 @@ pub fn embed_file(
 pub enum Progress {
     Total(u64),
     Done(u64),
+}
+
+/// The image tower of an official checkpoint (`vision_layers` and the `model.visual.*` tensors).
+pub fn load_tower(checkpoint: &Path) -> Result<Tower> {
+    let mut ckpt = LightningCheckpoint::open(checkpoint)?;
+    let vision_layers =
+        match ckpt.hyper_parameter("vision_layers") {
+            Some(satclip_io::pickle::Value::Str(s)) => s.to_string(),
+            Some(other) => return Err(satclip_io::Error::format(
+                checkpoint,
+                format!(
+                    "vision_layers is {}, not one of the pretrained towers (moco_resnet18, moco_resnet50, moco_vit16)",
+                    other.kind()
+                ),
+            )),
+            None => return Err(satclip_io::Error::format(checkpoint, "no vision_layers hyper-parameter")),
+        };
+    let tensors = ckpt.tensors_with_prefix("model.visual.")?;
+    Tower::load(&vision_layers, tensors).map_err(|e| satclip_io::Error::format(checkpoint, e.to_string()))
+}
+
+/// A 12-band Sentinel-2 L2A GeoTIFF (S2-100K format), preprocessed as the official code does,
+/// with the tile's lon/lat when the file is georeferenced.
+pub fn read_sentinel2(path: &Path) -> Result<(Image, Option<[f64; 2]>)> {
+    let raster = satclip_io::geotiff::read(path)?;
+    if raster.bands != 12 {
+        return Err(satclip_io::Error::format(
+            path,
+            format!("has {} bands; Sentinel-2 tiles in the S2-100K format have 12 (B01-B12 without B10)", raster.bands),
+        ));
+    }
+    let image = Image::from_sentinel2_l2a(raster.width, raster.height, &raster.data);
+    Ok((image, raster.centre_lonlat()))
 }

@@ -1,0 +1,208 @@
+//! GeoTIFF rasters in pure Rust: multi-band uint8/uint16/int16/float, striped or tiled, LZW,
+//! Deflate or uncompressed, with predictor (decoding by the `tiff` crate, under limits so that a
+//! lying header gives an error instead of a huge allocation), plus the georeferencing needed to
+//! place a tile on the globe: pixel scale, tie point and EPSG code, with UTM zones (WGS 84,
+//! EPSG 326zz/327zz) and geographic WGS 84 (EPSG 4326) converted to lon/lat.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use tiff::decoder::{Decoder, DecodingResult, Limits};
+use tiff::tags::Tag;
+
+use crate::error::{Error, Result};
+
+/// Largest decoded raster accepted (bytes): an S2-100K tile is 1.5 MB.
+const MAX_RASTER_BYTES: usize = 1 << 30;
+
+const MODEL_PIXEL_SCALE: u16 = 33550;
+const MODEL_TIEPOINT: u16 = 33922;
+const GEO_KEY_DIRECTORY: u16 = 34735;
+const GEOGRAPHIC_TYPE_KEY: u16 = 2048;
+const PROJECTED_CS_TYPE_KEY: u16 = 3072;
+
+/// Band-interleaved-by-pixel samples converted to f32, with their layout.
+#[derive(Clone, Debug)]
+pub struct Raster {
+    pub width: usize,
+    pub height: usize,
+    pub bands: usize,
+    /// `data[(row · width + col) · bands + band]`, the values as stored (no scaling).
+    pub data: Vec<f32>,
+    pub georef: Option<GeoReference>,
+}
+
+/// Where the raster sits: top-left corner, pixel size and coordinate system.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GeoReference {
+    pub epsg: u32,
+    /// Model coordinates of the top-left corner of the top-left pixel.
+    pub origin: [f64; 2],
+    /// Pixel size in model units (x to the east, y to the south).
+    pub pixel_size: [f64; 2],
+}
+
+impl Raster {
+    /// Values of one band, row-major.
+    pub fn band(&self, band: usize) -> impl Iterator<Item = f32> + '_ {
+        self.data.iter().skip(band).step_by(self.bands).copied()
+    }
+
+    /// Lon/lat of the four corners of the raster's bounds, in the order top-left, top-right,
+    /// bottom-right, bottom-left.
+    pub fn corners_lonlat(&self) -> Option<[[f64; 2]; 4]> {
+        let g = self.georef?;
+        let (w, h) = (self.width as f64 * g.pixel_size[0], self.height as f64 * g.pixel_size[1]);
+        let [x0, y0] = g.origin;
+        let corners = [[x0, y0], [x0 + w, y0], [x0 + w, y0 - h], [x0, y0 - h]];
+        let mut out = [[0.0; 2]; 4];
+        for (o, [x, y]) in out.iter_mut().zip(corners) {
+            *o = to_lonlat(g.epsg, x, y)?;
+        }
+        Some(out)
+    }
+
+    /// The tile's location as S2-100K's `index.csv` gives it: the area centroid of the bounds'
+    /// four corners reprojected to lon/lat. `None` without a supported georeference.
+    pub fn centre_lonlat(&self) -> Option<[f64; 2]> {
+        self.corners_lonlat().map(|c| polygon_centroid(&c))
+    }
+}
+
+pub fn read(path: &Path) -> Result<Raster> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let bad = |e: tiff::TiffError| Error::format(path, format!("not a readable TIFF: {e}"));
+    let mut limits = Limits::default();
+    limits.decoding_buffer_size = MAX_RASTER_BYTES;
+    limits.ifd_value_size = 1 << 20;
+    limits.intermediate_buffer_size = 256 << 20;
+    let mut decoder = Decoder::new(BufReader::new(file)).map_err(bad)?.with_limits(limits);
+    let (width, height) = decoder.dimensions().map_err(bad)?;
+    let (width, height) = (width as usize, height as usize);
+    let image = decoder.read_image().map_err(bad)?;
+    let data: Vec<f32> = match image {
+        DecodingResult::U8(v) => v.into_iter().map(f32::from).collect(),
+        DecodingResult::U16(v) => v.into_iter().map(f32::from).collect(),
+        DecodingResult::I8(v) => v.into_iter().map(f32::from).collect(),
+        DecodingResult::I16(v) => v.into_iter().map(f32::from).collect(),
+        DecodingResult::F32(v) => v,
+        DecodingResult::F64(v) => v.into_iter().map(|x| x as f32).collect(),
+        DecodingResult::U32(v) => v.into_iter().map(|x| x as f32).collect(),
+        DecodingResult::I32(v) => v.into_iter().map(|x| x as f32).collect(),
+        other => {
+            return Err(Error::format(path, format!("unsupported sample type {:?}", std::mem::discriminant(&other))))
+        }
+    };
+    let pixels = width.checked_mul(height).filter(|&p| p > 0).ok_or_else(|| Error::format(path, "empty raster"))?;
+    if data.len() % pixels != 0 {
+        return Err(Error::format(path, format!("{} samples do not fill {width}×{height} pixels", data.len())));
+    }
+    let bands = data.len() / pixels;
+    let georef = read_georeference(&mut decoder).map_err(|m| Error::format(path, m))?;
+    Ok(Raster { width, height, bands, data, georef })
+}
+
+fn read_georeference<R: std::io::Read + std::io::Seek>(
+    decoder: &mut Decoder<R>,
+) -> Result<Option<GeoReference>, String> {
+    let scale = decoder.find_tag(Tag::Unknown(MODEL_PIXEL_SCALE)).map_err(|e| e.to_string())?;
+    let tie = decoder.find_tag(Tag::Unknown(MODEL_TIEPOINT)).map_err(|e| e.to_string())?;
+    let keys = decoder.find_tag(Tag::Unknown(GEO_KEY_DIRECTORY)).map_err(|e| e.to_string())?;
+    let (Some(scale), Some(tie), Some(keys)) = (scale, tie, keys) else { return Ok(None) };
+    let scale = scale.into_f64_vec().map_err(|e| format!("ModelPixelScale: {e}"))?;
+    let tie = tie.into_f64_vec().map_err(|e| format!("ModelTiepoint: {e}"))?;
+    let keys = keys.into_u16_vec().map_err(|e| format!("GeoKeyDirectory: {e}"))?;
+    if scale.len() < 2 || tie.len() < 6 || !(scale[0] > 0.0 && scale[1] > 0.0) {
+        return Err("malformed ModelPixelScale or ModelTiepoint".into());
+    }
+    // Key directory: header of 4 shorts, then (key, location, count, value) entries.
+    let lookup = |key: u16| {
+        keys.get(4..).unwrap_or_default().chunks_exact(4).find(|e| e[0] == key && e[1] == 0).map(|e| e[3] as u32)
+    };
+    let Some(epsg) = lookup(PROJECTED_CS_TYPE_KEY).or_else(|| lookup(GEOGRAPHIC_TYPE_KEY)) else { return Ok(None) };
+    // Tie point (i, j, k) ↔ (x, y, z): shift it to the corner of pixel (0, 0).
+    let origin = [tie[3] - tie[0] * scale[0], tie[4] + tie[1] * scale[1]];
+    Ok(Some(GeoReference { epsg, origin, pixel_size: [scale[0], scale[1]] }))
+}
+
+/// Model coordinates to (lon, lat) for WGS 84 geographic and WGS 84 / UTM.
+pub fn to_lonlat(epsg: u32, x: f64, y: f64) -> Option<[f64; 2]> {
+    match epsg {
+        4326 => Some([x, y]),
+        32601..=32660 => Some(utm_inverse(x, y, epsg - 32600, true)),
+        32701..=32760 => Some(utm_inverse(x, y, epsg - 32700, false)),
+        _ => None,
+    }
+}
+
+/// Inverse transverse Mercator on WGS 84 by Krüger's series to third order in n (Karney 2011):
+/// millimetre accuracy within a UTM zone.
+pub fn utm_inverse(easting: f64, northing: f64, zone: u32, north: bool) -> [f64; 2] {
+    let a = 6_378_137.0;
+    let f = 1.0 / 298.257_223_563;
+    let k0 = 0.9996;
+    let n = f / (2.0 - f);
+    let (n2, n3) = (n * n, n * n * n);
+    let big_a = a / (1.0 + n) * (1.0 + n2 / 4.0 + n2 * n2 / 64.0);
+    let beta = [n / 2.0 - 2.0 * n2 / 3.0 + 37.0 * n3 / 96.0, n2 / 48.0 + n3 / 15.0, 17.0 * n3 / 480.0];
+    let delta = [2.0 * n - 2.0 * n2 / 3.0 - 2.0 * n3, 7.0 * n2 / 3.0 - 8.0 * n3 / 5.0, 56.0 * n3 / 15.0];
+    let xi = (northing - if north { 0.0 } else { 10_000_000.0 }) / (k0 * big_a);
+    let eta = (easting - 500_000.0) / (k0 * big_a);
+    let (mut xi_p, mut eta_p) = (xi, eta);
+    for (j, b) in beta.iter().enumerate() {
+        let k = 2.0 * (j + 1) as f64;
+        xi_p -= b * (k * xi).sin() * (k * eta).cosh();
+        eta_p -= b * (k * xi).cos() * (k * eta).sinh();
+    }
+    let chi = (xi_p.sin() / eta_p.cosh()).asin();
+    let mut phi = chi;
+    for (j, d) in delta.iter().enumerate() {
+        phi += d * (2.0 * (j + 1) as f64 * chi).sin();
+    }
+    let lambda0 = (zone as f64 * 6.0 - 183.0).to_radians();
+    let lambda = lambda0 + eta_p.sinh().atan2(xi_p.cos());
+    [lambda.to_degrees(), phi.to_degrees()]
+}
+
+/// Area centroid of a simple polygon in the plane (the shoelace formula).
+pub fn polygon_centroid(points: &[[f64; 2]]) -> [f64; 2] {
+    let (mut area2, mut cx, mut cy) = (0.0, 0.0, 0.0);
+    for i in 0..points.len() {
+        let [x0, y0] = points[i];
+        let [x1, y1] = points[(i + 1) % points.len()];
+        let cross = x0 * y1 - x1 * y0;
+        area2 += cross;
+        cx += (x0 + x1) * cross;
+        cy += (y0 + y1) * cross;
+    }
+    [cx / (3.0 * area2), cy / (3.0 * area2)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utm_inverse_of_known_points() {
+        // The central meridian at the equator.
+        let [lon, lat] = utm_inverse(500_000.0, 0.0, 31, true);
+        assert!((lon - 3.0).abs() < 1e-12 && lat.abs() < 1e-12);
+        // Mirror symmetry about the central meridian; one degree of latitude is ~110.6 km there.
+        let [east, lat_e] = utm_inverse(510_000.0, 4_000_000.0, 33, true);
+        let [west, lat_w] = utm_inverse(490_000.0, 4_000_000.0, 33, true);
+        assert!((east - 15.0 + (west - 15.0)).abs() < 1e-12 && (lat_e - lat_w).abs() < 1e-12);
+        let [_, lat1] = utm_inverse(500_000.0, 1_000_000.0, 31, true);
+        let [_, lat2] = utm_inverse(500_000.0, 1_110_000.0, 31, true);
+        assert!((lat2 - lat1 - 110_000.0 / 0.9996 / 110_574.0).abs() < 2e-3, "{}", lat2 - lat1);
+        // Southern hemisphere false northing: the equator in zone 37S.
+        let [_, lat] = utm_inverse(500_000.0, 10_000_000.0, 37, false);
+        assert!(lat.abs() < 1e-12);
+    }
+
+    #[test]
+    fn centroid_of_a_square() {
+        let c = polygon_centroid(&[[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]]);
+        assert_eq!(c, [1.0, 1.0]);
+    }
+}
