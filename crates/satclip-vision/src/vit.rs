@@ -75,7 +75,8 @@ pub struct VisionTransformer {
     pub head: Linear<f32>,
 }
 
-/// The exact (erf) GELU of `nn.GELU()`; erf by Abramowitz & Stegun 7.1.26 in f64 (|error| < 1.5e-7).
+/// The exact (erf) GELU of `nn.GELU()`; erf by Abramowitz & Stegun 7.1.26 in f64 (|error| < 1.5e-7,
+/// so the GELU is within 1.5e-7·|x|/2 of exact).
 fn gelu(x: f32) -> f32 {
     let z = x as f64 / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.327_591_1 * z.abs());
@@ -195,7 +196,7 @@ mod tests {
             (2.0, 1.954_499_736),
             (-3.0, -0.004_049_694),
         ] {
-            assert!((gelu(x) as f64 - want).abs() < 2e-7, "gelu({x}) = {}", gelu(x));
+            assert!((gelu(x) as f64 - want).abs() < 3e-7, "gelu({x}) = {}", gelu(x));
         }
     }
 }
