@@ -71,6 +71,13 @@ impl Raster {
 }
 
 pub fn read(path: &Path) -> Result<Raster> {
+    // The decoder is third-party code fed untrusted bytes: a panic in it must still surface as an
+    // error about this file.
+    std::panic::catch_unwind(|| read_unguarded(path))
+        .unwrap_or_else(|_| Err(Error::format(path, "malformed TIFF (the decoder gave up)")))
+}
+
+fn read_unguarded(path: &Path) -> Result<Raster> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let bad = |e: tiff::TiffError| Error::format(path, format!("not a readable TIFF: {e}"));
     let mut limits = Limits::default();

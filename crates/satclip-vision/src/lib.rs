@@ -6,6 +6,7 @@
 pub mod conv;
 pub mod image;
 pub mod resnet;
+pub mod synthetic;
 pub mod vit;
 
 use satclip_core::network::Linear;

@@ -112,18 +112,19 @@ pub enum Progress {
 /// The image tower of an official checkpoint (`vision_layers` and the `model.visual.*` tensors).
 pub fn load_tower(checkpoint: &Path) -> Result<Tower> {
     let mut ckpt = LightningCheckpoint::open(checkpoint)?;
-    let vision_layers =
-        match ckpt.hyper_parameter("vision_layers") {
-            Some(satclip_io::pickle::Value::Str(s)) => s.to_string(),
-            Some(other) => return Err(satclip_io::Error::format(
+    let vision_layers = match ckpt.hyper_parameter("vision_layers") {
+        Some(satclip_io::pickle::Value::Str(s)) => s.to_string(),
+        Some(other) => {
+            return Err(satclip_io::Error::format(
                 checkpoint,
                 format!(
                     "vision_layers is {}, not one of the pretrained towers (moco_resnet18, moco_resnet50, moco_vit16)",
                     other.kind()
                 ),
-            )),
-            None => return Err(satclip_io::Error::format(checkpoint, "no vision_layers hyper-parameter")),
-        };
+            ))
+        }
+        None => return Err(satclip_io::Error::format(checkpoint, "no vision_layers hyper-parameter")),
+    };
     let tensors = ckpt.tensors_with_prefix("model.visual.")?;
     Tower::load(&vision_layers, tensors).map_err(|e| satclip_io::Error::format(checkpoint, e.to_string()))
 }
