@@ -30,6 +30,34 @@ enum Command {
         #[arg(long)]
         output: PathBuf,
     },
+    /// Embed Sentinel-2 tiles (12-band S2-100K GeoTIFFs) with a checkpoint's image tower.
+    EmbedImages {
+        /// Official SatCLIP checkpoint (.ckpt) with its image tower.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Tiles, or directories of .tif tiles.
+        #[arg(long, num_args = 1.., required = true)]
+        input: Vec<PathBuf>,
+        /// .npy [N, 256], or .parquet / .csv with file, lon, lat (tile centre) and the embedding.
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Localise tiles on the globe: their image embeddings against the location embeddings of a
+    /// Fibonacci lattice (official notebook B02).
+    Locate {
+        /// Official SatCLIP checkpoint (.ckpt).
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Candidate points on the sphere.
+        #[arg(long, default_value_t = 100_000)]
+        points: usize,
+        /// Candidates reported per tile.
+        #[arg(long, default_value_t = 1)]
+        top_k: usize,
+        /// Tiles, or directories of .tif tiles.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
     /// Print a model's hyper-parameters and parameter count.
     Info {
         /// Official .ckpt or native model directory.
@@ -95,6 +123,14 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {}", output.display());
             Ok(())
         }
+        Command::EmbedImages { checkpoint, input, output } => {
+            let tower = satclip::load_tower(&checkpoint)?;
+            let files = satclip::collect_tiles(&input)?;
+            let n = satclip::embed_images_to_file(&tower, &files, &output)?;
+            eprintln!("embedded {n} tiles into {}", output.display());
+            Ok(())
+        }
+        Command::Locate { checkpoint, points, top_k, images } => locate(&checkpoint, points, top_k, &images),
         Command::Info { checkpoint } => {
             let encoder = LocationEncoder::from_checkpoint(&checkpoint)?;
             let params: usize = encoder.state_dict().iter().map(|(_, t)| t.data.len()).sum();
@@ -147,6 +183,42 @@ fn embed(args: EmbedArgs) -> Result<()> {
     bar.finish_and_clear();
     if interactive {
         eprintln!("embedded {} points into {}", summary.rows, args.output.display());
+    }
+    Ok(())
+}
+
+fn locate(checkpoint: &std::path::Path, points: usize, top_k: usize, images: &[PathBuf]) -> Result<()> {
+    let encoder = LocationEncoder::from_checkpoint(checkpoint)?;
+    let tower = satclip::load_tower(checkpoint)?;
+    let files = satclip::collect_tiles(images)?;
+    let locator = satclip::Locator::new(&encoder, satclip::core::geo::fibonacci_lattice(points.max(1)))?;
+    let embeddings = satclip::embed_images(&tower, &files)?;
+    println!("| tile | rank | lon | lat | cosine | tile lon | tile lat | error (km) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut errors = Vec::new();
+    for (file, (embedding, centre)) in files.iter().zip(&embeddings) {
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        for (rank, ([lon, lat], score)) in locator.top_k(embedding, top_k).into_iter().enumerate() {
+            let (truth, error) = match centre {
+                Some(c) => {
+                    let km = satclip::core::geo::haversine_km(*c, [lon, lat]);
+                    if rank == 0 {
+                        errors.push(km);
+                    }
+                    (format!("{:.4} | {:.4}", c[0], c[1]), format!("{km:.1}"))
+                }
+                None => ("- | -".to_string(), "-".to_string()),
+            };
+            println!("| {name} | {} | {lon:.4} | {lat:.4} | {score:.4} | {truth} | {error} |", rank + 1);
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by(f64::total_cmp);
+        println!(
+            "\nmedian error of the best candidate over {} georeferenced tiles: {:.1} km",
+            errors.len(),
+            errors[errors.len() / 2]
+        );
     }
     Ok(())
 }

@@ -60,3 +60,37 @@ mod tests {
         assert_eq!(cosine_similarity(&[0.0, 0.0], &[1.0, 1.0]), 0.0);
     }
 }
+
+/// `n` points spread evenly over the sphere (a Fibonacci lattice): latitudes at equal steps of
+/// sin(lat), longitudes advancing by the golden angle. Used as candidate locations to localise an
+/// image, as in the official notebook B02.
+pub fn fibonacci_lattice(n: usize) -> Vec<[f64; 2]> {
+    let golden_angle = std::f64::consts::PI * (3.0 - 5f64.sqrt());
+    (0..n)
+        .map(|i| {
+            let y = 1.0 - 2.0 * (i as f64 + 0.5) / n as f64;
+            let lon = ((i as f64 * golden_angle).to_degrees() + 180.0).rem_euclid(360.0) - 180.0;
+            [lon, y.asin().to_degrees()]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod lattice_tests {
+    use super::*;
+
+    #[test]
+    fn lattice_covers_the_sphere_evenly() {
+        let points = fibonacci_lattice(10_000);
+        assert!(points.iter().all(|p| (-180.0..180.0).contains(&p[0]) && p[1].abs() < 90.0));
+        // Equal area: the share of points north of 30° is the cap's share of the sphere, 1/4.
+        let north = points.iter().filter(|p| p[1] > 30.0).count() as f64 / points.len() as f64;
+        assert!((north - 0.25).abs() < 1e-3, "{north}");
+        // No point is far from its nearest neighbour: spacing ~ sqrt(4π R² / n) ≈ 226 km.
+        let probe = [[10.0, 10.0], [-120.0, 60.0], [75.0, -80.0]];
+        for q in probe {
+            let nearest = points.iter().map(|p| haversine_km(q, *p)).fold(f64::MAX, f64::min);
+            assert!(nearest < 200.0, "{q:?}: {nearest}");
+        }
+    }
+}

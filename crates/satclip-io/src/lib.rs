@@ -10,6 +10,7 @@ pub mod native;
 pub mod npy;
 pub mod pickle;
 pub mod points;
+pub mod s2dataset;
 pub mod torch;
 
 use std::path::Path;

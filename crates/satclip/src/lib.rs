@@ -142,3 +142,115 @@ pub fn read_sentinel2(path: &Path) -> Result<(Image, Option<[f64; 2]>)> {
     let image = Image::from_sentinel2_l2a(raster.width, raster.height, &raster.data);
     Ok((image, raster.centre_lonlat()))
 }
+
+/// Image embeddings of Sentinel-2 tiles, computed in parallel; each with the tile's lon/lat
+/// when the file is georeferenced. The first unreadable file stops the run with its error.
+pub fn embed_images(tower: &Tower, files: &[std::path::PathBuf]) -> Result<Vec<(Vec<f32>, Option<[f64; 2]>)>> {
+    use rayon::prelude::*;
+    files
+        .par_iter()
+        .map(|path| {
+            let (image, centre) = read_sentinel2(path)?;
+            Ok((tower.embed(&image), centre))
+        })
+        .collect()
+}
+
+/// Image → location retrieval, as the official notebook B02: the cosine similarity of an image
+/// embedding to the location embeddings of candidate points (a Fibonacci lattice by default).
+pub struct Locator {
+    pub candidates: Vec<[f64; 2]>,
+    /// Unit-norm location embeddings of the candidates, row-major.
+    unit_embeddings: Vec<f32>,
+    dim: usize,
+}
+
+impl Locator {
+    pub fn new(encoder: &LocationEncoder, candidates: Vec<[f64; 2]>) -> std::result::Result<Self, satclip_core::Error> {
+        let dim = encoder.dim();
+        let mut unit_embeddings = vec![0f32; candidates.len() * dim];
+        encoder.embed_into_f32(&candidates, &mut unit_embeddings)?;
+        for row in unit_embeddings.chunks_exact_mut(dim) {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+        Ok(Self { candidates, unit_embeddings, dim })
+    }
+
+    /// The `k` most similar candidates: (lon, lat) and cosine similarity, best first.
+    pub fn top_k(&self, image_embedding: &[f32], k: usize) -> Vec<([f64; 2], f32)> {
+        assert_eq!(image_embedding.len(), self.dim, "embedding widths differ");
+        let norm = image_embedding.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let mut scored: Vec<(usize, f32)> = self
+            .unit_embeddings
+            .chunks_exact(self.dim)
+            .map(|row| row.iter().zip(image_embedding).map(|(a, b)| a * b).sum::<f32>() / norm)
+            .enumerate()
+            .collect();
+        let k = k.min(scored.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        scored.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
+        scored.truncate(k);
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored.into_iter().map(|(i, s)| (self.candidates[i], s)).collect()
+    }
+}
+
+/// Tiles to process: the `.tif`/`.tiff` files of each directory given (sorted), and files as given.
+pub fn collect_tiles(inputs: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut found: Vec<_> = std::fs::read_dir(input)
+                .map_err(|e| satclip_io::Error::io(input, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension().is_some_and(|x| x.eq_ignore_ascii_case("tif") || x.eq_ignore_ascii_case("tiff"))
+                })
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(satclip_io::Error::format(input, "no .tif files in this directory"));
+            }
+            files.extend(found);
+        } else {
+            files.push(input.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// Embeds tiles and writes one row per file: NPY `[N, dim]`, or CSV/Parquet with the columns
+/// `file`, `lon`, `lat` (the tile centre; empty when not georeferenced) and the embedding.
+pub fn embed_images_to_file(tower: &Tower, files: &[std::path::PathBuf], output: &Path) -> Result<usize> {
+    use std::sync::Arc;
+
+    use arrow_array::{Float64Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+
+    let rows = embed_images(tower, files)?;
+    let dim = tower.head().out_dim;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("file", DataType::Utf8, false),
+        Field::new("lon", DataType::Float64, true),
+        Field::new("lat", DataType::Float64, true),
+    ]));
+    let names: Vec<String> =
+        files.iter().map(|f| f.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
+    let columns = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(names)),
+            Arc::new(Float64Array::from(rows.iter().map(|(_, c)| c.map(|c| c[0])).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(rows.iter().map(|(_, c)| c.map(|c| c[1])).collect::<Vec<_>>())),
+        ],
+    )
+    .map_err(|e| satclip_io::Error::format(output, e.to_string()))?;
+    let values: Vec<f64> = rows.iter().flat_map(|(e, _)| e.iter().map(|v| *v as f64)).collect();
+    let mut writer = EmbeddingWriter::create(output, &schema, dim, OutputDtype::F32)?;
+    writer.write(&columns, &values)?;
+    writer.finish()?;
+    Ok(rows.len())
+}

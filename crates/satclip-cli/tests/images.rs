@@ -1,0 +1,106 @@
+//! `satclip embed-images` and `satclip locate` on the 23 real tiles and both fixture checkpoints.
+
+use std::process::Command;
+
+use satclip_testkit::{read_npy, shared_dir, shared_file};
+
+fn satclip(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_satclip")).args(args).output().expect("runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn embed_images_writes_one_row_per_tile_in_file_order() {
+    let (Some(ckpt), Some(expected), Some(shared)) =
+        (shared_file("fixtures/satclip-resnet18-l10.ckpt"), shared_file("fixtures/img_emb_resnet18.npy"), shared_dir())
+    else {
+        return;
+    };
+    let tiles = shared.join("data/s2-samples");
+    let dir = tempfile::tempdir().unwrap();
+    // Files given explicitly, in the fixture's row order, to NPY.
+    let order: Vec<String> = std::fs::read_to_string(shared.join("fixtures/img_files.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| tiles.join(l.rsplit('/').next().unwrap()).to_string_lossy().into_owned())
+        .collect();
+    let out = dir.path().join("img.npy");
+    let mut args =
+        vec!["embed-images", "--checkpoint", ckpt.to_str().unwrap(), "--output", out.to_str().unwrap(), "--input"];
+    args.extend(order.iter().map(String::as_str));
+    let (ok, _, err) = satclip(&args);
+    assert!(ok, "{err}");
+    let (rows, dim, ours) = read_npy(&out);
+    let (_, _, official) = read_npy(&expected);
+    assert_eq!((rows, dim), (23, 256));
+    let worst = ours.iter().zip(&official).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(worst <= 1e-4, "{worst}");
+
+    // A directory, to CSV: a header and 23 rows with the file names and centres.
+    let out = dir.path().join("img.csv");
+    let (ok, _, err) = satclip(&[
+        "embed-images",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--input",
+        tiles.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 24);
+    assert!(lines[0].starts_with("file,lon,lat,emb_0,"));
+    assert!(lines[1].starts_with("patch_252161.tif,19.8877"), "sorted by name, with the centre: {}", &lines[1][..40]);
+}
+
+#[test]
+fn locate_reports_every_tile_with_its_error() {
+    let (Some(ckpt), Some(shared)) = (shared_file("fixtures/satclip-vit16-l40.ckpt"), shared_dir()) else { return };
+    let tiles = shared.join("data/s2-samples");
+    let (ok, out, err) = satclip(&[
+        "locate",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--points",
+        "5000",
+        "--top-k",
+        "2",
+        tiles.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| patch_")).collect();
+    assert_eq!(rows.len(), 23 * 2);
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let km: f64 = cells[8].parse().unwrap();
+        assert!((0.0..=20_040.0).contains(&km), "{row}");
+    }
+    assert!(out.contains("median error of the best candidate over 23 georeferenced tiles"));
+}
+
+#[test]
+fn a_damaged_tile_is_named() {
+    let Some(ckpt) = shared_file("fixtures/satclip-resnet18-l10.ckpt") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.tif");
+    std::fs::write(&bad, b"II*\x00\x08\x00\x00\x00\xff\xff").unwrap();
+    let out = dir.path().join("o.npy");
+    let (ok, _, err) = satclip(&[
+        "embed-images",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--input",
+        bad.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("broken.tif"), "{err}");
+    assert!(!out.exists());
+}

@@ -1,0 +1,42 @@
+use satclip_io::s2dataset::{S2Dataset, MIN_FILE_BYTES};
+use satclip_testkit::shared_dir;
+
+#[test]
+fn opens_the_sample_index_with_latitude_first() {
+    let Some(dir) = shared_dir().map(|d| d.join("data/s2-samples")) else {
+        eprintln!("SKIPPED: shared/data/s2-samples is not available");
+        return;
+    };
+    let ds = S2Dataset::open(&dir).unwrap();
+    assert_eq!(ds.entries.len(), 20);
+    let first = &ds.entries[0];
+    assert!(first.file.ends_with("patch_75123.tif"));
+    assert!((first.lat + 54.18078401057424).abs() < 1e-12 && (first.lon + 68.2091418648589).abs() < 1e-12);
+}
+
+#[test]
+fn small_files_are_skipped_and_the_split_is_seeded() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("images")).unwrap();
+    let mut index = String::from("lat,lon,url,fn\n");
+    for i in 0..50 {
+        let size = if i == 7 { 100 } else { MIN_FILE_BYTES as usize };
+        std::fs::write(dir.path().join(format!("images/patch_{i}.tif")), vec![0u8; size]).unwrap();
+        index.push_str(&format!("{},{},http://example/{i},patch_{i}.tif\n", i as f64 - 25.0, i as f64 * 3.0));
+    }
+    std::fs::write(dir.path().join("index.csv"), &index).unwrap();
+    let ds = S2Dataset::open(dir.path()).unwrap();
+    assert_eq!(ds.entries.len(), 49);
+    assert!(ds.skipped_small[0].ends_with("patch_7.tif"));
+    let (train, val) = ds.split(0.1, 0);
+    assert_eq!((train.len(), val.len()), (44, 5));
+    let mut all: Vec<usize> = train.iter().chain(&val).copied().collect();
+    all.sort();
+    assert_eq!(all, (0..49).collect::<Vec<_>>(), "a partition");
+    assert_eq!(ds.split(0.1, 0), (train.clone(), val.clone()), "same seed, same split");
+    assert_ne!(ds.split(0.1, 1).1, val, "another seed, another split");
+
+    std::fs::write(dir.path().join("index.csv"), index.replace("-23,6,", "-23,x,")).unwrap();
+    let err = S2Dataset::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("index.csv") && err.contains("row 3") && err.contains("`lon`"), "{err}");
+}
