@@ -137,13 +137,14 @@ impl LightningCheckpoint {
         self.tensors_with_prefix(prefix)
     }
 
-    /// Every floating-point tensor whose name starts with `prefix`, keyed by the rest of its name.
-    /// Integer buffers (batch norm's `num_batches_tracked`) are left out.
+    /// Every tensor whose name starts with `prefix`, keyed by the rest of its name, as f64. Batch
+    /// norm's integer step counters (`num_batches_tracked`) are left out; any other integer tensor
+    /// is a dtype error.
     pub fn tensors_with_prefix(&mut self, prefix: &str) -> Result<TensorMap> {
         let mut map = TensorMap::new().with_display_prefix(prefix);
         for (key, value) in self.state_dict_items() {
             let (Some(name), Value::Tensor(t)) = (key.as_str(), &value) else { continue };
-            if !name.starts_with(prefix) || !t.storage.dtype.is_float() {
+            if !name.starts_with(prefix) || (name.ends_with(".num_batches_tracked") && !t.storage.dtype.is_float()) {
                 continue;
             }
             let tensor = self.archive.read_f64(name, t)?;
