@@ -117,6 +117,20 @@ def train_step_seconds(L: int, n: int = 8192, reps: int = 4) -> float:
     return times[len(times) // 2]
 
 
+def tower_tiles_per_s(name: str, n: int) -> float:
+    """timm towers as SatCLIP builds them (13 input channels, 256-d head), eval mode, batch n."""
+    import timm
+
+    model = timm.create_model(name, in_chans=13, num_classes=256, pretrained=False).eval()
+    size = 224 if name.startswith("vit") else 256
+    x = torch.rand(n, 13, size, size)
+    with torch.no_grad():
+        model(x)
+        start = time.perf_counter()
+        model(x)
+    return n / (time.perf_counter() - start)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -130,6 +144,9 @@ def main():
             result[f"embed_l{L}_b{b}"] = embed_points_per_s(L, b)
     for L in (10, 40):
         result[f"train_l{L}_b8192"] = train_step_seconds(L, reps=2 if args.quick else 4)
+    for name in ("resnet18", "resnet50", "vit_small_patch16_224"):
+        key = "tower_" + {"vit_small_patch16_224": "vit16"}.get(name, name)
+        result[key] = tower_tiles_per_s(name, 4 if args.quick else 16)
     result["threads"] = args.threads
     result["torch"] = torch.__version__
     print(json.dumps(result, indent=2))

@@ -62,6 +62,16 @@ fn main() {
             gflops: Some(flops / seconds / 1e9),
         });
     }
+    for tower in ["moco_resnet18", "moco_resnet50", "moco_vit16"] {
+        let tiles_per_s = tower_tiles_per_second(tower, if args.quick { 4 } else { 16 });
+        rows.push(Row {
+            what: format!("image tower {tower}, 13 bands"),
+            key: format!("tower_{}", tower.trim_start_matches("moco_")),
+            value: tiles_per_s,
+            unit: "tiles/s",
+            gflops: None,
+        });
+    }
     let rss_mb = peak_rss_mb();
     if args.json {
         let items: Vec<String> = rows.iter().map(|r| format!("  \"{}\": {}", r.key, r.value)).collect();
@@ -75,8 +85,10 @@ fn main() {
     println!("f32 GEMM peak (2048³, all threads): {peak:.1} GFLOP/s\n");
     println!("| workload | result | GFLOP/s | of GEMM peak |\n|---|---|---|---|");
     for r in &rows {
-        let g = r.gflops.unwrap_or(0.0);
-        println!("| {} | {:.4} {} | {g:.1} | {:.0}% |", r.what, r.value, r.unit, 100.0 * g / peak);
+        match r.gflops {
+            Some(g) => println!("| {} | {:.4} {} | {g:.1} | {:.0}% |", r.what, r.value, r.unit, 100.0 * g / peak),
+            None => println!("| {} | {:.2} {} | | |", r.what, r.value, r.unit),
+        }
     }
     println!("\npeak RSS: {rss_mb:.0} MB");
 }
@@ -136,6 +148,26 @@ fn training_step_seconds(l: usize, n: usize, reps: usize) -> f64 {
     }
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
+}
+
+/// Tiles per second for a tower with random weights in the official layout: `n` tiles of the
+/// tower's input size, embedded in parallel (one tile per worker at a time).
+fn tower_tiles_per_second(vision_layers: &str, n: usize) -> f64 {
+    use rayon::prelude::*;
+    let weights = satclip_vision::synthetic::synthetic_tower_weights(vision_layers, 5).expect("known tower");
+    let tower = satclip_vision::Tower::load(vision_layers, weights).expect("synthetic weights load");
+    let size = tower.input_size();
+    let image = satclip_vision::Image {
+        channels: satclip_vision::IN_CHANNELS,
+        height: size,
+        width: size,
+        data: (0..satclip_vision::IN_CHANNELS * size * size).map(|i| (i % 251) as f32 / 1000.0).collect(),
+    };
+    let run = || (0..n).into_par_iter().map(|_| tower.embed(&image)[0]).sum::<f32>();
+    run();
+    let start = Instant::now();
+    std::hint::black_box(run());
+    n as f64 / start.elapsed().as_secs_f64()
 }
 
 fn peak_rss_mb() -> f64 {

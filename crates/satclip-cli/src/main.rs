@@ -58,12 +58,103 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
+    /// Build a pretraining corpus from open data (see scripts/install-data.sh).
+    Corpus {
+        #[command(subcommand)]
+        source: CorpusSource,
+    },
+    /// Run a frozen image tower once over a corpus (K augmented views per tile) and cache the
+    /// pooled features for training.
+    Featurize(FeaturizeArgs),
+    /// Pretrain a location encoder with the SatCLIP objective on cached image features.
+    Train(TrainArgs),
     /// Print a model's hyper-parameters and parameter count.
     Info {
         /// Official .ckpt or native model directory.
         #[arg(long)]
         checkpoint: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum CorpusSource {
+    /// (lon, lat, RGB patch) pairs from NASA Blue Marble at uniform points over land.
+    Bluemarble {
+        /// Directory with bmng.jpg and globe_combined_mask_compressed.npz.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Output corpus directory (index.csv + images/).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        samples: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Patch side in pixels.
+        #[arg(long, default_value_t = 32)]
+        patch: usize,
+        /// Ground size of a patch pixel in km.
+        #[arg(long, default_value_t = 8.0)]
+        pixel_km: f64,
+    },
+}
+
+#[derive(clap::Args)]
+struct FeaturizeArgs {
+    /// Corpus directory (index.csv with lat, lon, fn, and the tiles).
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Cache directory to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// `rcf` (random convolutional features), or an official checkpoint whose image tower to use.
+    #[arg(long, default_value = "rcf")]
+    tower: String,
+    /// Views per tile: view 0 is the tile itself, the others random flips, rotations and blur.
+    #[arg(long, default_value_t = 1)]
+    views: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// RCF: number of filters (features = 2 × filters).
+    #[arg(long, default_value_t = 256)]
+    rcf_filters: usize,
+    /// RCF: filter side in pixels.
+    #[arg(long, default_value_t = 3)]
+    rcf_kernel: usize,
+    /// RCF: the bias applied with both signs.
+    #[arg(long, default_value_t = 0.1)]
+    rcf_bias: f32,
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// TOML file with any of the options below (flags override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    legendre_polys: Option<usize>,
+    /// Positional encoding (official le_type).
+    #[arg(long)]
+    le_type: Option<String>,
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Stop after this many steps (a later run resumes).
+    #[arg(long)]
+    max_steps: Option<u64>,
+    #[arg(long)]
+    no_dropout: bool,
 }
 
 #[derive(clap::Args)]
@@ -131,6 +222,16 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Locate { checkpoint, points, top_k, images } => locate(&checkpoint, points, top_k, &images),
+        Command::Corpus { source: CorpusSource::Bluemarble { data, out, samples, seed, patch, pixel_km } } => {
+            let spec = satclip_train::bluemarble::CorpusSpec { samples, seed, patch, pixel_km, ..Default::default() };
+            let bar = progress_bar(Some(samples as u64), "patches");
+            let n = satclip_train::bluemarble::build(&data, &out, &spec, &|done| bar.set_position(done as u64))?;
+            bar.finish_and_clear();
+            eprintln!("wrote {n} patches to {}", out.display());
+            Ok(())
+        }
+        Command::Featurize(args) => featurize(args),
+        Command::Train(args) => train(args),
         Command::Info { checkpoint } => {
             let encoder = LocationEncoder::from_checkpoint(&checkpoint)?;
             let params: usize = encoder.state_dict().iter().map(|(_, t)| t.data.len()).sum();
@@ -219,6 +320,133 @@ fn locate(checkpoint: &std::path::Path, points: usize, top_k: usize, images: &[P
             errors.len(),
             errors[errors.len() / 2]
         );
+    }
+    Ok(())
+}
+
+/// A progress bar on a terminal, nothing otherwise.
+fn progress_bar(total: Option<u64>, unit: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden());
+    }
+    let bar = match total {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    let template = format!(
+        "{{spinner}} {{human_pos}}/{{human_len}} {unit} [{{elapsed_precise}}] {{per_sec}} {{wide_bar}} {{msg}}"
+    );
+    bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
+    bar
+}
+
+fn featurize(args: FeaturizeArgs) -> Result<()> {
+    use satclip::vision::FeatureExtractor;
+    let dataset = satclip_train::open_corpus(&args.corpus)?;
+    let (extractor, describe): (Box<dyn FeatureExtractor>, serde_json::Value) = if args.tower == "rcf" {
+        // Filters cut from the corpus itself, from a seeded sample of its tiles.
+        let mut state = args.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let sample: Vec<_> = (0..dataset.entries.len().min(1000))
+            .map(|_| {
+                satclip_train::cache::load_tile(&dataset.entries[(next() * dataset.entries.len() as f64) as usize].file)
+            })
+            .collect::<satclip::Result<_>>()?;
+        let rcf = satclip::vision::rcf::RandomConvFeatures::from_patches(
+            &sample,
+            args.rcf_filters,
+            args.rcf_kernel,
+            args.rcf_bias,
+            &mut next,
+        );
+        let describe = serde_json::json!({ "tower": "rcf", "rcf": rcf });
+        (Box::new(rcf), describe)
+    } else {
+        let tower = satclip::load_tower(std::path::Path::new(&args.tower))?;
+        (Box::new(tower), serde_json::json!({ "tower": "checkpoint", "checkpoint": args.tower }))
+    };
+    let bar = progress_bar(Some(dataset.entries.len() as u64), "tiles");
+    let cache = satclip_train::cache::featurize(
+        &dataset.entries,
+        extractor.as_ref(),
+        describe,
+        args.views,
+        args.seed,
+        &args.out,
+        &mut |done| bar.set_position(done as u64),
+    )?;
+    bar.finish_and_clear();
+    eprintln!(
+        "cached {} tiles × {} views × {} features in {}",
+        cache.len(),
+        cache.meta.views,
+        cache.dim(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+            toml::from_str::<satclip_train::trainer::TrainConfig>(&text)
+                .with_context(|| format!("{}", path.display()))?
+        }
+        None => satclip_train::trainer::TrainConfig::default(),
+    };
+    if let Some(v) = args.cache {
+        config.cache = v;
+    }
+    if let Some(v) = args.out {
+        config.out = v;
+    }
+    if let Some(v) = args.epochs {
+        config.epochs = v;
+    }
+    if let Some(v) = args.batch_size {
+        config.batch_size = v;
+    }
+    if let Some(v) = args.learning_rate {
+        config.learning_rate = v;
+    }
+    if let Some(v) = args.seed {
+        config.seed = v;
+    }
+    if let Some(v) = args.legendre_polys {
+        config.model.legendre_polys = v;
+    }
+    if let Some(v) = args.le_type {
+        config.model.le_type = v;
+    }
+    if let Some(v) = args.checkpoint_every {
+        config.checkpoint_every = v;
+    }
+    if args.max_steps.is_some() {
+        config.max_steps = args.max_steps;
+    }
+    if args.no_dropout {
+        config.dropout = false;
+    }
+    let bar = progress_bar(None, "steps");
+    let outcome = satclip_train::trainer::train(&config, &mut |m| {
+        bar.set_position(m.step);
+        bar.set_message(format!(
+            "loss {:.4} scale {:.2}{}",
+            m.train_loss,
+            m.logit_scale,
+            m.val_loss.map(|v| format!(" val {v:.4}")).unwrap_or_default()
+        ));
+    })?;
+    bar.finish_and_clear();
+    match outcome.model_dir {
+        Some(dir) => eprintln!("trained {} steps; model in {}", outcome.steps, dir.display()),
+        None => eprintln!("stopped after {} steps; run again to resume", outcome.steps),
     }
     Ok(())
 }

@@ -393,13 +393,13 @@ pub fn clip_loss_with_budget<T: Float>(
             }
             (d_loc, d_scale)
         })
-        .reduce(
-            || (vec![T::ZERO; n * d], 0.0),
-            |(mut a, sa), (b, sb)| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += *y);
-                (a, sa + sb)
-            },
-        );
+        .collect::<Vec<_>>()
+        .into_iter()
+        // Summed in worker order, so that the result does not depend on thread scheduling.
+        .fold((vec![T::ZERO; n * d], 0.0), |(mut a, sa), (b, sb)| {
+            a.iter_mut().zip(&b).for_each(|(x, y)| *x += *y);
+            (a, sa + sb)
+        });
     ClipLoss { value, d_image, d_location, d_logit_scale: d_scale }
 }
 

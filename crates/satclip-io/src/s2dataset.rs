@@ -25,7 +25,12 @@ pub struct S2Dataset {
 }
 
 impl S2Dataset {
+    /// Opens with the official rule that files under [`MIN_FILE_BYTES`] are skipped.
     pub fn open(root: &Path) -> Result<Self> {
+        Self::open_with_min_bytes(root, MIN_FILE_BYTES)
+    }
+
+    pub fn open_with_min_bytes(root: &Path, min_file_bytes: u64) -> Result<Self> {
         let index = root.join("index.csv");
         let images = if root.join("images").is_dir() { root.join("images") } else { root.to_path_buf() };
         let mut reader = csv::Reader::from_path(&index).map_err(|e| Error::format(&index, e.to_string()))?;
@@ -50,7 +55,7 @@ impl S2Dataset {
             let size = std::fs::metadata(&file)
                 .map_err(|e| Error::row(&index, row, "fn", format!("{}: {e}", file.display())))?
                 .len();
-            if size < MIN_FILE_BYTES {
+            if size < min_file_bytes {
                 skipped_small.push(file);
             } else {
                 entries.push(S2Entry { file, lon, lat });

@@ -3,8 +3,10 @@
 //! layer (`fc` / `head`) that maps to the 256-d embedding. Written over satclip-core's GEMM, so no
 //! framework is needed at run time.
 
+pub mod augment;
 pub mod conv;
 pub mod image;
+pub mod rcf;
 pub mod resnet;
 pub mod synthetic;
 pub mod vit;
@@ -90,5 +92,22 @@ impl Tower {
     /// The image embedding (not normalised), as `model.visual(image)`.
     pub fn embed(&self, image: &Image) -> Vec<f32> {
         self.head().forward(&self.pooled(image), 1)
+    }
+}
+
+/// Anything that turns a tile into a fixed-length feature vector (the input of a trainable head).
+pub trait FeatureExtractor: Sync {
+    fn features(&self, image: &Image) -> Vec<f32>;
+}
+
+impl FeatureExtractor for Tower {
+    fn features(&self, image: &Image) -> Vec<f32> {
+        self.pooled(image)
+    }
+}
+
+impl FeatureExtractor for rcf::RandomConvFeatures {
+    fn features(&self, image: &Image) -> Vec<f32> {
+        self.pooled(image)
     }
 }

@@ -3,6 +3,7 @@
 //! token. Keys relative to `model.visual.`: `patch_embed.proj`, `cls_token`, `pos_embed`,
 //! `blocks.{i}.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}`, `norm`, `head`.
 
+use satclip_core::kernels::{gemm, Float, MatRef};
 use satclip_core::network::Linear;
 use satclip_core::TensorMap;
 
@@ -148,35 +149,34 @@ impl VisionTransformer {
     }
 }
 
-/// Multi-head self-attention: softmax(q kᵀ / √64) v per head, then the output projection.
+/// Multi-head self-attention: softmax(q kᵀ / √64) v per head, then the output projection. The
+/// two products per head are GEMMs on strided views of the fused qkv matrix.
 fn attention(qkv: &Linear<f32>, proj: &Linear<f32>, x: &[f32], n: usize) -> Vec<f32> {
     let head_dim = WIDTH / HEADS;
     let qkv_out = qkv.forward(x, n); // [n, 3·WIDTH]: q, k, v, each heads × head_dim
-    let scale = 1.0 / (head_dim as f64).sqrt();
+    let scale = 1.0 / (head_dim as f32).sqrt();
     let mut context = vec![0f32; n * WIDTH];
-    let mut scores = vec![0f64; n];
+    let mut scores = vec![0f32; n * n];
+    let view = |offset: usize| MatRef {
+        data: &qkv_out[offset..],
+        rows: n,
+        cols: head_dim,
+        row_stride: 3 * WIDTH,
+        col_stride: 1,
+    };
     for h in 0..HEADS {
-        let (q_off, k_off, v_off) = (h * head_dim, WIDTH + h * head_dim, 2 * WIDTH + h * head_dim);
-        for i in 0..n {
-            let q = &qkv_out[i * 3 * WIDTH + q_off..][..head_dim];
-            for (j, s) in scores.iter_mut().enumerate() {
-                let k = &qkv_out[j * 3 * WIDTH + k_off..][..head_dim];
-                *s = q.iter().zip(k).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() * scale;
-            }
-            let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let total: f64 = scores
-                .iter_mut()
-                .map(|s| {
-                    *s = (*s - max).exp();
-                    *s
-                })
-                .sum();
-            let out = &mut context[i * WIDTH + h * head_dim..][..head_dim];
-            for (j, s) in scores.iter().enumerate() {
-                let v = &qkv_out[j * 3 * WIDTH + v_off..][..head_dim];
-                let w = (s / total) as f32;
-                out.iter_mut().zip(v).for_each(|(o, vv)| *o += w * vv);
-            }
+        let (q, k, v) = (view(h * head_dim), view(WIDTH + h * head_dim), view(2 * WIDTH + h * head_dim));
+        gemm(&mut scores, q, k.t(), scale, false, false);
+        for row in scores.chunks_exact_mut(n) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+            f32::exp_shifted(row, max);
+            let total: f32 = row.iter().sum();
+            row.iter_mut().for_each(|p| *p /= total);
+        }
+        let mut head_out = vec![0f32; n * head_dim];
+        gemm(&mut head_out, MatRef::row_major(&scores, n, n), v, 1.0, false, false);
+        for (i, row) in head_out.chunks_exact(head_dim).enumerate() {
+            context[i * WIDTH + h * head_dim..][..head_dim].copy_from_slice(row);
         }
     }
     proj.forward(&context, n)

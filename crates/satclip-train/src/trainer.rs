@@ -1,0 +1,428 @@
+//! The training loop: the official objective and optimiser on cached image features, with atomic
+//! checkpoints and a resume that continues exactly where the run stopped. Every random stream
+//! (epoch order, coordinate jitter, view choice, dropout) is derived from (seed, epoch or step),
+//! so a resumed run draws the same numbers as an uninterrupted one.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+use satclip_core::network::{Linear, Network, Siren};
+use satclip_core::train::{AdamW, ClipBatch, ClipModel, Gradients, INITIAL_LOGIT_SCALE};
+use satclip_core::{Hyperparameters, LocationEncoder, PositionalEncoding, Tensor, TensorMap};
+use satclip_io::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::cache::FeatureCache;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Feature cache made by `satclip featurize`.
+    pub cache: PathBuf,
+    /// Run directory: checkpoints, metrics.jsonl, the exported model.
+    pub out: PathBuf,
+    /// The location encoder (official hyper-parameter names).
+    pub model: Hyperparameters,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub seed: u64,
+    pub val_fraction: f64,
+    /// Coordinates move by U[0, jitter) degrees in lon and lat, as the official transform.
+    pub jitter_degrees: f64,
+    /// SIREN dropout (p = 0.5) in training, as the official model.
+    pub dropout: bool,
+    /// Steps between checkpoints (one is always written at the end).
+    pub checkpoint_every: usize,
+    /// Stop after this many steps in total (for tests and time-boxed runs); resume continues.
+    pub max_steps: Option<u64>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            cache: PathBuf::from("cache"),
+            out: PathBuf::from("run"),
+            model: Hyperparameters::default(),
+            batch_size: 8192,
+            epochs: 500,
+            learning_rate: 1e-4,
+            weight_decay: 0.01,
+            seed: 0,
+            val_fraction: 0.1,
+            jitter_degrees: 0.01,
+            dropout: true,
+            checkpoint_every: 100,
+            max_steps: None,
+        }
+    }
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub step: u64,
+    pub epoch: usize,
+    pub train_loss: f64,
+    /// Present on the last step of an epoch.
+    pub val_loss: Option<f64>,
+    pub logit_scale: f64,
+    pub lr: f64,
+    pub samples_per_s: f64,
+}
+
+pub struct Outcome {
+    pub steps: u64,
+    pub finished: bool,
+    pub model_dir: Option<PathBuf>,
+}
+
+const CHECKPOINT_DIR: &str = "checkpoint";
+const LATEST: &str = "latest.json";
+const METRICS: &str = "metrics.jsonl";
+
+#[derive(Serialize, Deserialize)]
+struct Latest {
+    file: String,
+    step: u64,
+}
+
+fn stream(seed: u64, a: u64, b: u64) -> Pcg64 {
+    Pcg64::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ a.wrapping_mul(0xd1b5_4a32_d192_ed03) ^ b)
+}
+
+/// Training and validation rows: a seeded shuffle, the first `val_fraction` for validation.
+pub fn split(n: usize, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = stream(seed, u64::MAX, 0);
+    for i in (1..n).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    let n_val = ((n as f64) * val_fraction).round() as usize;
+    let val = order[..n_val].to_vec();
+    (order[n_val..].to_vec(), val)
+}
+
+struct Batch {
+    features: Vec<f32>,
+    images: Vec<f32>,
+    n: usize,
+}
+
+fn make_batch(
+    cache: &FeatureCache,
+    posenc: &PositionalEncoding,
+    rows: &[usize],
+    jitter: Option<(&mut Pcg64, f64)>,
+    mut view_rng: Option<&mut Pcg64>,
+) -> Batch {
+    let din = posenc.dim();
+    let mut features = Vec::with_capacity(rows.len() * din);
+    let mut images = Vec::with_capacity(rows.len() * cache.dim());
+    let mut point = vec![0f64; din];
+    let mut jitter = jitter;
+    for &row in rows {
+        let (mut lon, mut lat) = (cache.lon[row], cache.lat[row]);
+        if let Some((rng, amount)) = jitter.as_mut() {
+            lon += rng.random::<f64>() * *amount;
+            lat += rng.random::<f64>() * *amount;
+        }
+        // The official step passes coordinates through f32 before the f64 encoder.
+        let (lon, lat) = ((lon as f32) as f64, ((lat as f32) as f64).clamp(-90.0, 90.0));
+        posenc.encode_into(lon, lat, &mut point);
+        features.extend(point.iter().map(|v| *v as f32));
+        let view = view_rng.as_deref_mut().map_or(0, |r| r.random_range(0..cache.meta.views));
+        cache.append_features(row, view, &mut images);
+    }
+    Batch { features, images, n: rows.len() }
+}
+
+fn init_model(config: &TrainConfig, input_dim: usize, image_dim: usize) -> Result<ClipModel<f32>> {
+    let mut rng = stream(config.seed, 0, 1);
+    let hp = &config.model;
+    if hp.pe_type != "siren" {
+        return Err(Error::format(
+            &config.cache,
+            format!("training supports the SIREN network (pe_type = \"siren\"), not `{}`, for now", hp.pe_type),
+        ));
+    }
+    let siren = Siren::init(&mut rng, input_dim, hp.capacity, hp.embed_dim, hp.num_hidden_layers).cast::<f32>();
+    let head = Linear::torch_default(&mut rng, image_dim, hp.embed_dim, true).cast::<f32>();
+    Ok(ClipModel { siren, head: Some(head), logit_scale: INITIAL_LOGIT_SCALE as f32 })
+}
+
+/// Mean loss over `rows` in batches, without dropout, jitter or augmentation.
+fn evaluate(
+    model: &ClipModel<f32>,
+    cache: &FeatureCache,
+    posenc: &PositionalEncoding,
+    rows: &[usize],
+    batch: usize,
+) -> f64 {
+    let mut total = 0.0;
+    let mut count = 0usize;
+    for chunk in rows.chunks(batch.max(2)) {
+        if chunk.len() < 2 {
+            continue;
+        }
+        let b = make_batch(cache, posenc, chunk, None, None);
+        let out = model.step(&ClipBatch { location_features: &b.features, image_features: &b.images, n: b.n }, None);
+        total += out.loss * chunk.len() as f64;
+        count += chunk.len();
+    }
+    if count == 0 {
+        f64::NAN
+    } else {
+        total / count as f64
+    }
+}
+
+/// Trains (or resumes) the run described by `config`. `on_metrics` sees every step's metrics.
+pub fn train(config: &TrainConfig, on_metrics: &mut dyn FnMut(&Metrics)) -> Result<Outcome> {
+    let cache = FeatureCache::open(&config.cache)?;
+    let posenc = PositionalEncoding::from_hyperparameters(&config.model).map_err(|e| Error::model(&config.cache, e))?;
+    let (train_rows, val_rows) = split(cache.len(), config.val_fraction, config.seed);
+    if train_rows.len() < 2 {
+        return Err(Error::format(&config.cache, "fewer than two training samples"));
+    }
+    let batch = config.batch_size.clamp(2, train_rows.len());
+    let steps_per_epoch = train_rows.len().div_ceil(batch) as u64;
+    std::fs::create_dir_all(config.out.join(CHECKPOINT_DIR)).map_err(|e| Error::io(&config.out, e))?;
+    std::fs::write(config.out.join("config.json"), serde_json::to_vec_pretty(config).expect("json"))
+        .map_err(|e| Error::io(&config.out, e))?;
+
+    let mut model = init_model(config, posenc.dim(), cache.dim())?;
+    let mut optimizer =
+        AdamW::<f32> { lr: config.learning_rate, weight_decay: config.weight_decay, ..AdamW::satclip() };
+    let mut step = 0u64;
+    if let Some(resumed) = load_checkpoint(&config.out, &mut model, &mut optimizer)? {
+        step = resumed;
+    }
+    truncate_metrics(&config.out.join(METRICS), step)?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.out.join(METRICS))
+        .map_err(|e| Error::io(&config.out, e))?;
+
+    let total_steps = steps_per_epoch * config.epochs as u64;
+    let mut epoch_loss = (0.0, 0usize);
+    while step < total_steps {
+        if config.max_steps.is_some_and(|m| step >= m) {
+            save_checkpoint(&config.out, &mut model, &optimizer, step)?;
+            return Ok(Outcome { steps: step, finished: false, model_dir: None });
+        }
+        let epoch = (step / steps_per_epoch) as usize;
+        let in_epoch = (step % steps_per_epoch) as usize;
+        if in_epoch == 0 {
+            epoch_loss = (0.0, 0);
+        }
+        let mut order = train_rows.clone();
+        let mut shuffle = stream(config.seed, 1, epoch as u64);
+        for i in (1..order.len()).rev() {
+            order.swap(i, shuffle.random_range(0..=i));
+        }
+        let rows = &order[in_epoch * batch..((in_epoch + 1) * batch).min(order.len())];
+        let started = Instant::now();
+        let mut jitter_rng = stream(config.seed, 2, step);
+        let mut view_rng = stream(config.seed, 3, step);
+        let mut dropout_rng = stream(config.seed, 4, step);
+        let b = make_batch(&cache, &posenc, rows, Some((&mut jitter_rng, config.jitter_degrees)), Some(&mut view_rng));
+        let clip = ClipBatch { location_features: &b.features, image_features: &b.images, n: b.n };
+        let out = model.step(&clip, config.dropout.then_some(&mut dropout_rng as &mut dyn rand::RngCore));
+        optimizer.update(model.parameters_mut(), &out.gradients);
+        step += 1;
+        epoch_loss = (epoch_loss.0 + out.loss * b.n as f64, epoch_loss.1 + b.n);
+        let end_of_epoch = step % steps_per_epoch == 0;
+        let val_loss =
+            (end_of_epoch && !val_rows.is_empty()).then(|| evaluate(&model, &cache, &posenc, &val_rows, batch));
+        let metrics = Metrics {
+            step,
+            epoch,
+            train_loss: out.loss,
+            val_loss,
+            logit_scale: (model.logit_scale as f64).exp(),
+            lr: config.learning_rate,
+            samples_per_s: b.n as f64 / started.elapsed().as_secs_f64(),
+        };
+        writeln!(log, "{}", serde_json::to_string(&metrics).expect("json")).map_err(|e| Error::io(&config.out, e))?;
+        on_metrics(&metrics);
+        if step % config.checkpoint_every.max(1) as u64 == 0 {
+            save_checkpoint(&config.out, &mut model, &optimizer, step)?;
+        }
+    }
+    save_checkpoint(&config.out, &mut model, &optimizer, step)?;
+    let model_dir = config.out.join("model");
+    export(&model, &config.model, &model_dir, &config.out.join("model-official-keys.safetensors"))?;
+    Ok(Outcome { steps: step, finished: true, model_dir: Some(model_dir) })
+}
+
+/// Drops metric lines after `step`, so that a resumed run's log continues the interrupted one.
+fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let kept: Vec<&str> =
+        text.lines().filter(|l| serde_json::from_str::<Metrics>(l).is_ok_and(|m| m.step <= step)).collect();
+    let mut body = kept.join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    satclip_io::atomic::write_bytes(path, body.as_bytes())
+}
+
+fn tensor_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Writes parameters and optimiser moments to a new file, then points `latest.json` at it (an
+/// atomic rename), then removes the previous file: a kill at any moment leaves a whole checkpoint.
+fn save_checkpoint(out: &Path, model: &mut ClipModel<f32>, optimizer: &AdamW<f32>, step: u64) -> Result<()> {
+    let dir = out.join(CHECKPOINT_DIR);
+    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (i, p) in model.parameters_mut().into_iter().enumerate() {
+        let len = p.values.len();
+        named.push((p.name.clone(), vec![len], tensor_bytes(p.values)));
+        if let (Some(m), Some(v)) = (optimizer.exp_avg.get(i), optimizer.exp_avg_sq.get(i)) {
+            named.push((format!("adam.exp_avg.{}", p.name), vec![len], tensor_bytes(m)));
+            named.push((format!("adam.exp_avg_sq.{}", p.name), vec![len], tensor_bytes(v)));
+        }
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = named
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("sizes match"),
+            )
+        })
+        .collect();
+    let meta =
+        HashMap::from([("step".to_string(), step.to_string()), ("adam_step".to_string(), optimizer.step.to_string())]);
+    let file = format!("state-{step:09}.safetensors");
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::format(&dir, e.to_string()))?;
+    satclip_io::atomic::write_bytes(&dir.join(&file), &bytes)?;
+    let previous: Option<Latest> = std::fs::read(dir.join(LATEST)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    satclip_io::atomic::write_bytes(
+        &dir.join(LATEST),
+        &serde_json::to_vec(&Latest { file: file.clone(), step }).expect("json"),
+    )?;
+    if let Some(prev) = previous.filter(|p| p.file != file) {
+        let _ = std::fs::remove_file(dir.join(prev.file));
+    }
+    Ok(())
+}
+
+/// Restores the latest checkpoint of `out`, if any; returns its step.
+fn load_checkpoint(out: &Path, model: &mut ClipModel<f32>, optimizer: &mut AdamW<f32>) -> Result<Option<u64>> {
+    let dir = out.join(CHECKPOINT_DIR);
+    let Ok(latest) = std::fs::read(dir.join(LATEST)) else { return Ok(None) };
+    let latest: Latest =
+        serde_json::from_slice(&latest).map_err(|e| Error::format(&dir.join(LATEST), e.to_string()))?;
+    let path = dir.join(&latest.file);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| Error::format(&path, e.to_string()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::format(&path, e.to_string()))?;
+    let read = |name: &str, into: &mut [f32]| -> Result<()> {
+        let view = st.tensor(name).map_err(|e| Error::format(&path, format!("`{name}`: {e}")))?;
+        if view.data().len() != into.len() * 4 {
+            return Err(Error::format(&path, format!("`{name}` has another size than this model's")));
+        }
+        for (v, b) in into.iter_mut().zip(view.data().chunks_exact(4)) {
+            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        Ok(())
+    };
+    let adam_step: u64 =
+        meta.metadata().as_ref().and_then(|m| m.get("adam_step")).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut m_all = Vec::new();
+    let mut v_all = Vec::new();
+    for p in model.parameters_mut() {
+        read(&p.name, p.values)?;
+        if adam_step > 0 {
+            let (mut m, mut v) = (vec![0f32; p.values.len()], vec![0f32; p.values.len()]);
+            read(&format!("adam.exp_avg.{}", p.name), &mut m)?;
+            read(&format!("adam.exp_avg_sq.{}", p.name), &mut v)?;
+            m_all.push(m);
+            v_all.push(v);
+        }
+    }
+    optimizer.step = adam_step;
+    optimizer.exp_avg = m_all;
+    optimizer.exp_avg_sq = v_all;
+    Ok(Some(latest.step))
+}
+
+/// Writes the trained location encoder in the native format (f64, as the official weights) and
+/// as a safetensors file with the official key names (`model.location.nnet.*`,
+/// `model.logit_scale`, `model.visual.head.*`) for Python tools.
+pub fn export(
+    model: &ClipModel<f32>,
+    hp: &Hyperparameters,
+    native_dir: &Path,
+    official: &Path,
+) -> Result<LocationEncoder> {
+    let siren: Siren<f64> = model.siren.cast();
+    let mut tensors = TensorMap::new();
+    for (name, t) in Network::Siren(siren).state_dict() {
+        tensors.insert(name, t);
+    }
+    let official_tensors: Vec<(String, Tensor)> =
+        tensors.names().map(|n| (n.to_string(), tensors.get(n).expect("listed").clone())).collect();
+    let encoder = LocationEncoder::from_tensors(hp.clone(), tensors).map_err(|e| Error::model(native_dir, e))?;
+    satclip_io::native::save(&encoder, native_dir)?;
+
+    let mut named: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = official_tensors
+        .into_iter()
+        .map(|(n, t)| {
+            (
+                format!("model.location.nnet.{n}"),
+                safetensors::Dtype::F64,
+                t.shape,
+                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    named.push(("model.logit_scale".into(), safetensors::Dtype::F32, vec![], model.logit_scale.to_le_bytes().to_vec()));
+    if let Some(head) = &model.head {
+        named.push((
+            "model.visual.head.weight".into(),
+            safetensors::Dtype::F32,
+            vec![head.out_dim, head.in_dim],
+            tensor_bytes(&head.weight),
+        ));
+        if let Some(b) = &head.bias {
+            named.push(("model.visual.head.bias".into(), safetensors::Dtype::F32, vec![head.out_dim], tensor_bytes(b)));
+        }
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = named
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).expect("sizes match")))
+        .collect();
+    let hp_json = serde_json::to_string(hp).expect("json");
+    let bytes = safetensors::serialize(views, Some(HashMap::from([("hyper_parameters".to_string(), hp_json)])))
+        .map_err(|e| Error::format(official, e.to_string()))?;
+    satclip_io::atomic::write_bytes(official, &bytes)?;
+    Ok(encoder)
+}
+
+/// Loss and gradients of one step on the given rows with the model's current weights, without
+/// dropout, jitter or augmentation (view 0): the quantity compared in the cache exactness check.
+pub fn step_on_rows(
+    model: &ClipModel<f32>,
+    cache: &FeatureCache,
+    hp: &Hyperparameters,
+    rows: &[usize],
+) -> Result<(f64, Gradients<f32>)> {
+    let posenc = PositionalEncoding::from_hyperparameters(hp).map_err(|e| Error::model(&cache.path_of(0), e))?;
+    let b = make_batch(cache, &posenc, rows, None, None);
+    let out = model.step(&ClipBatch { location_features: &b.features, image_features: &b.images, n: b.n }, None);
+    Ok((out.loss, out.gradients))
+}
+
+pub fn new_model(config: &TrainConfig, input_dim: usize, image_dim: usize) -> Result<ClipModel<f32>> {
+    init_model(config, input_dim, image_dim)
+}
