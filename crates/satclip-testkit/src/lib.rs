@@ -1,7 +1,7 @@
 //! Tests that need the shared fixtures (official checkpoints and outputs) find them here. When
 //! they are absent the test prints why and returns early, so the suite still runs anywhere.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `$SATCLIP_SHARED`, or `../shared` beside the repository.
 pub fn shared_dir() -> Option<PathBuf> {
@@ -41,4 +41,32 @@ pub const LAT_BANDS: [(f64, f64); 6] =
 
 pub fn band_of(lat: f64) -> usize {
     LAT_BANDS.iter().position(|&(lo, hi)| lat.abs() >= lo && lat.abs() < hi).expect("|lat| <= 90")
+}
+
+/// Writes `n` 16×16 RGB tiles whose colours vary smoothly with their (lon, lat), in the S2-100K
+/// layout (`index.csv` + `images/`), for training tests.
+pub fn synthetic_corpus(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    let mut index = String::from("lat,lon,fn\n");
+    for i in 0..n {
+        let lon = -170.0 + (i as f64 * 137.508) % 340.0;
+        let lat = -60.0 + (i as f64 * 53.1) % 120.0;
+        let mut rgb = Vec::with_capacity(16 * 16 * 3);
+        for y in 0..16 {
+            for x in 0..16 {
+                let r = 128.0 + 100.0 * (lon.to_radians() + x as f64 * 0.3).sin();
+                let g = 128.0 + 100.0 * (lat.to_radians() * 2.0 + y as f64 * 0.2).cos();
+                let b = ((x * y) as f64 + lat.abs()) % 255.0;
+                rgb.extend([r as u8, g as u8, b as u8]);
+            }
+        }
+        let mut buf = std::io::Cursor::new(Vec::new());
+        tiff::encoder::TiffEncoder::new(&mut buf)
+            .unwrap()
+            .write_image::<tiff::encoder::colortype::RGB8>(16, 16, &rgb)
+            .unwrap();
+        std::fs::write(dir.join(format!("images/t{i}.tif")), buf.into_inner()).unwrap();
+        index.push_str(&format!("{lat},{lon},t{i}.tif\n"));
+    }
+    std::fs::write(dir.join("index.csv"), index).unwrap();
 }
