@@ -68,11 +68,46 @@ enum Command {
     Featurize(FeaturizeArgs),
     /// Pretrain a location encoder with the SatCLIP objective on cached image features.
     Train(TrainArgs),
+    /// Build downstream task files from real data.
+    Tasks {
+        #[command(subcommand)]
+        action: TasksAction,
+    },
+    /// Probe encoders on tasks: fit on training points, score on held-out ones.
+    Eval(EvalArgs),
+    /// Map an encoder: its first three principal components over the globe as RGB (PNG).
+    Map {
+        /// direct, wrap, cartesian3d, sh-l10, sh-l40, default (built-in), or a checkpoint.
+        #[arg(long, default_value = "default")]
+        encoder: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Grid step in degrees.
+        #[arg(long, default_value_t = 0.5)]
+        resolution: f64,
+        /// Directory with globe_combined_mask_compressed.npz (scripts/install-data.sh) to draw oceans.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
+    /// Map the cosine similarity of every place's embedding to one place's (PNG).
+    Similarity {
+        #[arg(long, default_value = "default")]
+        encoder: String,
+        /// The reference place, `LON,LAT`.
+        #[arg(long, value_parser = parse_lonlat, allow_hyphen_values = true)]
+        at: [f64; 2],
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0.5)]
+        resolution: f64,
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
     /// Print a model's hyper-parameters and parameter count.
     Info {
-        /// Official .ckpt or native model directory.
-        #[arg(long)]
-        checkpoint: PathBuf,
+        /// Official .ckpt, native model directory, or `default` for the built-in model.
+        #[arg(long, default_value = "default")]
+        checkpoint: String,
     },
 }
 
@@ -97,6 +132,46 @@ enum CorpusSource {
         #[arg(long, default_value_t = 8.0)]
         pixel_km: f64,
     },
+}
+
+#[derive(Subcommand)]
+enum TasksAction {
+    /// Air temperature and precipitation (Hooker et al. 2018 stations) and US county median
+    /// income, from the shared data folder.
+    Build {
+        /// The shared `data/` folder.
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+        #[arg(long, default_value = "tasks")]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// Task CSV (lon, lat, target, optional split); repeatable.
+    #[arg(long, required = true)]
+    task: Vec<PathBuf>,
+    /// direct, wrap, cartesian3d, sh-l10, sh-l40, default (built-in), or a checkpoint; repeatable.
+    #[arg(long, required = true)]
+    encoder: Vec<String>,
+    /// Only ridge (cross-validated strength) for now.
+    #[arg(long, default_value = "ridge")]
+    probe: String,
+    /// Training labels to use (learning curve); repeatable; default all.
+    #[arg(long)]
+    n_train: Vec<usize>,
+    /// random, or block (whole 10° cells held out); ignored when the task has a split column.
+    #[arg(long, default_value = "random")]
+    split: String,
+    /// Share of points held out when the task has no split column.
+    #[arg(long, default_value_t = 0.5)]
+    test_fraction: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// report.json: a list of {task, encoder, probe, split, metric, value, n_train, n_test}.
+    #[arg(long)]
+    output: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -159,9 +234,10 @@ struct TrainArgs {
 
 #[derive(clap::Args)]
 struct EmbedArgs {
-    /// Official .ckpt or native model directory.
-    #[arg(long)]
-    checkpoint: PathBuf,
+    /// Official .ckpt, native model directory, or `default` for the built-in
+    /// satclip-bluemarble-l10 model.
+    #[arg(long, default_value = "default")]
+    checkpoint: String,
     /// Points: .csv or .parquet with lon/lat columns, or .npy of shape [N, 2] (lon, lat).
     #[arg(long)]
     input: PathBuf,
@@ -231,9 +307,34 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Featurize(args) => featurize(args),
+        Command::Tasks { action: TasksAction::Build { data, out } } => {
+            for name in satclip_eval::build::build_tasks(&data, &out)? {
+                eprintln!("wrote {}", out.join(name).display());
+            }
+            Ok(())
+        }
+        Command::Eval(args) => eval(args),
+        Command::Map { encoder, out, resolution, data } => {
+            let mask = land_mask(&data)?;
+            satclip_eval::maps::pca_map(&|p| satclip::encoder_features(&encoder, p), resolution, mask.as_ref(), &out)?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        Command::Similarity { encoder, at, out, resolution, data } => {
+            let mask = land_mask(&data)?;
+            satclip_eval::maps::similarity_map(
+                &|p| satclip::encoder_features(&encoder, p),
+                at,
+                resolution,
+                mask.as_ref(),
+                &out,
+            )?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
         Command::Train(args) => train(args),
         Command::Info { checkpoint } => {
-            let encoder = LocationEncoder::from_checkpoint(&checkpoint)?;
+            let encoder = satclip::load_encoder(&checkpoint)?;
             let params: usize = encoder.state_dict().iter().map(|(_, t)| t.data.len()).sum();
             println!("{}", serde_json::to_string_pretty(encoder.hyperparameters())?);
             println!("input features: {}", encoder.positional_encoding().dim());
@@ -251,7 +352,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
             .build_global()
             .context("could not start the thread pool")?;
     }
-    let encoder = LocationEncoder::from_checkpoint(&args.checkpoint)?;
+    let encoder = satclip::load_encoder(&args.checkpoint)?;
     let options = EmbedOptions {
         read: ReadOptions {
             lon_col: args.lon_col,
@@ -344,26 +445,13 @@ fn featurize(args: FeaturizeArgs) -> Result<()> {
     use satclip::vision::FeatureExtractor;
     let dataset = satclip_train::open_corpus(&args.corpus)?;
     let (extractor, describe): (Box<dyn FeatureExtractor>, serde_json::Value) = if args.tower == "rcf" {
-        // Filters cut from the corpus itself, from a seeded sample of its tiles.
-        let mut state = args.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let sample: Vec<_> = (0..dataset.entries.len().min(1000))
-            .map(|_| {
-                satclip_train::cache::load_tile(&dataset.entries[(next() * dataset.entries.len() as f64) as usize].file)
-            })
-            .collect::<satclip::Result<_>>()?;
-        let rcf = satclip::vision::rcf::RandomConvFeatures::from_patches(
-            &sample,
+        let rcf = satclip_train::cache::rcf_from_corpus(
+            &dataset.entries,
             args.rcf_filters,
             args.rcf_kernel,
             args.rcf_bias,
-            &mut next,
-        );
+            args.seed,
+        )?;
         let describe = serde_json::json!({ "tower": "rcf", "rcf": rcf });
         (Box::new(rcf), describe)
     } else {
@@ -449,4 +537,88 @@ fn train(args: TrainArgs) -> Result<()> {
         None => eprintln!("stopped after {} steps; run again to resume", outcome.steps),
     }
     Ok(())
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    if args.probe != "ridge" {
+        anyhow::bail!("probe `{}` is not available yet; use ridge", args.probe);
+    }
+    let mut report = Vec::new();
+    println!("| task | encoder | split | n_train | n_test | r2 | mse | mae |\n|---|---|---|---|---|---|---|---|");
+    for task_path in &args.task {
+        let task = satclip_eval::Task::read_csv(task_path)?;
+        let (split_name, base_train) = match (&task.split, args.split.as_str()) {
+            (Some(s), _) => ("given", s.clone()),
+            (None, "random") => {
+                ("random", satclip_eval::random_split(task.points.len(), args.test_fraction, args.seed))
+            }
+            (None, "block") => ("block", satclip_eval::block_split(&task.points, 10.0, args.test_fraction, args.seed)),
+            (None, other) => anyhow::bail!("split `{other}` is not available; use random or block"),
+        };
+        let available = base_train.iter().filter(|t| **t).count();
+        let sizes: Vec<usize> = if args.n_train.is_empty() {
+            vec![available]
+        } else {
+            args.n_train.iter().map(|n| (*n).min(available)).collect()
+        };
+        for encoder in &args.encoder {
+            let (features, d) = satclip::encoder_features(encoder, &task.points)?;
+            for &n_train in &sizes {
+                let train = satclip_eval::subsample_train(&base_train, n_train, args.seed);
+                let pick = |mask: &dyn Fn(usize) -> bool| -> (Vec<f64>, Vec<f64>) {
+                    let rows: Vec<usize> = (0..task.points.len()).filter(|&i| mask(i)).collect();
+                    (
+                        rows.iter().flat_map(|&i| features[i * d..(i + 1) * d].iter().copied()).collect(),
+                        rows.iter().map(|&i| task.target[i]).collect(),
+                    )
+                };
+                let (xt, yt) = pick(&|i| train[i]);
+                let (xv, yv) = pick(&|i| !base_train[i]);
+                let model = satclip_eval::ridge_cv(&xt, &yt, d);
+                let m = satclip_eval::RegressionMetrics::of(&yv, &model.predict(&xv));
+                println!(
+                    "| {} | {encoder} | {split_name} | {} | {} | {:.4} | {:.4} | {:.4} |",
+                    task_path.display(),
+                    yt.len(),
+                    yv.len(),
+                    m.r2,
+                    m.mse,
+                    m.mae
+                );
+                for (metric, value) in [("r2", m.r2), ("mse", m.mse), ("mae", m.mae)] {
+                    report.push(serde_json::json!({
+                        "task": task_path.display().to_string(), "encoder": encoder, "probe": args.probe, "split": split_name,
+                        "metric": metric, "value": value, "n_train": yt.len(), "n_test": yv.len(), "alpha": model.alpha,
+                    }));
+                }
+            }
+        }
+    }
+    if let Some(path) = args.output {
+        satclip::io::atomic::write_bytes(&path, &serde_json::to_vec_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+fn parse_lonlat(text: &str) -> std::result::Result<[f64; 2], String> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    match parts[..] {
+        [lon, lat] => {
+            let lon: f64 = lon.parse().map_err(|_| format!("`{lon}` is not a longitude"))?;
+            let lat: f64 = lat.parse().map_err(|_| format!("`{lat}` is not a latitude"))?;
+            satclip::core::check_coordinate(lon, lat).map_err(|e| e.to_string())?;
+            Ok([lon, lat])
+        }
+        _ => Err("expected LON,LAT, e.g. -122.42,37.77".into()),
+    }
+}
+
+/// The land mask if it is installed in `data`; maps without it show no oceans.
+fn land_mask(data: &std::path::Path) -> Result<Option<satclip::io::landmask::LandMask>> {
+    let path = data.join(satclip::io::landmask::LAND_MASK_FILE);
+    if !path.exists() {
+        eprintln!("note: {} not found (scripts/install-data.sh installs it); drawing without oceans", path.display());
+        return Ok(None);
+    }
+    Ok(Some(satclip::io::landmask::LandMask::read_npz(&path, 12)?))
 }

@@ -314,3 +314,17 @@ fn csv_text_columns_travel_to_parquet_output() {
     let lng = batch.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
     assert_eq!(lng.value(0), 8.54);
 }
+
+/// The README's first command: the built-in model, no checkpoint needed.
+#[test]
+fn readme_main_command_runs_on_the_builtin_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cities.parquet");
+    let cities = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cities.csv");
+    let (ok, err) = satclip(&["embed", "--input", p(&cities), "--output", p(&out)]);
+    assert!(ok, "{err}");
+    let batch = first_batch(&out);
+    assert_eq!(batch.num_rows(), 24);
+    let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["name", "lon", "lat", "embedding"]);
+}

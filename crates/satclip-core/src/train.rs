@@ -291,13 +291,7 @@ pub fn clip_loss_with_budget<T: Float>(
             let (mut scratch, mut tmp) = (Vec::new(), vec![T::ZERO; n]);
             for (b, &start) in starts.iter().enumerate() {
                 let rows = LOSS_BLOCK_ROWS.min(n - start);
-                let logits: &mut [T] = match keep.as_deref_mut() {
-                    Some(part) => &mut part[b * LOSS_BLOCK_ROWS * n..(b * LOSS_BLOCK_ROWS + rows) * n],
-                    None => {
-                        scratch.resize(rows * n, T::ZERO);
-                        &mut scratch[..]
-                    }
-                };
+                let (logits, _) = block_slot(keep.as_deref_mut(), &mut scratch, b, rows, n);
                 compute_block(start, rows, logits);
                 for (r, row) in logits.chunks_exact(n).enumerate() {
                     if fixed_shift.is_none() {
@@ -354,14 +348,10 @@ pub fn clip_loss_with_budget<T: Float>(
             let (mut scratch, mut p_col, mut p_row) = (Vec::new(), vec![T::ZERO; n], vec![T::ZERO; n]);
             for (b, &start) in starts.iter().enumerate() {
                 let rows = LOSS_BLOCK_ROWS.min(n - start);
-                let logits: &mut [T] = match keep.as_deref_mut() {
-                    Some(part) => &mut part[b * LOSS_BLOCK_ROWS * n..(b * LOSS_BLOCK_ROWS + rows) * n],
-                    None => {
-                        scratch.resize(rows * n, T::ZERO);
-                        compute_block(start, rows, &mut scratch);
-                        &mut scratch[..]
-                    }
-                };
+                let (logits, fresh) = block_slot(keep.as_deref_mut(), &mut scratch, b, rows, n);
+                if fresh {
+                    compute_block(start, rows, logits);
+                }
                 for (r, row) in logits.chunks_exact_mut(n).enumerate() {
                     let i = start + r;
                     p_col.iter_mut().zip(row.iter()).zip(&col_lse).for_each(|((p, l), c)| *p = *l - *c);
@@ -401,6 +391,24 @@ pub fn clip_loss_with_budget<T: Float>(
             (a, sa + sb)
         });
     ClipLoss { value, d_image, d_location, d_logit_scale: d_scale }
+}
+
+/// Where block `b` (`rows` rows) of a worker's logits lives: its part of the stored matrix, or the
+/// scratch buffer, in which case the flag says the logits must be computed afresh.
+fn block_slot<'a, T: Float>(
+    keep: Option<&'a mut [T]>,
+    scratch: &'a mut Vec<T>,
+    b: usize,
+    rows: usize,
+    n: usize,
+) -> (&'a mut [T], bool) {
+    match keep {
+        Some(part) => (&mut part[b * LOSS_BLOCK_ROWS * n..(b * LOSS_BLOCK_ROWS + rows) * n], false),
+        None => {
+            scratch.resize(rows * n, T::ZERO);
+            (&mut scratch[..], true)
+        }
+    }
 }
 
 /// One mutable slice of the stored logits per worker, or `None` each when they are not stored.

@@ -46,8 +46,17 @@ pub fn is_native_model(path: &Path) -> bool {
 pub fn load(path: &Path) -> Result<LocationEncoder> {
     let dir = model_dir(path);
     let config_path = dir.join(CONFIG_FILE);
-    let config_text = read_limited(&config_path, MAX_CONFIG_BYTES)?;
-    let config: NativeConfig = serde_json::from_slice(&config_text)
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let config = read_limited(&config_path, MAX_CONFIG_BYTES)?;
+    let weights = read_limited(&weights_path, MAX_WEIGHTS_BYTES)?;
+    from_bytes(&config, &weights, &dir)
+}
+
+/// Builds an encoder from the two files' contents (e.g. a model compiled into the binary);
+/// `origin` names them in errors.
+pub fn from_bytes(config_json: &[u8], weights: &[u8], origin: &Path) -> Result<LocationEncoder> {
+    let config_path = origin.join(CONFIG_FILE);
+    let config: NativeConfig = serde_json::from_slice(config_json)
         .map_err(|e| Error::format(&config_path, format!("line {}, column {}: {e}", e.line(), e.column())))?;
     if config.model_type != MODEL_TYPE {
         return Err(Error::format(
@@ -64,9 +73,8 @@ pub fn load(path: &Path) -> Result<LocationEncoder> {
             ),
         ));
     }
-    let weights_path = dir.join(WEIGHTS_FILE);
-    let bytes = read_limited(&weights_path, MAX_WEIGHTS_BYTES)?;
-    let tensors = read_safetensors(&weights_path, &bytes)?;
+    let weights_path = origin.join(WEIGHTS_FILE);
+    let tensors = read_safetensors(&weights_path, weights)?;
     LocationEncoder::from_tensors(config.hyperparameters, tensors).map_err(|e| Error::model(&weights_path, e))
 }
 

@@ -206,3 +206,26 @@ impl FeatureCache {
         PathBuf::from(&self.files[row])
     }
 }
+
+/// Random convolutional features whose filters are cut from up to 1000 seeded tiles of the corpus.
+/// The uniform stream is an xorshift64 seeded with `seed + 0x9e3779b97f4a7c15`: it is the stream
+/// the built-in model's filters were drawn with, so the documented command reproduces that model.
+pub fn rcf_from_corpus(
+    entries: &[S2Entry],
+    filters: usize,
+    kernel: usize,
+    bias: f32,
+    seed: u64,
+) -> Result<satclip_vision::rcf::RandomConvFeatures> {
+    let mut state = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let sample: Vec<Image> = (0..entries.len().min(1000))
+        .map(|_| load_tile(&entries[(next() * entries.len() as f64) as usize].file))
+        .collect::<Result<_>>()?;
+    Ok(satclip_vision::rcf::RandomConvFeatures::from_patches(&sample, filters, kernel, bias, &mut next))
+}

@@ -25,6 +25,17 @@ use satclip_io::points::PointReader;
 use satclip_io::LightningCheckpoint;
 use satclip_vision::{Image, Tower};
 
+pub mod builtin;
+
+/// An encoder by name or path: `default` (or `builtin`, or the model's name) is the built-in
+/// model; anything else is a checkpoint path (official `.ckpt` or native directory).
+pub fn load_encoder(spec: &str) -> Result<LocationEncoder> {
+    if builtin::is_builtin_name(spec) {
+        return Ok(builtin::encoder());
+    }
+    LocationEncoder::from_checkpoint(Path::new(spec))
+}
+
 pub mod prelude {
     pub use crate::{FromCheckpoint, LocationEncoder};
 }
@@ -253,4 +264,27 @@ pub fn embed_images_to_file(tower: &Tower, files: &[std::path::PathBuf], output:
     writer.write(&columns, &values)?;
     writer.finish()?;
     Ok(rows.len())
+}
+
+/// Features of `points` from an encoder named as in `satclip eval`: raw coordinates (`direct`,
+/// `wrap`, `cartesian3d`), untrained spherical harmonics (`sh-l10`, `sh-l40`), the built-in model
+/// (`default`) or a checkpoint path. Returns the row-major features and their width.
+pub fn encoder_features(spec: &str, points: &[[f64; 2]]) -> Result<(Vec<f64>, usize)> {
+    let raw = match spec {
+        "direct" | "wrap" | "cartesian3d" => {
+            Some(Hyperparameters { le_type: spec.into(), ..Hyperparameters::default() })
+        }
+        "sh-l10" => Some(Hyperparameters { legendre_polys: 10, ..Hyperparameters::default() }),
+        "sh-l40" => Some(Hyperparameters { legendre_polys: 40, ..Hyperparameters::default() }),
+        _ => None,
+    };
+    if let Some(hp) = raw {
+        let posenc = satclip_core::PositionalEncoding::from_hyperparameters(&hp).expect("known encodings");
+        let mut out = vec![0.0; points.len() * posenc.dim()];
+        posenc.encode_batch(points, &mut out);
+        return Ok((out, posenc.dim()));
+    }
+    let encoder = load_encoder(spec)?;
+    let e = encoder.embed(points).map_err(|e| satclip_io::Error::model(Path::new(spec), e))?;
+    Ok((e.data, e.dim))
 }

@@ -1,0 +1,70 @@
+//! Downstream evaluation: is an encoder's embedding a good feature for a task? Tasks are point
+//! tables (lon, lat, target, optional split); every encoder turns the points into features; a
+//! probe (ridge regression with cross-validated strength) is fitted on the training points and
+//! scored on the rest. Probes and splits use fixed seeds and never adapt to the encoder.
+
+pub mod build;
+pub mod maps;
+pub mod probe;
+pub mod task;
+
+pub use probe::{ridge_cv, RidgeModel};
+pub use task::{RegressionMetrics, Task};
+
+/// A seeded random split: `true` marks training rows; `test_fraction` of the rows are test.
+pub fn random_split(n: usize, test_fraction: f64, seed: u64) -> Vec<bool> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    let n_test = (n as f64 * test_fraction).round() as usize;
+    let mut train = vec![true; n];
+    for &i in &order[..n_test] {
+        train[i] = false;
+    }
+    train
+}
+
+/// A seeded spatial block split: the globe is cut into `cell_degrees` squares and whole squares
+/// are held out until `test_fraction` of the points are, so test points are never next to
+/// training points (a harder, more honest test of generalisation than a random split).
+pub fn block_split(points: &[[f64; 2]], cell_degrees: f64, test_fraction: f64, seed: u64) -> Vec<bool> {
+    use rand::{Rng, SeedableRng};
+    let cell = |p: &[f64; 2]| ((p[0] / cell_degrees).floor() as i64, (p[1] / cell_degrees).floor() as i64);
+    let mut cells: Vec<(i64, i64)> = points.iter().map(cell).collect();
+    cells.sort();
+    cells.dedup();
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    for i in (1..cells.len()).rev() {
+        cells.swap(i, rng.random_range(0..=i));
+    }
+    let target = (points.len() as f64 * test_fraction).round() as usize;
+    let mut held = std::collections::HashSet::new();
+    let mut count = 0;
+    for c in cells {
+        if count >= target {
+            break;
+        }
+        count += points.iter().filter(|p| cell(p) == c).count();
+        held.insert(c);
+    }
+    points.iter().map(|p| !held.contains(&cell(p))).collect()
+}
+
+/// Keeps the first `n` training rows of a seeded shuffle (a learning-curve subset); others become
+/// unused (neither train nor test).
+pub fn subsample_train(train: &[bool], n: usize, seed: u64) -> Vec<bool> {
+    use rand::{Rng, SeedableRng};
+    let mut idx: Vec<usize> = (0..train.len()).filter(|&i| train[i]).collect();
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed ^ 0x5eed);
+    for i in (1..idx.len()).rev() {
+        idx.swap(i, rng.random_range(0..=i));
+    }
+    let mut keep = vec![false; train.len()];
+    for &i in idx.iter().take(n) {
+        keep[i] = true;
+    }
+    keep
+}

@@ -1,0 +1,83 @@
+//! The harness is honest: a probe on shuffled targets scores at chance, the same seed gives the
+//! same numbers, and a smooth field is learned far better from a good basis than from raw degrees.
+
+use satclip_core::{Hyperparameters, PositionalEncoding};
+use satclip_eval::{random_split, ridge_cv, subsample_train, RegressionMetrics};
+
+/// 2000 points with a smooth "temperature" field: warm equator, cold poles, a continent bump.
+fn field() -> (Vec<[f64; 2]>, Vec<f64>) {
+    let points: Vec<[f64; 2]> = (0..2000)
+        .map(|i| {
+            [-180.0 + (i as f64 * 137.508) % 360.0, ((i as f64 * 0.618_034) % 1.0 * 2.0 - 1.0).asin().to_degrees()]
+        })
+        .collect();
+    let target =
+        points.iter().map(|[lon, lat]| 30.0 * lat.to_radians().cos() + 5.0 * (2.0 * lon.to_radians()).sin()).collect();
+    (points, target)
+}
+
+fn features(le_type: &str, legendre_polys: usize, points: &[[f64; 2]]) -> (Vec<f64>, usize) {
+    let hp = Hyperparameters { le_type: le_type.into(), legendre_polys, ..Hyperparameters::default() };
+    let enc = PositionalEncoding::from_hyperparameters(&hp).unwrap();
+    let mut out = vec![0.0; points.len() * enc.dim()];
+    enc.encode_batch(points, &mut out);
+    (out, enc.dim())
+}
+
+fn score(x: &[f64], d: usize, y: &[f64], train: &[bool]) -> RegressionMetrics {
+    let pick = |want: bool| -> (Vec<f64>, Vec<f64>) {
+        let rows: Vec<usize> = (0..y.len()).filter(|&i| train[i] == want).collect();
+        (rows.iter().flat_map(|&i| x[i * d..(i + 1) * d].to_vec()).collect(), rows.iter().map(|&i| y[i]).collect())
+    };
+    let ((xt, yt), (xv, yv)) = (pick(true), pick(false));
+    let model = ridge_cv(&xt, &yt, d);
+    RegressionMetrics::of(&yv, &model.predict(&xv))
+}
+
+#[test]
+fn shuffled_targets_score_at_chance() {
+    let (points, target) = field();
+    let (x, d) = features("sphericalharmonics", 10, &points);
+    let mut shuffled = target.clone();
+    // A fixed derangement-like permutation, unrelated to position.
+    let n = shuffled.len();
+    for i in 0..n {
+        shuffled.swap(i, (i * 7919 + 13) % n);
+    }
+    let train = random_split(n, 0.5, 0);
+    let real = score(&x, d, &target, &train);
+    let chance = score(&x, d, &shuffled, &train);
+    assert!(real.r2 > 0.95, "the field is learnable: {real:?}");
+    assert!(chance.r2 < 0.02 && chance.r2 > -0.05, "shuffled targets give R² ≈ 0: {chance:?}");
+}
+
+#[test]
+fn same_seed_same_numbers_and_a_basis_beats_raw_degrees() {
+    let (points, target) = field();
+    let train = random_split(points.len(), 0.5, 3);
+    assert_eq!(train, random_split(points.len(), 0.5, 3));
+    let (x, d) = features("sphericalharmonics", 10, &points);
+    assert_eq!(score(&x, d, &target, &train), score(&x, d, &target, &train));
+    let (raw, rd) = features("direct", 10, &points);
+    assert!(score(&x, d, &target, &train).r2 > score(&raw, rd, &target, &train).r2 + 0.2);
+
+    let few = subsample_train(&train, 100, 0);
+    assert_eq!(few.iter().filter(|t| **t).count(), 100);
+    assert!(few.iter().zip(&train).all(|(f, t)| !*f || *t), "a subset of the training rows");
+}
+
+#[test]
+fn block_split_holds_out_whole_cells() {
+    let (points, _) = field();
+    let train = satclip_eval::block_split(&points, 10.0, 0.3, 1);
+    let test_share = train.iter().filter(|t| !**t).count() as f64 / points.len() as f64;
+    assert!((0.3..0.36).contains(&test_share), "{test_share}");
+    let cell = |p: &[f64; 2]| ((p[0] / 10.0).floor() as i64, (p[1] / 10.0).floor() as i64);
+    for (i, p) in points.iter().enumerate() {
+        for (j, q) in points.iter().enumerate() {
+            if cell(p) == cell(q) {
+                assert_eq!(train[i], train[j], "a cell is either all train or all test");
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The built-in model loads from the binary, has the released architecture, and behaves as a
+//! location encoder should: continuous everywhere, one place at the antimeridian.
+
+use satclip::builtin;
+use satclip::core::geo::{cosine_similarity, destination};
+
+#[test]
+fn builtin_model_is_the_released_l10_architecture() {
+    let encoder = builtin::encoder();
+    let hp = encoder.hyperparameters();
+    assert_eq!(
+        (hp.le_type.as_str(), hp.legendre_polys, hp.pe_type.as_str(), hp.capacity, hp.num_hidden_layers, hp.embed_dim),
+        ("sphericalharmonics", 10, "siren", 512, 2, 256)
+    );
+    let params: usize = encoder.state_dict().iter().map(|(_, t)| t.data.len()).sum();
+    assert_eq!(params, 445_696);
+    assert!(satclip::load_encoder("default").is_ok() && satclip::load_encoder(builtin::NAME).is_ok());
+}
+
+#[test]
+fn builtin_model_is_continuous_and_wraps_at_the_antimeridian() {
+    let encoder = builtin::encoder();
+    let mut worst = 1.0f64;
+    for lat in (-90..=90).step_by(15) {
+        for lon in (-180..180).step_by(45) {
+            let (lon, lat) = (lon as f64, lat as f64);
+            let here = encoder.embed(&[[lon, lat]]).unwrap();
+            for bearing in [0.0, 90.0, 180.0, 270.0] {
+                let there = encoder.embed(&[destination(lon, lat, bearing, 1.0)]).unwrap();
+                worst = worst.min(cosine_similarity(here.row(0), there.row(0)));
+            }
+        }
+    }
+    assert!(worst > 0.999, "{worst}");
+    let e = encoder.embed(&[[-180.0, 12.0], [180.0, 12.0]]).unwrap();
+    assert!(e.row(0).iter().zip(e.row(1)).all(|(a, b)| (a - b).abs() < 1e-10));
+    // Places far apart differ more than places close together.
+    let sf = encoder.embed(&[[-122.42, 37.77], [-122.27, 37.80], [139.69, 35.69]]).unwrap();
+    assert!(cosine_similarity(sf.row(0), sf.row(1)) > cosine_similarity(sf.row(0), sf.row(2)));
+}
