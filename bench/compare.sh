@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs satclip-bench and the independent PyTorch implementation (bench/pytorch_reference.py) in
 # one go, on the same number of threads, and prints them side by side.
-#   bench/compare.sh [--quick] [--threads N]
+#   bench/compare.sh [--quick] [--towers] [--threads N]
 # The first run creates bench/.venv and installs torch and numpy from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,8 @@ threads=$(nproc)
 quick=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) quick=(--quick) ;;
+    --quick) quick+=(--quick) ;;
+    --towers) quick+=(--towers) ;;
     --threads) threads="$2"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac

@@ -135,14 +135,16 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--towers", action="store_true", help="only the image towers")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     batches = [1, 1000, 65_536] if args.quick else [1, 1000, 65_536, 1_000_000]
     result = {}
-    for L in (10, 40):
+    levels = () if args.towers else (10, 40)
+    for L in levels:
         for b in batches:
             result[f"embed_l{L}_b{b}"] = embed_points_per_s(L, b)
-    for L in (10, 40):
+    for L in levels:
         result[f"train_l{L}_b8192"] = train_step_seconds(L, reps=2 if args.quick else 4)
     for name in ("resnet18", "resnet50", "vit_small_patch16_224"):
         key = "tower_" + {"vit_small_patch16_224": "vit16"}.get(name, name)

@@ -15,15 +15,19 @@ use satclip_core::{Hyperparameters, LocationEncoder};
 struct Args {
     json: bool,
     quick: bool,
+    /// Only the image towers (`--towers`).
+    towers_only: bool,
 }
 
 fn main() {
-    let args = Args { json: std::env::args().any(|a| a == "--json"), quick: std::env::args().any(|a| a == "--quick") };
+    let flag = |f: &str| std::env::args().any(|a| a == f);
+    let args = Args { json: flag("--json"), quick: flag("--quick"), towers_only: flag("--towers") };
     let threads = rayon::current_num_threads();
     let peak = gemm_peak_gflops();
     let mut rows = Vec::new();
     let batches: &[usize] = if args.quick { &[1, 1000, 65_536] } else { &[1, 1000, 65_536, 1_000_000] };
-    for l in [10usize, 40] {
+    let location_levels: &[usize] = if args.towers_only { &[] } else { &[10, 40] };
+    for &l in location_levels {
         let mut rng = Pcg64::seed_from_u64(l as u64);
         let encoder =
             LocationEncoder::init(Hyperparameters { legendre_polys: l, ..Hyperparameters::default() }, &mut rng)
@@ -50,7 +54,7 @@ fn main() {
             });
         }
     }
-    for l in [10usize, 40] {
+    for &l in location_levels {
         let seconds = training_step_seconds(l, 8192, if args.quick { 2 } else { 4 });
         let flops = 8192.0 * 3.0 * 2.0 * (l * l * 512 + 512 * 512 + 512 * 256 + 512 * 256) as f64
             + 4.0 * 2.0 * 8192.0 * 8192.0 * 256.0;
