@@ -161,9 +161,13 @@ struct EvalArgs {
     /// Training labels to use (learning curve); repeatable; default all.
     #[arg(long)]
     n_train: Vec<usize>,
-    /// random, or block (whole 10° cells held out); ignored when the task has a split column.
+    /// random, block (whole 10° cells held out), or continent (each biogeographic realm held out
+    /// in turn, reported per realm); ignored when the task has a split column.
     #[arg(long, default_value = "random")]
     split: String,
+    /// Regions for the continent split: a GeoJSON with a REALM property (RESOLVE Ecoregions 2017).
+    #[arg(long, default_value = "../shared/data/ecoregions/resolve-ecoregions-2017.geojson.gz")]
+    regions: PathBuf,
     /// Share of points held out when the task has no split column.
     #[arg(long, default_value_t = 0.5)]
     test_fraction: f64,
@@ -547,49 +551,73 @@ fn eval(args: EvalArgs) -> Result<()> {
     println!("| task | encoder | split | n_train | n_test | r2 | mse | mae |\n|---|---|---|---|---|---|---|---|");
     for task_path in &args.task {
         let task = satclip_eval::Task::read_csv(task_path)?;
-        let (split_name, base_train) = match (&task.split, args.split.as_str()) {
-            (Some(s), _) => ("given", s.clone()),
+        // Each fold: (name, training rows, test rows).
+        let n = task.points.len();
+        let folds: Vec<(String, Vec<bool>, Vec<bool>)> = match (&task.split, args.split.as_str()) {
+            (Some(s), _) => vec![("given".into(), s.clone(), s.iter().map(|t| !t).collect())],
             (None, "random") => {
-                ("random", satclip_eval::random_split(task.points.len(), args.test_fraction, args.seed))
+                let t = satclip_eval::random_split(n, args.test_fraction, args.seed);
+                vec![("random".into(), t.clone(), t.iter().map(|x| !x).collect())]
             }
-            (None, "block") => ("block", satclip_eval::block_split(&task.points, 10.0, args.test_fraction, args.seed)),
-            (None, other) => anyhow::bail!("split `{other}` is not available; use random or block"),
-        };
-        let available = base_train.iter().filter(|t| **t).count();
-        let sizes: Vec<usize> = if args.n_train.is_empty() {
-            vec![available]
-        } else {
-            args.n_train.iter().map(|n| (*n).min(available)).collect()
+            (None, "block") => {
+                let t = satclip_eval::block_split(&task.points, 10.0, args.test_fraction, args.seed);
+                vec![("block".into(), t.clone(), t.iter().map(|x| !x).collect())]
+            }
+            (None, "continent") => {
+                let regions = satclip_eval::regions::Regions::read(&args.regions)?;
+                let realm: Vec<Option<String>> =
+                    task.points.iter().map(|p| regions.property_at(p[0], p[1], "REALM")).collect();
+                let mut names: Vec<String> = realm.iter().flatten().cloned().collect();
+                names.sort();
+                names.dedup();
+                names
+                    .into_iter()
+                    .filter(|r| realm.iter().filter(|x| x.as_deref() == Some(r)).count() >= 20)
+                    .map(|r| {
+                        let train = realm.iter().map(|x| x.as_ref().is_some_and(|x| *x != r)).collect();
+                        let test = realm.iter().map(|x| x.as_deref() == Some(r.as_str())).collect();
+                        (format!("continent:{r}"), train, test)
+                    })
+                    .collect()
+            }
+            (None, other) => anyhow::bail!("split `{other}` is not available; use random, block or continent"),
         };
         for encoder in &args.encoder {
             let (features, d) = satclip::encoder_features(encoder, &task.points)?;
-            for &n_train in &sizes {
-                let train = satclip_eval::subsample_train(&base_train, n_train, args.seed);
-                let pick = |mask: &dyn Fn(usize) -> bool| -> (Vec<f64>, Vec<f64>) {
-                    let rows: Vec<usize> = (0..task.points.len()).filter(|&i| mask(i)).collect();
-                    (
-                        rows.iter().flat_map(|&i| features[i * d..(i + 1) * d].iter().copied()).collect(),
-                        rows.iter().map(|&i| task.target[i]).collect(),
-                    )
+            for (split_name, base_train, test) in &folds {
+                let available = base_train.iter().filter(|t| **t).count();
+                let sizes: Vec<usize> = if args.n_train.is_empty() {
+                    vec![available]
+                } else {
+                    args.n_train.iter().map(|n| (*n).min(available)).collect()
                 };
-                let (xt, yt) = pick(&|i| train[i]);
-                let (xv, yv) = pick(&|i| !base_train[i]);
-                let model = satclip_eval::ridge_cv(&xt, &yt, d);
-                let m = satclip_eval::RegressionMetrics::of(&yv, &model.predict(&xv));
-                println!(
-                    "| {} | {encoder} | {split_name} | {} | {} | {:.4} | {:.4} | {:.4} |",
-                    task_path.display(),
-                    yt.len(),
-                    yv.len(),
-                    m.r2,
-                    m.mse,
-                    m.mae
-                );
-                for (metric, value) in [("r2", m.r2), ("mse", m.mse), ("mae", m.mae)] {
-                    report.push(serde_json::json!({
-                        "task": task_path.display().to_string(), "encoder": encoder, "probe": args.probe, "split": split_name,
-                        "metric": metric, "value": value, "n_train": yt.len(), "n_test": yv.len(), "alpha": model.alpha,
-                    }));
+                for &n_train in &sizes {
+                    let train = satclip_eval::subsample_train(base_train, n_train, args.seed);
+                    let pick = |mask: &[bool]| -> (Vec<f64>, Vec<f64>) {
+                        let rows: Vec<usize> = (0..n).filter(|&i| mask[i]).collect();
+                        (
+                            rows.iter().flat_map(|&i| features[i * d..(i + 1) * d].iter().copied()).collect(),
+                            rows.iter().map(|&i| task.target[i]).collect(),
+                        )
+                    };
+                    let ((xt, yt), (xv, yv)) = (pick(&train), pick(test));
+                    let model = satclip_eval::ridge_cv(&xt, &yt, d);
+                    let m = satclip_eval::RegressionMetrics::of(&yv, &model.predict(&xv));
+                    println!(
+                        "| {} | {encoder} | {split_name} | {} | {} | {:.4} | {:.4} | {:.4} |",
+                        task_path.display(),
+                        yt.len(),
+                        yv.len(),
+                        m.r2,
+                        m.mse,
+                        m.mae
+                    );
+                    for (metric, value) in [("r2", m.r2), ("mse", m.mse), ("mae", m.mae)] {
+                        report.push(serde_json::json!({
+                            "task": task_path.display().to_string(), "encoder": encoder, "probe": args.probe, "split": split_name,
+                            "metric": metric, "value": value, "n_train": yt.len(), "n_test": yv.len(), "alpha": model.alpha,
+                        }));
+                    }
                 }
             }
         }

@@ -125,3 +125,42 @@ fn map_writes_a_png_of_the_grid() {
     let (ok, _, err) = satclip(&["similarity", "--encoder", "sh-l10", "--at", "0,95", "--out", sim.to_str().unwrap()]);
     assert!(!ok && err.contains("lat"), "{err}");
 }
+
+#[test]
+fn continent_holdout_reports_each_realm() {
+    let Some(regions) = satclip_testkit::shared_file("data/ecoregions/resolve-ecoregions-2017.geojson.gz") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut body = String::from("lon,lat,target\n");
+    for i in 0..3000 {
+        let (lon, lat) =
+            (-180.0 + (i as f64 * 137.508) % 360.0, ((i as f64 * 0.618_034) % 1.0 * 2.0 - 1.0).asin().to_degrees());
+        body.push_str(&format!("{lon},{lat},{}\n", lat.abs()));
+    }
+    let task = dir.path().join("t.csv");
+    std::fs::write(&task, body).unwrap();
+    let report = dir.path().join("r.json");
+    let (ok, _, err) = satclip(&[
+        "eval",
+        "--task",
+        task.to_str().unwrap(),
+        "--encoder",
+        "wrap",
+        "--split",
+        "continent",
+        "--regions",
+        regions.to_str().unwrap(),
+        "--output",
+        report.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let realms: std::collections::BTreeSet<String> =
+        rows.iter().map(|r| r["split"].as_str().unwrap().to_string()).collect();
+    assert!(realms.contains("continent:Nearctic") && realms.contains("continent:Afrotropic"), "{realms:?}");
+    for r in rows.iter().filter(|r| r["metric"] == "r2") {
+        // Each fold trains on the other realms only: the training and test sets never overlap.
+        assert!(r["n_train"].as_u64().unwrap() + r["n_test"].as_u64().unwrap() <= 3000);
+    }
+}

@@ -6,6 +6,7 @@
 pub mod build;
 pub mod maps;
 pub mod probe;
+pub mod regions;
 pub mod task;
 
 pub use probe::{ridge_cv, RidgeModel};

@@ -1,0 +1,114 @@
+//! Regions from a GeoJSON of (multi)polygons, e.g. RESOLVE Ecoregions 2017 (822 ecoregions, 14
+//! biomes, 7 biogeographic realms): which region contains a point. Used for the continent
+//! holdout, with realms standing in for continents.
+
+use std::io::Read;
+use std::path::Path;
+
+use satclip_io::error::{Error, Result};
+
+pub struct Regions {
+    /// Per feature: its properties as text (e.g. ECO_NAME, BIOME_NAME, REALM).
+    pub properties: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// Per feature: polygons, each a list of rings (exterior first), with a bounding box.
+    polygons: Vec<Vec<(Vec<Vec<[f64; 2]>>, [f64; 4])>>,
+}
+
+fn ring(value: &serde_json::Value) -> Option<Vec<[f64; 2]>> {
+    value.as_array()?.iter().map(|p| Some([p.get(0)?.as_f64()?, p.get(1)?.as_f64()?])).collect()
+}
+
+impl Regions {
+    /// Reads a GeoJSON FeatureCollection, gzip-compressed when the name ends in `.gz`.
+    pub fn read(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut text = Vec::new();
+        if path.extension().is_some_and(|e| e == "gz") {
+            flate2::read::GzDecoder::new(file).take(1 << 30).read_to_end(&mut text).map_err(|e| Error::io(path, e))?;
+        } else {
+            std::io::BufReader::new(file).take(1 << 30).read_to_end(&mut text).map_err(|e| Error::io(path, e))?;
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::format(path, e.to_string()))?;
+        let features = doc
+            .get("features")
+            .and_then(|f| f.as_array())
+            .ok_or_else(|| Error::format(path, "not a FeatureCollection"))?;
+        let (mut properties, mut polygons) = (Vec::new(), Vec::new());
+        for (i, feature) in features.iter().enumerate() {
+            let bad = || Error::format(path, format!("feature {i}: malformed geometry"));
+            let geometry = feature.get("geometry").ok_or_else(bad)?;
+            let coords = geometry.get("coordinates").ok_or_else(bad)?;
+            let polys: Vec<&serde_json::Value> = match geometry.get("type").and_then(|t| t.as_str()) {
+                Some("Polygon") => vec![coords],
+                Some("MultiPolygon") => coords.as_array().ok_or_else(bad)?.iter().collect(),
+                _ => continue,
+            };
+            let mut parts = Vec::new();
+            for poly in polys {
+                let rings: Vec<Vec<[f64; 2]>> =
+                    poly.as_array().ok_or_else(bad)?.iter().map(ring).collect::<Option<_>>().ok_or_else(bad)?;
+                let exterior = rings.first().ok_or_else(bad)?;
+                let mut bbox = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+                for p in exterior {
+                    bbox = [bbox[0].min(p[0]), bbox[1].min(p[1]), bbox[2].max(p[0]), bbox[3].max(p[1])];
+                }
+                parts.push((rings, bbox));
+            }
+            properties.push(feature.get("properties").and_then(|p| p.as_object()).cloned().unwrap_or_default());
+            polygons.push(parts);
+        }
+        Ok(Self { properties, polygons })
+    }
+
+    /// The first feature containing (lon, lat), by even–odd ray casting over all its rings.
+    pub fn locate(&self, lon: f64, lat: f64) -> Option<usize> {
+        self.polygons.iter().position(|parts| {
+            parts.iter().any(|(rings, b)| {
+                lon >= b[0] && lon <= b[2] && lat >= b[1] && lat <= b[3] && {
+                    let mut inside = false;
+                    for ring in rings {
+                        for k in 0..ring.len() {
+                            let (a, c) = (ring[k], ring[(k + 1) % ring.len()]);
+                            if (a[1] > lat) != (c[1] > lat) && lon < a[0] + (lat - a[1]) / (c[1] - a[1]) * (c[0] - a[0])
+                            {
+                                inside = !inside;
+                            }
+                        }
+                    }
+                    inside
+                }
+            })
+        })
+    }
+
+    /// A text property of the feature containing the point, e.g. `REALM`.
+    pub fn property_at(&self, lon: f64, lat: f64, key: &str) -> Option<String> {
+        let i = self.locate(lon, lat)?;
+        self.properties[i].get(key).and_then(|v| v.as_str()).map(str::to_owned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn point_in_polygon_with_a_hole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.geojson");
+        std::fs::write(
+            &path,
+            r#"{"type":"FeatureCollection","features":[
+              {"type":"Feature","properties":{"REALM":"A"},"geometry":{"type":"Polygon","coordinates":[
+                [[0,0],[10,0],[10,10],[0,10],[0,0]],[[4,4],[6,4],[6,6],[4,6],[4,4]]]}},
+              {"type":"Feature","properties":{"REALM":"B"},"geometry":{"type":"MultiPolygon","coordinates":[
+                [[[20,0],[30,0],[30,10],[20,0]]]]}}]}"#,
+        )
+        .unwrap();
+        let r = Regions::read(&path).unwrap();
+        assert_eq!(r.property_at(1.0, 1.0, "REALM").as_deref(), Some("A"));
+        assert_eq!(r.property_at(5.0, 5.0, "REALM"), None, "inside the hole");
+        assert_eq!(r.property_at(29.0, 5.0, "REALM").as_deref(), Some("B"));
+        assert_eq!(r.property_at(21.0, 9.0, "REALM"), None, "outside the triangle");
+    }
+}
