@@ -4,14 +4,18 @@
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use satclip_core::network::{Linear, Siren};
-use satclip_core::train::{clip_loss, AdamW, ClipBatch, ClipModel, Gradients, INITIAL_LOGIT_SCALE};
+use satclip_core::train::{clip_loss, AdamW, ClipBatch, ClipModel, Gradients, LocationNet, INITIAL_LOGIT_SCALE};
 
 fn small_model(rng: &mut Pcg64) -> ClipModel<f64> {
     // din 9 (L = 3 harmonics), hidden 8, two sine layers, embedding 4; head 5 → 4.
     let mut siren = Siren::init(rng, 9, 8, 4, 2);
     // Larger first-layer weights than the official init, so that the sines are far from linear.
     siren.layers[0].linear.weight.iter_mut().for_each(|w| *w *= 20.0);
-    ClipModel { siren, head: Some(Linear::torch_default(rng, 5, 4, true)), logit_scale: INITIAL_LOGIT_SCALE }
+    ClipModel {
+        location: LocationNet::Siren(siren),
+        head: Some(Linear::torch_default(rng, 5, 4, true)),
+        logit_scale: INITIAL_LOGIT_SCALE,
+    }
 }
 
 fn batch_data(rng: &mut Pcg64, n: usize) -> (Vec<f64>, Vec<f64>) {
@@ -32,6 +36,62 @@ fn loss_with(
     let mut rng = dropout_seed.map(Pcg64::seed_from_u64);
     let out = model.step(&batch, rng.as_mut().map(|r| r as &mut dyn rand::RngCore));
     (out.loss, out.gradients)
+}
+
+fn other_networks(rng: &mut Pcg64) -> Vec<ClipModel<f64>> {
+    let head = Linear::torch_default(rng, 5, 4, true);
+    [("linear", 2), ("mlp", 2), ("mlp", 0), ("fcnet", 2)]
+        .into_iter()
+        .map(|(pe_type, num_hidden_layers)| {
+            let hp = satclip_core::Hyperparameters {
+                pe_type: pe_type.into(),
+                capacity: 6,
+                embed_dim: 4,
+                num_hidden_layers,
+                ..Default::default()
+            };
+            let net = satclip_core::Network::init(&hp, 9, rng).unwrap();
+            ClipModel {
+                location: LocationNet::from_network(&net),
+                head: Some(head.clone()),
+                logit_scale: INITIAL_LOGIT_SCALE,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_network_matches_central_finite_differences() {
+    let mut rng = Pcg64::seed_from_u64(12);
+    let n = 7;
+    let (loc, img) = batch_data(&mut rng, n);
+    for model in other_networks(&mut rng) {
+        for dropout in [None, Some(3)] {
+            check_gradients(&model, &loc, &img, n, dropout);
+        }
+    }
+}
+
+fn check_gradients(model: &ClipModel<f64>, loc: &[f64], img: &[f64], n: usize, dropout: Option<u64>) {
+    let (_, grads) = loss_with(model, loc, img, n, dropout);
+    let mut probe = model.clone();
+    let names: Vec<String> = probe.parameters_mut().into_iter().map(|p| p.name).collect();
+    assert_eq!(names.len(), grads.tensors.len(), "{names:?}");
+    for (t, name) in names.iter().enumerate() {
+        let len = grads.tensors[t].len();
+        for idx in [0, len / 2, len - 1] {
+            let h = 1e-6;
+            let mut plus = model.clone();
+            plus.parameters_mut()[t].values[idx] += h;
+            let mut minus = model.clone();
+            minus.parameters_mut()[t].values[idx] -= h;
+            let numeric =
+                (loss_with(&plus, loc, img, n, dropout).0 - loss_with(&minus, loc, img, n, dropout).0) / (2.0 * h);
+            let analytic = grads.tensors[t][idx];
+            let err = (numeric - analytic).abs() / numeric.abs().max(1e-3);
+            assert!(err < 1e-5, "{name}[{idx}] dropout {dropout:?}: analytic {analytic}, numeric {numeric}");
+        }
+    }
 }
 
 #[test]

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
-use satclip_core::network::{Linear, Network, Siren};
-use satclip_core::train::{AdamW, ClipBatch, ClipModel, Gradients, INITIAL_LOGIT_SCALE};
+use satclip_core::network::{Linear, Network};
+use satclip_core::train::{AdamW, ClipBatch, ClipModel, Gradients, LocationNet, INITIAL_LOGIT_SCALE};
 use satclip_core::{Hyperparameters, LocationEncoder, PositionalEncoding, Tensor, TensorMap};
 use satclip_io::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -145,15 +145,13 @@ fn make_batch(
 fn init_model(config: &TrainConfig, input_dim: usize, image_dim: usize) -> Result<ClipModel<f32>> {
     let mut rng = stream(config.seed, 0, 1);
     let hp = &config.model;
-    if hp.pe_type != "siren" {
-        return Err(Error::format(
-            &config.cache,
-            format!("training supports the SIREN network (pe_type = \"siren\"), not `{}`, for now", hp.pe_type),
-        ));
-    }
-    let siren = Siren::init(&mut rng, input_dim, hp.capacity, hp.embed_dim, hp.num_hidden_layers).cast::<f32>();
+    let network = Network::init(hp, input_dim, &mut rng).map_err(|e| Error::model(&config.cache, e))?;
     let head = Linear::torch_default(&mut rng, image_dim, hp.embed_dim, true).cast::<f32>();
-    Ok(ClipModel { siren, head: Some(head), logit_scale: INITIAL_LOGIT_SCALE as f32 })
+    Ok(ClipModel {
+        location: LocationNet::from_network(&network),
+        head: Some(head),
+        logit_scale: INITIAL_LOGIT_SCALE as f32,
+    })
 }
 
 /// Mean loss over `rows` in batches, without dropout, jitter or augmentation.
@@ -365,9 +363,8 @@ pub fn export(
     native_dir: &Path,
     official: &Path,
 ) -> Result<LocationEncoder> {
-    let siren: Siren<f64> = model.siren.cast();
     let mut tensors = TensorMap::new();
-    for (name, t) in Network::Siren(siren).state_dict() {
+    for (name, t) in model.location.to_network().state_dict() {
         tensors.insert(name, t);
     }
     let official_tensors: Vec<(String, Tensor)> =

@@ -107,3 +107,22 @@ fn cached_features_give_the_same_step_as_running_the_tower() {
     assert_eq!(cached_loss, direct.loss);
     assert_eq!(cached_grads.tensors, direct.gradients.tensors);
 }
+
+#[test]
+fn any_encoding_and_network_can_be_trained_and_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, _) = cache_for(dir.path(), 1);
+    for (le_type, pe_type) in
+        [("wrap", "mlp"), ("theory", "fcnet"), ("spherecplus", "linear"), ("cartesian3d", "siren")]
+    {
+        let mut cfg = config(&cache, &dir.path().join(format!("{le_type}-{pe_type}")));
+        cfg.model.le_type = le_type.into();
+        cfg.model.pe_type = pe_type.into();
+        cfg.epochs = 2;
+        let outcome = train(&cfg, &mut |_| {}).unwrap();
+        let encoder = satclip_io::load_encoder(outcome.model_dir.as_ref().unwrap()).unwrap();
+        assert_eq!(encoder.hyperparameters().pe_type, pe_type);
+        let e = encoder.embed(&[[12.0, 34.0]]).unwrap();
+        assert!(e.data.iter().all(|v| v.is_finite()), "{le_type}/{pe_type}");
+    }
+}

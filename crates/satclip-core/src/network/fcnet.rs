@@ -1,29 +1,30 @@
 use rand::{Rng, RngCore};
 
 use super::linear::{dropout_half_in_place, relu_in_place, Linear};
+use crate::kernels::Float;
 use crate::tensor::{Tensor, TensorMap};
 use crate::Error;
 
 /// The residual block of `FCNet`: `x + relu(w2 · dropout(relu(w1 · x)))`.
 #[derive(Clone, Debug)]
-pub struct ResLayer {
-    pub w1: Linear,
-    pub w2: Linear,
+pub struct ResLayer<T = f64> {
+    pub w1: Linear<T>,
+    pub w2: Linear<T>,
 }
 
 /// The official `FCNet` (Mac Aodha et al.): Linear(in, h) + ReLU, four residual blocks, then a
 /// bias-free `class_emb` Linear(h, out). It ignores `num_hidden_layers`.
 /// Keys: `feats.0.*`, `feats.{2..5}.w1.*`, `feats.{2..5}.w2.*`, `class_emb.weight`.
 #[derive(Clone, Debug)]
-pub struct FcNet {
-    pub input: Linear,
-    pub blocks: Vec<ResLayer>,
-    pub class_emb: Linear,
+pub struct FcNet<T = f64> {
+    pub input: Linear<T>,
+    pub blocks: Vec<ResLayer<T>>,
+    pub class_emb: Linear<T>,
 }
 
-const RES_BLOCKS: usize = 4;
+pub const RES_BLOCKS: usize = 4;
 
-impl FcNet {
+impl FcNet<f64> {
     pub fn load(t: &mut TensorMap, dim_in: usize, dim_hidden: usize, dim_out: usize) -> Result<Self, Error> {
         let input = Linear::load(t, "feats.0.", dim_in, dim_hidden, true)?;
         let blocks = (0..RES_BLOCKS)
@@ -50,7 +51,26 @@ impl FcNet {
         Self { input, blocks, class_emb }
     }
 
-    pub fn forward(&self, x: &[f64], n: usize, mut dropout: Option<&mut dyn RngCore>) -> Vec<f64> {
+    pub fn state_dict(&self, out: &mut Vec<(String, Tensor)>) {
+        self.input.state_dict("feats.0.", out);
+        for (i, block) in self.blocks.iter().enumerate() {
+            block.w1.state_dict(&format!("feats.{}.w1.", i + 2), out);
+            block.w2.state_dict(&format!("feats.{}.w2.", i + 2), out);
+        }
+        self.class_emb.state_dict("class_emb.", out);
+    }
+}
+
+impl<T: Float> FcNet<T> {
+    pub fn cast<U: Float>(&self) -> FcNet<U> {
+        FcNet {
+            input: self.input.cast(),
+            blocks: self.blocks.iter().map(|b| ResLayer { w1: b.w1.cast(), w2: b.w2.cast() }).collect(),
+            class_emb: self.class_emb.cast(),
+        }
+    }
+
+    pub fn forward(&self, x: &[T], n: usize, mut dropout: Option<&mut dyn RngCore>) -> Vec<T> {
         let mut h = self.input.forward(x, n);
         relu_in_place(&mut h);
         for block in &self.blocks {
@@ -62,18 +82,9 @@ impl FcNet {
             let mut y = block.w2.forward(&y, n);
             relu_in_place(&mut y);
             for (hv, yv) in h.iter_mut().zip(&y) {
-                *hv += yv;
+                *hv += *yv;
             }
         }
         self.class_emb.forward(&h, n)
-    }
-
-    pub fn state_dict(&self, out: &mut Vec<(String, Tensor)>) {
-        self.input.state_dict("feats.0.", out);
-        for (i, block) in self.blocks.iter().enumerate() {
-            block.w1.state_dict(&format!("feats.{}.w1.", i + 2), out);
-            block.w2.state_dict(&format!("feats.{}.w2.", i + 2), out);
-        }
-        self.class_emb.state_dict("class_emb.", out);
     }
 }

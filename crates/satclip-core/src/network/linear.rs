@@ -77,9 +77,9 @@ impl<T: Float> Linear<T> {
     }
 }
 
-pub(crate) fn relu_in_place(x: &mut [f64]) {
+pub(crate) fn relu_in_place<T: Float>(x: &mut [T]) {
     for v in x {
-        *v = v.max(0.0);
+        *v = v.max(T::ZERO);
     }
 }
 

@@ -1,6 +1,7 @@
 use rand::Rng;
 
 use super::linear::{relu_in_place, Linear};
+use crate::kernels::Float;
 use crate::tensor::{Tensor, TensorMap};
 use crate::Error;
 
@@ -9,14 +10,14 @@ use crate::Error;
 /// hidden layers share one weight matrix; the state dict repeats it under every slot's key.
 /// Keys: `features.0.*`, `features.{2, 4, …, 2·num_layers}.*` (equal), `features.{2·num_layers+2}.*`.
 #[derive(Clone, Debug)]
-pub struct Mlp {
-    pub input: Linear,
-    pub hidden: Option<Linear>,
+pub struct Mlp<T = f64> {
+    pub input: Linear<T>,
+    pub hidden: Option<Linear<T>>,
     pub num_layers: usize,
-    pub output: Linear,
+    pub output: Linear<T>,
 }
 
-impl Mlp {
+impl Mlp<f64> {
     pub fn load(
         t: &mut TensorMap,
         dim_in: usize,
@@ -52,7 +53,28 @@ impl Mlp {
         Self { input, hidden, num_layers, output }
     }
 
-    pub fn forward(&self, x: &[f64], n: usize) -> Vec<f64> {
+    pub fn state_dict(&self, out: &mut Vec<(String, Tensor)>) {
+        self.input.state_dict("features.0.", out);
+        if let Some(hidden) = &self.hidden {
+            for i in 0..self.num_layers {
+                hidden.state_dict(&format!("features.{}.", 2 + 2 * i), out);
+            }
+        }
+        self.output.state_dict(&format!("features.{}.", 2 + 2 * self.num_layers), out);
+    }
+}
+
+impl<T: Float> Mlp<T> {
+    pub fn cast<U: Float>(&self) -> Mlp<U> {
+        Mlp {
+            input: self.input.cast(),
+            hidden: self.hidden.as_ref().map(Linear::cast),
+            num_layers: self.num_layers,
+            output: self.output.cast(),
+        }
+    }
+
+    pub fn forward(&self, x: &[T], n: usize) -> Vec<T> {
         let mut h = self.input.forward(x, n);
         relu_in_place(&mut h);
         if let Some(hidden) = &self.hidden {
@@ -62,15 +84,5 @@ impl Mlp {
             }
         }
         self.output.forward(&h, n)
-    }
-
-    pub fn state_dict(&self, out: &mut Vec<(String, Tensor)>) {
-        self.input.state_dict("features.0.", out);
-        if let Some(hidden) = &self.hidden {
-            for i in 0..self.num_layers {
-                hidden.state_dict(&format!("features.{}.", 2 + 2 * i), out);
-            }
-        }
-        self.output.state_dict(&format!("features.{}.", 2 + 2 * self.num_layers), out);
     }
 }
