@@ -492,33 +492,16 @@ fn train(args: TrainArgs) -> Result<()> {
         }
         None => satclip_train::trainer::TrainConfig::default(),
     };
-    if let Some(v) = args.cache {
-        config.cache = v;
-    }
-    if let Some(v) = args.out {
-        config.out = v;
-    }
-    if let Some(v) = args.epochs {
-        config.epochs = v;
-    }
-    if let Some(v) = args.batch_size {
-        config.batch_size = v;
-    }
-    if let Some(v) = args.learning_rate {
-        config.learning_rate = v;
-    }
-    if let Some(v) = args.seed {
-        config.seed = v;
-    }
-    if let Some(v) = args.legendre_polys {
-        config.model.legendre_polys = v;
-    }
-    if let Some(v) = args.le_type {
-        config.model.le_type = v;
-    }
-    if let Some(v) = args.checkpoint_every {
-        config.checkpoint_every = v;
-    }
+    // Flags override the file.
+    override_with(&mut config.cache, args.cache);
+    override_with(&mut config.out, args.out);
+    override_with(&mut config.epochs, args.epochs);
+    override_with(&mut config.batch_size, args.batch_size);
+    override_with(&mut config.learning_rate, args.learning_rate);
+    override_with(&mut config.seed, args.seed);
+    override_with(&mut config.model.legendre_polys, args.legendre_polys);
+    override_with(&mut config.model.le_type, args.le_type);
+    override_with(&mut config.checkpoint_every, args.checkpoint_every);
     if args.max_steps.is_some() {
         config.max_steps = args.max_steps;
     }
@@ -649,4 +632,10 @@ fn land_mask(data: &std::path::Path) -> Result<Option<satclip::io::landmask::Lan
         return Ok(None);
     }
     Ok(Some(satclip::io::landmask::LandMask::read_npz(&path, 12)?))
+}
+
+fn override_with<T>(target: &mut T, flag: Option<T>) {
+    if let Some(v) = flag {
+        *target = v;
+    }
 }

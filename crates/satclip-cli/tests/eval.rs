@@ -1,16 +1,9 @@
 //! `satclip tasks build`, `satclip eval` and `satclip map` end to end.
 
-use std::process::Command;
-
 use satclip_testkit::shared_dir;
 
 fn satclip(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_satclip")).args(args).output().expect("runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    satclip_testkit::run(env!("CARGO_BIN_EXE_satclip"), args)
 }
 
 #[test]

@@ -1,16 +1,9 @@
 //! `satclip embed-images` and `satclip locate` on the 23 real tiles and both fixture checkpoints.
 
-use std::process::Command;
-
 use satclip_testkit::{read_npy, shared_dir, shared_file};
 
 fn satclip(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_satclip")).args(args).output().expect("runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    satclip_testkit::run(env!("CARGO_BIN_EXE_satclip"), args)
 }
 
 #[test]

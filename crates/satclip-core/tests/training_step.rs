@@ -101,26 +101,7 @@ fn gradients_match_central_finite_differences() {
     let n = 7;
     let (loc, img) = batch_data(&mut rng, n);
     for dropout in [None, Some(5)] {
-        let (_, grads) = loss_with(&model, &loc, &img, n, dropout);
-        let mut probe = model.clone();
-        let names: Vec<String> = probe.parameters_mut().into_iter().map(|p| p.name).collect();
-        assert_eq!(names.len(), grads.tensors.len());
-        for (t, name) in names.iter().enumerate() {
-            let len = grads.tensors[t].len();
-            for idx in [0, len / 2, len - 1] {
-                let h = 1e-6;
-                let mut plus = model.clone();
-                plus.parameters_mut()[t].values[idx] += h;
-                let mut minus = model.clone();
-                minus.parameters_mut()[t].values[idx] -= h;
-                let numeric = (loss_with(&plus, &loc, &img, n, dropout).0
-                    - loss_with(&minus, &loc, &img, n, dropout).0)
-                    / (2.0 * h);
-                let analytic = grads.tensors[t][idx];
-                let err = (numeric - analytic).abs() / numeric.abs().max(1e-3);
-                assert!(err < 1e-5, "{name}[{idx}] dropout {dropout:?}: analytic {analytic}, numeric {numeric}");
-            }
-        }
+        check_gradients(&model, &loc, &img, n, dropout);
     }
 }
 

@@ -19,12 +19,7 @@ fn loss_logits_and_gradients_match_the_official_step() {
         return;
     };
     let fixture: serde_json::Value = serde_json::from_slice(&std::fs::read(&loss_json).unwrap()).unwrap();
-    let coords: Vec<[f64; 2]> = fixture["coords_lonlat_as_used_float32"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| [p[0].as_f64().unwrap(), p[1].as_f64().unwrap()])
-        .collect();
+    let (_, coords) = satclip_testkit::clip_fixture_batch(&fixture);
     let n = coords.len();
     assert_eq!(n, 20);
 

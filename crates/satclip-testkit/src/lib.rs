@@ -70,3 +70,27 @@ pub fn synthetic_corpus(dir: &Path, n: usize) {
     }
     std::fs::write(dir.join("index.csv"), index).unwrap();
 }
+
+/// Runs a binary (e.g. `env!("CARGO_BIN_EXE_satclip")`) and returns (success, stdout, stderr).
+pub fn run(binary: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(binary).args(args).output().expect("the binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The 20-tile batch of a `clip_loss_*.json` fixture: tile file names and the (lon, lat) used,
+/// rounded through f32 as the official step does.
+pub fn clip_fixture_batch(fixture: &serde_json::Value) -> (Vec<String>, Vec<[f64; 2]>) {
+    let files =
+        fixture["files"].as_array().expect("files").iter().map(|f| f.as_str().expect("name").to_string()).collect();
+    let coords = fixture["coords_lonlat_as_used_float32"]
+        .as_array()
+        .expect("coordinates")
+        .iter()
+        .map(|p| [p[0].as_f64().expect("lon"), p[1].as_f64().expect("lat")])
+        .collect();
+    (files, coords)
+}

@@ -20,14 +20,7 @@ fn all_gradients_including_the_image_head_match() {
         return;
     };
     let fixture: serde_json::Value = serde_json::from_slice(&std::fs::read(&loss_json).unwrap()).unwrap();
-    let files: Vec<String> =
-        fixture["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect();
-    let coords: Vec<[f64; 2]> = fixture["coords_lonlat_as_used_float32"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| [p[0].as_f64().unwrap(), p[1].as_f64().unwrap()])
-        .collect();
+    let (files, coords) = satclip_testkit::clip_fixture_batch(&fixture);
     let n = files.len();
 
     let Tower::ResNet(resnet) = satclip::load_tower(&ckpt_path).unwrap() else { panic!("a ResNet18 checkpoint") };
