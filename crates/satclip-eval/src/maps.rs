@@ -134,13 +134,11 @@ pub fn write_png(out: &Path, width: usize, height: usize, rgb: &[u8]) -> Result<
     satclip_io::atomic::write_bytes(out, &bytes)
 }
 
+/// Features of a batch of (lon, lat) points, and their width: any encoder.
+pub type Embedder = dyn Fn(&[[f64; 2]]) -> Result<(Vec<f64>, usize)>;
+
 /// The first three principal components of the embeddings as RGB.
-pub fn pca_map(
-    embed: &dyn Fn(&[[f64; 2]]) -> Result<(Vec<f64>, usize)>,
-    resolution: f64,
-    mask: Option<&LandMask>,
-    out: &Path,
-) -> Result<()> {
+pub fn pca_map(embed: &Embedder, resolution: f64, mask: Option<&LandMask>, out: &Path) -> Result<()> {
     let (width, height, points) = grid(resolution);
     let (features, d) = embed(&points)?;
     let weights: Vec<f64> = points.iter().map(|p| p[1].to_radians().cos()).collect();
@@ -152,7 +150,7 @@ pub fn pca_map(
 /// Cosine similarity of every grid cell's embedding to the embedding at `at`, as a colour ramp,
 /// with the reference place marked.
 pub fn similarity_map(
-    embed: &dyn Fn(&[[f64; 2]]) -> Result<(Vec<f64>, usize)>,
+    embed: &Embedder,
     at: [f64; 2],
     resolution: f64,
     mask: Option<&LandMask>,
