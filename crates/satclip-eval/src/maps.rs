@@ -135,10 +135,10 @@ pub fn write_png(out: &Path, width: usize, height: usize, rgb: &[u8]) -> Result<
 }
 
 /// Features of a batch of (lon, lat) points, and their width: any encoder.
-pub type Embedder = dyn Fn(&[[f64; 2]]) -> Result<(Vec<f64>, usize)>;
+pub type Embedder<'a> = dyn Fn(&[[f64; 2]]) -> Result<(Vec<f64>, usize)> + 'a;
 
 /// The first three principal components of the embeddings as RGB.
-pub fn pca_map(embed: &Embedder, resolution: f64, mask: Option<&LandMask>, out: &Path) -> Result<()> {
+pub fn pca_map(embed: &Embedder<'_>, resolution: f64, mask: Option<&LandMask>, out: &Path) -> Result<()> {
     let (width, height, points) = grid(resolution);
     let (features, d) = embed(&points)?;
     let weights: Vec<f64> = points.iter().map(|p| p[1].to_radians().cos()).collect();
@@ -150,7 +150,7 @@ pub fn pca_map(embed: &Embedder, resolution: f64, mask: Option<&LandMask>, out: 
 /// Cosine similarity of every grid cell's embedding to the embedding at `at`, as a colour ramp,
 /// with the reference place marked.
 pub fn similarity_map(
-    embed: &Embedder,
+    embed: &Embedder<'_>,
     at: [f64; 2],
     resolution: f64,
     mask: Option<&LandMask>,
