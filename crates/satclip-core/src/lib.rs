@@ -6,6 +6,7 @@ pub mod config;
 pub mod encoder;
 pub mod encoding;
 pub mod geo;
+pub mod geoclip;
 pub mod kernels;
 pub mod network;
 pub mod tensor;

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use satclip_core::Tensor;
+use satclip_core::{Tensor, TensorMap};
 
 use crate::error::{Error, Result};
 use crate::pickle::{unpickle, StorageDtype, TensorRef, Value};
@@ -141,6 +141,24 @@ impl TorchArchive {
         }
         Tensor::new(tensor.shape.clone(), data).map_err(|e| err(e.to_string()))
     }
+}
+
+/// Reads a bare state dict (`torch.save(model.state_dict())`): every floating-point tensor of the
+/// top-level dictionary, by name.
+pub fn read_state_dict(path: &Path) -> Result<TensorMap> {
+    let mut archive = TorchArchive::open(path)?;
+    let items = archive
+        .root()
+        .dict_items()
+        .ok_or_else(|| Error::format(path, format!("the top level is {}, not a state dict", archive.root().kind())))?;
+    let mut map = TensorMap::new();
+    for (key, value) in items {
+        let (Some(name), Value::Tensor(t)) = (key.as_str(), &value) else { continue };
+        if t.storage.dtype.is_float() {
+            map.insert(name, archive.read_f64(name, t)?);
+        }
+    }
+    Ok(map)
 }
 
 fn f16_to_f64(bits: u16) -> f64 {

@@ -94,3 +94,18 @@ pub fn clip_fixture_batch(fixture: &serde_json::Value) -> (Vec<String>, Vec<[f64
         .collect();
     (files, coords)
 }
+
+/// The path of `<name>` in the open-data directory that `scripts/install-data.sh` fills
+/// (`$SATCLIP_DATA`, else `data/` in the repository), or `None` after printing a skip notice.
+pub fn data_file(name: &str) -> Option<PathBuf> {
+    let dir = match std::env::var_os("SATCLIP_DATA") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data"),
+    };
+    let path = dir.join(name);
+    if path.exists() {
+        return Some(path);
+    }
+    eprintln!("SKIPPED: {} is not installed (run scripts/install-data.sh, or set SATCLIP_DATA)", path.display());
+    None
+}

@@ -266,10 +266,47 @@ pub fn embed_images_to_file(tower: &Tower, files: &[std::path::PathBuf], output:
     Ok(rows.len())
 }
 
+/// Where `geoclip` looks for GeoCLIP's weights unless `SATCLIP_GEOCLIP_WEIGHTS` names the file:
+/// the data directory that `scripts/install-data.sh` fills (`$SATCLIP_DATA`, else `./data`).
+pub fn geoclip_weights_path() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("SATCLIP_GEOCLIP_WEIGHTS") {
+        return path.into();
+    }
+    data_dir().join(GEOCLIP_WEIGHTS_FILE)
+}
+
+pub const GEOCLIP_WEIGHTS_FILE: &str = "geoclip_location_encoder.pth";
+
+/// The directory of installed open data: `$SATCLIP_DATA`, else `./data`.
+pub fn data_dir() -> std::path::PathBuf {
+    std::env::var_os("SATCLIP_DATA").map(Into::into).unwrap_or_else(|| "data".into())
+}
+
+/// GeoCLIP's location encoder from `location_encoder_weights.pth` of the `geoclip` wheel.
+pub fn load_geoclip(path: &Path) -> Result<satclip_core::geoclip::GeoClip> {
+    if !path.exists() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "GeoCLIP's weights are not installed: run scripts/install-data.sh (takes them from the \
+                 geoclip 1.3.0 wheel on PyPI) or set SATCLIP_GEOCLIP_WEIGHTS",
+            ),
+        ));
+    }
+    let tensors = satclip_io::torch::read_state_dict(path)?;
+    satclip_core::geoclip::GeoClip::from_tensors(tensors).map_err(|e| Error::model(path, e))
+}
+
 /// Features of `points` from an encoder named as in `satclip eval`: raw coordinates (`direct`,
-/// `wrap`, `cartesian3d`), untrained spherical harmonics (`sh-l10`, `sh-l40`), the built-in model
-/// (`default`) or a checkpoint path. Returns the row-major features and their width.
+/// `wrap`, `cartesian3d`), untrained spherical harmonics (`sh-l10`, `sh-l40`), GeoCLIP
+/// (`geoclip`), the built-in model (`default`) or a checkpoint path. Returns the row-major
+/// features and their width.
 pub fn encoder_features(spec: &str, points: &[[f64; 2]]) -> Result<(Vec<f64>, usize)> {
+    if spec == "geoclip" {
+        let model = load_geoclip(&geoclip_weights_path())?;
+        return Ok((model.embed(points), satclip_core::geoclip::EMBEDDING_DIM));
+    }
     let raw = match spec {
         "direct" | "wrap" | "cartesian3d" => {
             Some(Hyperparameters { le_type: spec.into(), ..Hyperparameters::default() })

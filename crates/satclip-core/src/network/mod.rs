@@ -6,6 +6,7 @@ mod mlp;
 mod siren;
 
 pub use fcnet::{FcNet, ResLayer};
+pub(crate) use linear::relu_in_place;
 pub use linear::Linear;
 pub use mlp::Mlp;
 pub use siren::{Siren, SirenLayer, W0, W0_INITIAL};
