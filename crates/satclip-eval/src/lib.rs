@@ -10,7 +10,7 @@ pub mod regions;
 pub mod task;
 
 pub use probe::{ridge_cv, RidgeModel};
-pub use task::{RegressionMetrics, Task};
+pub use task::{ClassificationMetrics, Kind, RegressionMetrics, Target, Task};
 
 /// A seeded random split: `true` marks training rows; `test_fraction` of the rows are test.
 pub fn random_split(n: usize, test_fraction: f64, seed: u64) -> Vec<bool> {

@@ -1,48 +1,90 @@
+//! Tasks: point tables with columns `lon`, `lat`, `target` and optionally `split` (`train` /
+//! `test`), as CSV or Parquet. A target is a number (regression) or a class label
+//! (classification); the kind is detected from the values unless given.
+
 use std::path::{Path, PathBuf};
 
+use arrow_array::Array;
 use satclip_io::error::{Error, Result};
+use satclip_io::points::{PointReader, ReadOptions};
 
-/// A regression task: points and a numeric target, with an optional given split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Regression,
+    Classification,
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "regression" => Ok(Self::Regression),
+            "classification" => Ok(Self::Classification),
+            other => Err(format!("kind `{other}` is neither regression nor classification")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    Values(Vec<f64>),
+    /// Class index per row, into `names` (sorted, so indices do not depend on row order).
+    Classes { class: Vec<usize>, names: Vec<String> },
+}
+
+impl Target {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Self::Values(_) => Kind::Regression,
+            Self::Classes { .. } => Kind::Classification,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Task {
     pub path: PathBuf,
     pub points: Vec<[f64; 2]>,
-    pub target: Vec<f64>,
-    /// From a `split` column (`train`/`test`), when the file has one.
+    pub target: Target,
+    /// From a `split` column (`train` → true, `test` → false), when the file has one.
     pub split: Option<Vec<bool>>,
 }
 
 impl Task {
-    /// Reads a CSV with columns `lon`, `lat`, `target` and optionally `split`.
-    pub fn read_csv(path: &Path) -> Result<Self> {
-        let mut reader = csv::Reader::from_path(path).map_err(|e| Error::format(path, e.to_string()))?;
-        let headers = reader.headers().map_err(|e| Error::format(path, e.to_string()))?.clone();
-        let col = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
-        let (Some(lon), Some(lat), Some(target)) = (col("lon"), col("lat"), col("target")) else {
+    /// Reads a task; `kind` forces regression or classification, else it is detected: targets
+    /// that all parse as finite numbers are regression, anything else is classification.
+    pub fn read(path: &Path, kind: Option<Kind>) -> Result<Self> {
+        let reader = PointReader::open(path, &ReadOptions::default())?;
+        let schema = reader.schema();
+        let col = |name: &str| schema.fields().iter().position(|f| f.name().trim().eq_ignore_ascii_case(name));
+        let Some(target_col) = col("target") else {
             return Err(Error::format(path, "a task needs the columns lon, lat and target"));
         };
         let split_col = col("split");
-        let (mut points, mut values, mut split) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, record) in reader.records().enumerate() {
-            let row = i as u64 + 1;
-            let record = record.map_err(|e| Error::format(path, format!("row {row}: {e}")))?;
-            let number = |c: usize, name: &str| {
-                let t = record.get(c).unwrap_or("").trim();
-                t.parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| Error::row(path, row, name, format!("`{t}` is not a finite number")))
+        let (mut points, mut labels, mut split) = (Vec::new(), Vec::<String>::new(), Vec::new());
+        for batch in reader {
+            let batch = batch?;
+            let text = |c: usize| -> Result<arrow_array::StringArray> {
+                let cast = arrow_cast::cast(batch.columns.column(c), &arrow_schema::DataType::Utf8)
+                    .map_err(|e| Error::format(path, format!("column {}: {e}", schema.field(c).name())))?;
+                Ok(cast.as_any().downcast_ref::<arrow_array::StringArray>().expect("cast to Utf8").clone())
             };
-            let (x, y) = (number(lon, "lon")?, number(lat, "lat")?);
-            satclip_core::check_coordinate(x, y).map_err(|p| Error::row(path, row, p.field(), p.to_string()))?;
-            points.push([x, y]);
-            values.push(number(target, "target")?);
-            if let Some(c) = split_col {
-                match record.get(c).unwrap_or("").trim() {
-                    "train" => split.push(true),
-                    "test" => split.push(false),
-                    other => {
-                        return Err(Error::row(path, row, "split", format!("`{other}` is neither train nor test")))
+            let targets = text(target_col)?;
+            let splits = split_col.map(text).transpose()?;
+            for (i, point) in batch.coords.iter().enumerate() {
+                let row = batch.first_row + i as u64;
+                if targets.is_null(i) || targets.value(i).trim().is_empty() {
+                    return Err(Error::row(path, row, "target", "empty value"));
+                }
+                labels.push(targets.value(i).trim().to_owned());
+                points.push(*point);
+                if let Some(s) = &splits {
+                    match if s.is_null(i) { "" } else { s.value(i).trim() } {
+                        "train" => split.push(true),
+                        "test" => split.push(false),
+                        other => {
+                            return Err(Error::row(path, row, "split", format!("`{other}` is neither train nor test")))
+                        }
                     }
                 }
             }
@@ -50,7 +92,43 @@ impl Task {
         if points.len() < 10 {
             return Err(Error::format(path, "fewer than 10 rows"));
         }
-        Ok(Self { path: path.to_path_buf(), points, target: values, split: split_col.map(|_| split) })
+        let numeric = |l: &String| l.parse::<f64>().ok().filter(|v| v.is_finite());
+        let kind = kind.unwrap_or(if labels.iter().all(|l| numeric(l).is_some()) {
+            Kind::Regression
+        } else {
+            Kind::Classification
+        });
+        let target = match kind {
+            Kind::Regression => Target::Values(
+                labels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        numeric(l).ok_or_else(|| {
+                            Error::row(path, i as u64 + 1, "target", format!("`{l}` is not a finite number"))
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            Kind::Classification => {
+                let mut names = labels.clone();
+                names.sort();
+                names.dedup();
+                let class = labels.iter().map(|l| names.binary_search(l).expect("listed")).collect();
+                Target::Classes { class, names }
+            }
+        };
+        Ok(Self { path: path.to_path_buf(), points, target, split: split_col.map(|_| split) })
+    }
+
+    /// One line saying what the task is, e.g. for the detection message.
+    pub fn describe(&self) -> String {
+        match &self.target {
+            Target::Values(_) => format!("{}: regression, {} points", self.path.display(), self.points.len()),
+            Target::Classes { names, .. } => {
+                format!("{}: classification, {} points, {} classes", self.path.display(), self.points.len(), names.len())
+            }
+        }
     }
 }
 
@@ -69,5 +147,69 @@ impl RegressionMetrics {
         let ss_res: f64 = truth.iter().zip(predicted).map(|(t, p)| (t - p).powi(2)).sum();
         let mae = truth.iter().zip(predicted).map(|(t, p)| (t - p).abs()).sum::<f64>() / n;
         Self { r2: 1.0 - ss_res / ss_tot, mse: ss_res / n, mae }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClassificationMetrics {
+    pub accuracy: f64,
+    /// Unweighted mean of per-class F1 over the classes that occur in the truth or the
+    /// predictions (scikit-learn's `f1_score(average="macro")`).
+    pub macro_f1: f64,
+}
+
+impl ClassificationMetrics {
+    pub fn of(truth: &[usize], predicted: &[usize]) -> Self {
+        let classes = truth.iter().chain(predicted).max().map_or(0, |m| m + 1);
+        let (mut tp, mut fp, mut fn_) = (vec![0usize; classes], vec![0usize; classes], vec![0usize; classes]);
+        for (&t, &p) in truth.iter().zip(predicted) {
+            if t == p {
+                tp[t] += 1;
+            } else {
+                fp[p] += 1;
+                fn_[t] += 1;
+            }
+        }
+        let present: Vec<usize> = (0..classes).filter(|&c| tp[c] + fp[c] + fn_[c] > 0).collect();
+        let f1 = |c: usize| 2.0 * tp[c] as f64 / (2 * tp[c] + fp[c] + fn_[c]) as f64;
+        Self {
+            accuracy: tp.iter().sum::<usize>() as f64 / truth.len() as f64,
+            macro_f1: present.iter().map(|&c| f1(c)).sum::<f64>() / present.len().max(1) as f64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macro_f1_matches_a_hand_computed_case() {
+        // Class 0: tp 2, fp 1, fn 0 → F1 0.8; class 1: tp 1, fp 1, fn 1 → 0.5; class 2: fn 1 → 0.
+        let m = ClassificationMetrics::of(&[0, 0, 1, 1, 2], &[0, 0, 1, 0, 1]);
+        assert!((m.accuracy - 0.6).abs() < 1e-12);
+        assert!((m.macro_f1 - (0.8 + 0.5 + 0.0) / 3.0).abs() < 1e-12, "{}", m.macro_f1);
+    }
+
+    #[test]
+    fn kind_is_detected_and_can_be_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let mut body = String::from("lon,lat,target,split\n");
+        for i in 0..12 {
+            body.push_str(&format!("{}.5,{},{},{}\n", i, -(i as i32), ["forest", "desert", "3"][i % 3], ["train", "test"][i % 2]));
+        }
+        std::fs::write(&path, &body).unwrap();
+        let task = Task::read(&path, None).unwrap();
+        let Target::Classes { class, names } = &task.target else { panic!("text labels are classes") };
+        assert_eq!(names, &["3", "desert", "forest"]);
+        assert_eq!(class[..3], [2, 1, 0]);
+        assert_eq!(task.split.as_deref().unwrap()[..2], [true, false]);
+        let err = Task::read(&path, Some(Kind::Regression)).unwrap_err().to_string();
+        assert!(err.contains("row 1") && err.contains("target") && err.contains("forest"), "{err}");
+
+        std::fs::write(&path, body.replace("forest", "1").replace("desert", "2")).unwrap();
+        assert_eq!(Task::read(&path, None).unwrap().target.kind(), Kind::Regression);
+        assert_eq!(Task::read(&path, Some(Kind::Classification)).unwrap().target.kind(), Kind::Classification);
     }
 }
