@@ -149,15 +149,19 @@ enum TasksAction {
 
 #[derive(clap::Args)]
 struct EvalArgs {
-    /// Task CSV (lon, lat, target, optional split); repeatable.
+    /// Task file (CSV or Parquet: lon, lat, target, optional split); repeatable.
     #[arg(long, required = true)]
     task: Vec<PathBuf>,
-    /// direct, wrap, cartesian3d, sh-l10, sh-l40, default (built-in), or a checkpoint; repeatable.
+    /// direct, wrap, cartesian3d, sh-l10, sh-l40, geoclip, default (built-in), or a checkpoint;
+    /// repeatable.
     #[arg(long, required = true)]
     encoder: Vec<String>,
-    /// Only ridge (cross-validated strength) for now.
+    /// ridge (ridge classifier for classes), logistic (classes only), mlp, knn; repeatable.
     #[arg(long, default_value = "ridge")]
-    probe: String,
+    probe: Vec<satclip_eval::Probe>,
+    /// regression or classification; default: detected from the targets (and printed).
+    #[arg(long)]
+    kind: Option<satclip_eval::Kind>,
     /// Training labels to use (learning curve); repeatable; default all.
     #[arg(long)]
     n_train: Vec<usize>,
@@ -527,84 +531,43 @@ fn train(args: TrainArgs) -> Result<()> {
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
-    if args.probe != "ridge" {
-        anyhow::bail!("probe `{}` is not available yet; use ridge", args.probe);
-    }
+    use satclip_eval::suite::{evaluate, table_lines, EvalConfig, SplitMethod, TABLE_HEADER};
+    let split = match args.split.as_str() {
+        "random" => SplitMethod::Random,
+        "block" => SplitMethod::Block(10.0),
+        "continent" => SplitMethod::Continent {
+            regions: satclip_eval::regions::Regions::read(&args.regions)?,
+            property: "REALM".into(),
+        },
+        other => anyhow::bail!("split `{other}` is not available; use random, block or continent"),
+    };
+    let config = EvalConfig {
+        probes: args.probe,
+        split,
+        n_train: args.n_train,
+        test_fraction: args.test_fraction,
+        seed: args.seed,
+    };
+    let started = std::time::Instant::now();
     let mut report = Vec::new();
-    println!("| task | encoder | split | n_train | n_test | r2 | mse | mae |\n|---|---|---|---|---|---|---|---|");
+    println!("{TABLE_HEADER}");
     for task_path in &args.task {
-        let task = satclip_eval::Task::read_csv(task_path)?;
-        // Each fold: (name, training rows, test rows).
-        let n = task.points.len();
-        let folds: Vec<(String, Vec<bool>, Vec<bool>)> = match (&task.split, args.split.as_str()) {
-            (Some(s), _) => vec![("given".into(), s.clone(), s.iter().map(|t| !t).collect())],
-            (None, "random") => {
-                let t = satclip_eval::random_split(n, args.test_fraction, args.seed);
-                vec![("random".into(), t.clone(), t.iter().map(|x| !x).collect())]
-            }
-            (None, "block") => {
-                let t = satclip_eval::block_split(&task.points, 10.0, args.test_fraction, args.seed);
-                vec![("block".into(), t.clone(), t.iter().map(|x| !x).collect())]
-            }
-            (None, "continent") => {
-                let regions = satclip_eval::regions::Regions::read(&args.regions)?;
-                let realm: Vec<Option<String>> =
-                    task.points.iter().map(|p| regions.property_at(p[0], p[1], "REALM")).collect();
-                let mut names: Vec<String> = realm.iter().flatten().cloned().collect();
-                names.sort();
-                names.dedup();
-                names
-                    .into_iter()
-                    .filter(|r| realm.iter().filter(|x| x.as_deref() == Some(r)).count() >= 20)
-                    .map(|r| {
-                        let train = realm.iter().map(|x| x.as_ref().is_some_and(|x| *x != r)).collect();
-                        let test = realm.iter().map(|x| x.as_deref() == Some(r.as_str())).collect();
-                        (format!("continent:{r}"), train, test)
-                    })
-                    .collect()
-            }
-            (None, other) => anyhow::bail!("split `{other}` is not available; use random, block or continent"),
-        };
+        let task = satclip_eval::Task::read(task_path, args.kind)?;
+        let how = if args.kind.is_some() { "as given" } else { "detected" };
+        eprintln!("{} ({how})", task.describe());
+        if matches!(task.target, satclip_eval::Target::Values(_))
+            && config.probes.contains(&satclip_eval::Probe::Logistic)
+        {
+            eprintln!("note: logistic is a classifier; skipped for {}", task_path.display());
+        }
         for encoder in &args.encoder {
             let (features, d) = satclip::encoder_features(encoder, &task.points)?;
-            for (split_name, base_train, test) in &folds {
-                let available = base_train.iter().filter(|t| **t).count();
-                let sizes: Vec<usize> = if args.n_train.is_empty() {
-                    vec![available]
-                } else {
-                    args.n_train.iter().map(|n| (*n).min(available)).collect()
-                };
-                for &n_train in &sizes {
-                    let train = satclip_eval::subsample_train(base_train, n_train, args.seed);
-                    let pick = |mask: &[bool]| -> (Vec<f64>, Vec<f64>) {
-                        let rows: Vec<usize> = (0..n).filter(|&i| mask[i]).collect();
-                        (
-                            rows.iter().flat_map(|&i| features[i * d..(i + 1) * d].iter().copied()).collect(),
-                            rows.iter().map(|&i| task.target[i]).collect(),
-                        )
-                    };
-                    let ((xt, yt), (xv, yv)) = (pick(&train), pick(test));
-                    let model = satclip_eval::ridge_cv(&xt, &yt, d);
-                    let m = satclip_eval::RegressionMetrics::of(&yv, &model.predict(&xv));
-                    println!(
-                        "| {} | {encoder} | {split_name} | {} | {} | {:.4} | {:.4} | {:.4} |",
-                        task_path.display(),
-                        yt.len(),
-                        yv.len(),
-                        m.r2,
-                        m.mse,
-                        m.mae
-                    );
-                    for (metric, value) in [("r2", m.r2), ("mse", m.mse), ("mae", m.mae)] {
-                        report.push(serde_json::json!({
-                            "task": task_path.display().to_string(), "encoder": encoder, "probe": args.probe, "split": split_name,
-                            "metric": metric, "value": value, "n_train": yt.len(), "n_test": yv.len(), "alpha": model.alpha,
-                        }));
-                    }
-                }
-            }
+            let rows = evaluate(&task, encoder, &features, d, &config).map_err(anyhow::Error::msg)?;
+            table_lines(&rows).iter().for_each(|line| println!("{line}"));
+            report.extend(rows);
         }
     }
+    eprintln!("{} results in {:.1} s", report.len(), started.elapsed().as_secs_f64());
     if let Some(path) = args.output {
         satclip::io::atomic::write_bytes(&path, &serde_json::to_vec_pretty(&report)?)?;
     }

@@ -4,12 +4,14 @@
 //! scored on the rest. Probes and splits use fixed seeds and never adapt to the encoder.
 
 pub mod build;
+pub mod linalg;
 pub mod maps;
 pub mod probe;
 pub mod regions;
+pub mod suite;
 pub mod task;
 
-pub use probe::{ridge_cv, RidgeModel};
+pub use probe::{fit_predict, Fitted, Labels, Predictions, Probe};
 pub use task::{ClassificationMetrics, Kind, RegressionMetrics, Target, Task};
 
 /// A seeded random split: `true` marks training rows; `test_fraction` of the rows are test.

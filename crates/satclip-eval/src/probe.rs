@@ -1,166 +1,759 @@
-//! Ridge regression on standardised features, its strength chosen by k-fold cross-validation on
-//! the training rows from a fixed grid (the same grid for every encoder and task).
+//! Probes: models fitted on an encoder's features of the training points and scored on the test
+//! points. All see standardised features (training mean and deviation); every hyperparameter is
+//! either fixed or chosen by 5-fold cross-validation on the training rows from a fixed grid, the
+//! same for every encoder and task: nothing adapts to make one row of a table look better.
 
-/// Strengths tried: 10^-3 … 10^5.
+use rand::{Rng, SeedableRng};
+use satclip_core::kernels::{gemm, MatRef};
+
+use crate::linalg::{cholesky, cholesky_solve};
+
+/// Ridge strengths tried: 10^-3 … 10^5.
 pub const ALPHAS: [f64; 9] = [1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5];
+/// Neighbour counts tried by kNN.
+pub const NEIGHBOURS: [usize; 6] = [1, 3, 5, 10, 20, 50];
 const FOLDS: usize = 5;
 
-#[derive(Clone, Debug)]
-pub struct RidgeModel {
-    pub alpha: f64,
-    mean: Vec<f64>,
-    scale: Vec<f64>,
-    weights: Vec<f64>,
-    intercept: f64,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Ridge regression, or for classes the ridge classifier (one-vs-all ±1 targets, argmax).
+    Ridge,
+    /// Multinomial logistic regression, L2 as scikit-learn's default (C = 1), L-BFGS.
+    Logistic,
+    /// Two hidden ReLU layers of 256, Adam, early stopping on a tenth of the training rows.
+    Mlp,
+    /// k nearest neighbours (Euclidean), k chosen by cross-validation.
+    Knn,
 }
 
-impl RidgeModel {
-    /// Fits on rows of `x` (`[n × d]`, row-major) with strength `alpha`.
-    pub fn fit(x: &[f64], y: &[f64], d: usize, alpha: f64) -> Self {
-        let n = y.len();
+impl std::str::FromStr for Probe {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ridge" => Ok(Self::Ridge),
+            "logistic" => Ok(Self::Logistic),
+            "mlp" => Ok(Self::Mlp),
+            "knn" => Ok(Self::Knn),
+            other => Err(format!("probe `{other}` is not one of ridge, logistic, mlp, knn")),
+        }
+    }
+}
+
+impl std::fmt::Display for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ridge => "ridge",
+            Self::Logistic => "logistic",
+            Self::Mlp => "mlp",
+            Self::Knn => "knn",
+        })
+    }
+}
+
+/// Training labels.
+#[derive(Clone, Copy, Debug)]
+pub enum Labels<'a> {
+    Values(&'a [f64]),
+    Classes { class: &'a [usize], count: usize },
+}
+
+impl Labels<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Values(v) => v.len(),
+            Self::Classes { class, .. } => class.len(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Predictions {
+    Values(Vec<f64>),
+    Classes(Vec<usize>),
+}
+
+/// A probe's predictions for the test rows and the hyperparameter it chose, e.g. `alpha=10`.
+#[derive(Clone, Debug)]
+pub struct Fitted {
+    pub predictions: Predictions,
+    pub chosen: String,
+}
+
+/// Fits `probe` on `x_train` (`[n × d]`) and predicts `x_test`. `seed` drives the MLP's
+/// initialisation and batches; the other probes are deterministic.
+pub fn fit_predict(
+    probe: Probe,
+    x_train: &[f64],
+    labels: Labels,
+    x_test: &[f64],
+    d: usize,
+    seed: u64,
+) -> Result<Fitted, String> {
+    if labels.len() < 2 {
+        return Err("fewer than 2 training rows".into());
+    }
+    let scaler = Standardiser::fit(x_train, d);
+    let (z, zt) = (scaler.apply(x_train), scaler.apply(x_test));
+    match probe {
+        Probe::Ridge => Ok(ridge(&z, labels, &zt, d)),
+        Probe::Logistic => match labels {
+            Labels::Values(_) => Err("logistic is a classifier; use ridge, mlp or knn for a regression task".into()),
+            Labels::Classes { class, count } => Ok(logistic(&z, class, count, &zt, d)),
+        },
+        Probe::Mlp => Ok(mlp(&z, labels, &zt, d, seed)),
+        Probe::Knn => Ok(knn(&z, labels, &zt, d)),
+    }
+}
+
+struct Standardiser {
+    mean: Vec<f64>,
+    scale: Vec<f64>,
+}
+
+impl Standardiser {
+    fn fit(x: &[f64], d: usize) -> Self {
+        let n = (x.len() / d) as f64;
         let mut mean = vec![0.0; d];
-        for row in x.chunks_exact(d) {
-            mean.iter_mut().zip(row).for_each(|(m, v)| *m += v / n as f64);
-        }
+        x.chunks_exact(d).for_each(|r| mean.iter_mut().zip(r).for_each(|(m, v)| *m += v / n));
         let mut scale = vec![0.0; d];
-        for row in x.chunks_exact(d) {
-            scale.iter_mut().zip(row).zip(&mean).for_each(|((s, v), m)| *s += (v - m).powi(2) / n as f64);
-        }
-        // Constant features get unit scale (they standardise to zero).
+        x.chunks_exact(d)
+            .for_each(|r| scale.iter_mut().zip(r).zip(&mean).for_each(|((s, v), m)| *s += (v - m).powi(2) / n));
+        // Constant features get unit scale: they standardise to zero and drop out.
         scale.iter_mut().for_each(|s| *s = if *s > 1e-24 { s.sqrt() } else { 1.0 });
-        let z: Vec<f64> = x
-            .chunks_exact(d)
-            .flat_map(|row| row.iter().zip(&mean).zip(&scale).map(|((v, m), s)| (v - m) / s))
-            .collect();
-        let y_mean = y.iter().sum::<f64>() / n as f64;
-        // Normal equations (ZᵀZ + αI) w = Zᵀ(y − ȳ), solved by Cholesky.
-        let mut gram = vec![0.0; d * d];
-        satclip_core::kernels::gemm(
-            &mut gram,
-            satclip_core::kernels::MatRef::row_major(&z, n, d).t(),
-            satclip_core::kernels::MatRef::row_major(&z, n, d),
-            1.0,
-            false,
-            true,
-        );
-        for i in 0..d {
-            gram[i * d + i] += alpha;
-        }
-        let mut rhs = vec![0.0; d];
-        for (row, t) in z.chunks_exact(d).zip(y) {
-            rhs.iter_mut().zip(row).for_each(|(r, v)| *r += v * (t - y_mean));
-        }
-        let weights = cholesky_solve(&mut gram, rhs, d);
-        Self { alpha, mean, scale, weights, intercept: y_mean }
+        Self { mean, scale }
     }
 
-    pub fn predict(&self, x: &[f64]) -> Vec<f64> {
-        let d = self.mean.len();
-        x.chunks_exact(d)
-            .map(|row| {
-                self.intercept
-                    + row
-                        .iter()
-                        .zip(&self.mean)
-                        .zip(&self.scale)
-                        .zip(&self.weights)
-                        .map(|(((v, m), s), w)| (v - m) / s * w)
-                        .sum::<f64>()
-            })
+    fn apply(&self, x: &[f64]) -> Vec<f64> {
+        x.chunks_exact(self.mean.len())
+            .flat_map(|r| r.iter().zip(&self.mean).zip(&self.scale).map(|((v, m), s)| (v - m) / s))
             .collect()
     }
 }
 
-/// Solves A w = b for symmetric positive definite A (overwritten by its Cholesky factor).
-fn cholesky_solve(a: &mut [f64], mut b: Vec<f64>, d: usize) -> Vec<f64> {
-    for j in 0..d {
-        let mut diag = a[j * d + j];
-        for k in 0..j {
-            diag -= a[j * d + k] * a[j * d + k];
-        }
-        let diag = diag.max(1e-300).sqrt();
-        a[j * d + j] = diag;
-        for i in j + 1..d {
-            let (row_i, row_j) = (i * d, j * d);
-            let mut v = a[row_i + j];
-            for k in 0..j {
-                v -= a[row_i + k] * a[row_j + k];
-            }
-            a[row_i + j] = v / diag;
-        }
-    }
-    for i in 0..d {
-        let mut v = b[i];
-        for k in 0..i {
-            v -= a[i * d + k] * b[k];
-        }
-        b[i] = v / a[i * d + i];
-    }
-    for i in (0..d).rev() {
-        let mut v = b[i];
-        for k in i + 1..d {
-            v -= a[k * d + i] * b[k];
-        }
-        b[i] = v / a[i * d + i];
-    }
-    b
+/// Interleaved folds: task rows often arrive sorted by place, and contiguous folds would be
+/// spatial blocks.
+fn fold_of(i: usize) -> usize {
+    i % FOLDS
 }
 
-/// Ridge with the strength chosen by 5-fold cross-validated MSE on the given rows.
-pub fn ridge_cv(x: &[f64], y: &[f64], d: usize) -> RidgeModel {
-    let n = y.len();
-    // Interleaved folds: rows often arrive sorted by place, and contiguous folds would be spatial.
-    let fold_of = |i: usize| i % FOLDS;
-    let mut best = (f64::INFINITY, ALPHAS[0]);
-    for &alpha in &ALPHAS {
-        let mut sse = 0.0;
-        for f in 0..FOLDS.min(n) {
-            let (mut xt, mut yt, mut xv, mut yv) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for i in 0..n {
-                let row = &x[i * d..(i + 1) * d];
-                if fold_of(i) == f {
-                    xv.extend_from_slice(row);
-                    yv.push(y[i]);
-                } else {
-                    xt.extend_from_slice(row);
-                    yt.push(y[i]);
-                }
-            }
-            if yt.len() < 2 || yv.is_empty() {
-                continue;
-            }
-            let model = RidgeModel::fit(&xt, &yt, d, alpha);
-            sse += model.predict(&xv).iter().zip(&yv).map(|(p, t)| (p - t).powi(2)).sum::<f64>();
-        }
-        if sse < best.0 {
-            best = (sse, alpha);
+/// Regression targets as one column; classes as one-vs-all ±1 columns (the ridge classifier).
+fn target_matrix(labels: Labels) -> (Vec<f64>, usize) {
+    match labels {
+        Labels::Values(v) => (v.to_vec(), 1),
+        Labels::Classes { class, count } => {
+            let mut y = vec![-1.0; class.len() * count];
+            class.iter().enumerate().for_each(|(i, &c)| y[i * count + c] = 1.0);
+            (y, count)
         }
     }
-    RidgeModel::fit(x, y, d, best.1)
+}
+
+fn argmax(row: &[f64]) -> usize {
+    row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
+}
+
+/// Sufficient statistics of a set of rows for ridge: ZᵀZ, ZᵀY, Σz, Σy, n.
+#[derive(Clone)]
+struct Moments {
+    gram: Vec<f64>,
+    cross: Vec<f64>,
+    z_sum: Vec<f64>,
+    y_sum: Vec<f64>,
+    n: usize,
+}
+
+impl Moments {
+    fn of(z: &[f64], y: &[f64], d: usize, k: usize) -> Self {
+        let n = y.len() / k;
+        let mut gram = vec![0.0; d * d];
+        gemm(&mut gram, MatRef::row_major(z, n, d).t(), MatRef::row_major(z, n, d), 1.0, false, true);
+        let mut cross = vec![0.0; d * k];
+        gemm(&mut cross, MatRef::row_major(z, n, d).t(), MatRef::row_major(y, n, k), 1.0, false, true);
+        let mut z_sum = vec![0.0; d];
+        z.chunks_exact(d).for_each(|r| z_sum.iter_mut().zip(r).for_each(|(s, v)| *s += v));
+        let mut y_sum = vec![0.0; k];
+        y.chunks_exact(k).for_each(|r| y_sum.iter_mut().zip(r).for_each(|(s, v)| *s += v));
+        Self { gram, cross, z_sum, y_sum, n }
+    }
+
+    fn minus(&self, other: &Self) -> Self {
+        let sub = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x - y).collect();
+        Self {
+            gram: sub(&self.gram, &other.gram),
+            cross: sub(&self.cross, &other.cross),
+            z_sum: sub(&self.z_sum, &other.z_sum),
+            y_sum: sub(&self.y_sum, &other.y_sum),
+            n: self.n - other.n,
+        }
+    }
+
+    /// Ridge with an unpenalised intercept: returns a predictor `z ↦ (z − z̄) W + ȳ`.
+    fn solve(&self, alpha: f64, d: usize, k: usize) -> Result<LinearMap, String> {
+        let n = self.n as f64;
+        let mean: Vec<f64> = self.z_sum.iter().map(|s| s / n).collect();
+        let y_mean: Vec<f64> = self.y_sum.iter().map(|s| s / n).collect();
+        // Centred moments: ZᵀZ − n z̄ z̄ᵀ and ZᵀY − n z̄ ȳᵀ.
+        let mut a = self.gram.clone();
+        for i in 0..d {
+            for j in 0..=i {
+                a[i * d + j] -= n * mean[i] * mean[j];
+            }
+            a[i * d + i] += alpha;
+        }
+        let mut w = self.cross.clone();
+        for i in 0..d {
+            w[i * k..(i + 1) * k].iter_mut().zip(&y_mean).for_each(|(x, ym)| *x -= n * mean[i] * ym);
+        }
+        cholesky(&mut a, d)?;
+        cholesky_solve(&a, d, &mut w, k);
+        // Intercept: ȳ − z̄ W.
+        let mut intercept = y_mean;
+        for i in 0..d {
+            intercept.iter_mut().zip(&w[i * k..(i + 1) * k]).for_each(|(b, wij)| *b -= mean[i] * wij);
+        }
+        Ok(LinearMap { weights: w, intercept, k })
+    }
+}
+
+struct LinearMap {
+    weights: Vec<f64>,
+    intercept: Vec<f64>,
+    k: usize,
+}
+
+impl LinearMap {
+    fn apply(&self, z: &[f64], d: usize) -> Vec<f64> {
+        let n = z.len() / d;
+        let mut out = vec![0.0; n * self.k];
+        gemm(&mut out, MatRef::row_major(z, n, d), MatRef::row_major(&self.weights, d, self.k), 1.0, false, true);
+        out.chunks_exact_mut(self.k).for_each(|r| r.iter_mut().zip(&self.intercept).for_each(|(o, b)| *o += b));
+        out
+    }
+}
+
+fn rows_where(x: &[f64], width: usize, keep: impl Fn(usize) -> bool) -> Vec<f64> {
+    x.chunks_exact(width).enumerate().filter(|(i, _)| keep(*i)).flat_map(|(_, r)| r.iter().copied()).collect()
+}
+
+/// Ridge regression or ridge classifier; the strength minimises the cross-validated squared error
+/// (regression) or maximises the cross-validated accuracy (classes).
+fn ridge(z: &[f64], labels: Labels, zt: &[f64], d: usize) -> Fitted {
+    let (y, k) = target_matrix(labels);
+    let n = y.len() / k;
+    let folds: Vec<Moments> = (0..FOLDS.min(n))
+        .map(|f| Moments::of(&rows_where(z, d, |i| fold_of(i) == f), &rows_where(&y, k, |i| fold_of(i) == f), d, k))
+        .collect();
+    let all = folds.iter().skip(1).fold(folds[0].clone(), |acc, m| {
+        let add = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x + y).collect();
+        Moments {
+            gram: add(&acc.gram, &m.gram),
+            cross: add(&acc.cross, &m.cross),
+            z_sum: add(&acc.z_sum, &m.z_sum),
+            y_sum: add(&acc.y_sum, &m.y_sum),
+            n: acc.n + m.n,
+        }
+    });
+    let mut best = (f64::INFINITY, ALPHAS[ALPHAS.len() - 1]);
+    for &alpha in &ALPHAS {
+        let mut loss = 0.0;
+        for (f, held) in folds.iter().enumerate() {
+            let train = all.minus(held);
+            if train.n < 2 {
+                continue;
+            }
+            let Ok(map) = train.solve(alpha, d, k) else {
+                loss = f64::INFINITY;
+                break;
+            };
+            let predicted = map.apply(&rows_where(z, d, |i| fold_of(i) == f), d);
+            let truth = rows_where(&y, k, |i| fold_of(i) == f);
+            loss += match labels {
+                Labels::Values(_) => predicted.iter().zip(&truth).map(|(p, t)| (p - t).powi(2)).sum::<f64>(),
+                Labels::Classes { .. } => {
+                    predicted.chunks_exact(k).zip(truth.chunks_exact(k)).filter(|(p, t)| argmax(p) != argmax(t)).count()
+                        as f64
+                }
+            };
+        }
+        // Ties go to the stronger penalty (the simpler model).
+        if loss <= best.0 {
+            best = (loss, alpha);
+        }
+    }
+    let map = std::iter::once(best.1)
+        .chain(ALPHAS.iter().rev().copied())
+        .find_map(|alpha| all.solve(alpha, d, k).ok().map(|m| (alpha, m)));
+    let (alpha, map) = map.expect("the strongest penalty makes the system positive definite");
+    let out = map.apply(zt, d);
+    Fitted { predictions: decode(out, labels, k), chosen: format!("alpha={alpha:e}") }
+}
+
+/// Outputs to predictions: values as they are; classes by the largest score.
+fn decode(out: Vec<f64>, labels: Labels, k: usize) -> Predictions {
+    match labels {
+        Labels::Values(_) => Predictions::Values(out),
+        Labels::Classes { .. } => Predictions::Classes(out.chunks_exact(k).map(argmax).collect()),
+    }
+}
+
+/// Softmax in place over each row of `k` scores; returns Σ −log p[true class] if `class` given.
+fn softmax_rows(scores: &mut [f64], k: usize, class: Option<&[usize]>) -> f64 {
+    let mut loss = 0.0;
+    for (i, row) in scores.chunks_exact_mut(k).enumerate() {
+        let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let mut sum = 0.0;
+        row.iter_mut().for_each(|v| {
+            *v = (*v - max).exp();
+            sum += *v;
+        });
+        row.iter_mut().for_each(|v| *v /= sum);
+        if let Some(c) = class {
+            loss -= row[c[i]].max(1e-300).ln();
+        }
+    }
+    loss
+}
+
+/// Multinomial logistic regression: mean cross-entropy + ‖W‖²/(2n) (scikit-learn's C = 1),
+/// intercept unpenalised, minimised by L-BFGS for at most 100 iterations.
+fn logistic(z: &[f64], class: &[usize], k: usize, zt: &[f64], d: usize) -> Fitted {
+    let n = class.len();
+    let width = (d + 1) * k; // weights [d × k] then intercepts [k]
+    let objective = |params: &[f64], grad: &mut [f64]| -> f64 {
+        let (w, b) = params.split_at(d * k);
+        let mut p = vec![0.0; n * k];
+        gemm(&mut p, MatRef::row_major(z, n, d), MatRef::row_major(w, d, k), 1.0, false, true);
+        p.chunks_exact_mut(k).for_each(|r| r.iter_mut().zip(b).for_each(|(v, bb)| *v += bb));
+        let loss = softmax_rows(&mut p, k, Some(class)) / n as f64;
+        for (i, &c) in class.iter().enumerate() {
+            p[i * k + c] -= 1.0;
+        }
+        p.iter_mut().for_each(|v| *v /= n as f64);
+        let (gw, gb) = grad.split_at_mut(d * k);
+        gemm(gw, MatRef::row_major(z, n, d).t(), MatRef::row_major(&p, n, k), 1.0, false, true);
+        gb.fill(0.0);
+        p.chunks_exact(k).for_each(|r| gb.iter_mut().zip(r).for_each(|(g, v)| *g += v));
+        let lambda = 1.0 / n as f64;
+        gw.iter_mut().zip(w).for_each(|(g, wi)| *g += lambda * wi);
+        loss + 0.5 * lambda * w.iter().map(|v| v * v).sum::<f64>()
+    };
+    let params = lbfgs(vec![0.0; width], objective, 100);
+    let (w, b) = params.split_at(d * k);
+    let nt = zt.len() / d;
+    let mut out = vec![0.0; nt * k];
+    gemm(&mut out, MatRef::row_major(zt, nt, d), MatRef::row_major(w, d, k), 1.0, false, true);
+    out.chunks_exact_mut(k).for_each(|r| r.iter_mut().zip(b).for_each(|(v, bb)| *v += bb));
+    Fitted { predictions: Predictions::Classes(out.chunks_exact(k).map(argmax).collect()), chosen: "C=1".into() }
+}
+
+/// Limited-memory BFGS (m = 10) with a backtracking Armijo line search.
+fn lbfgs(mut x: Vec<f64>, mut f: impl FnMut(&[f64], &mut [f64]) -> f64, iterations: usize) -> Vec<f64> {
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let mut g = vec![0.0; x.len()];
+    let mut fx = f(&x, &mut g);
+    let mut history: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> = Default::default();
+    let (mut x_new, mut g_new) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+    for _ in 0..iterations {
+        // Two-loop recursion for the direction −H g.
+        let mut q = g.clone();
+        let mut coeffs = Vec::with_capacity(history.len());
+        for (s, y, rho) in history.iter().rev() {
+            let a = rho * dot(s, &q);
+            q.iter_mut().zip(y).for_each(|(qi, yi)| *qi -= a * yi);
+            coeffs.push(a);
+        }
+        if let Some((s, y, _)) = history.back() {
+            let gamma = dot(s, y) / dot(y, y);
+            q.iter_mut().for_each(|v| *v *= gamma);
+        }
+        for ((s, y, rho), a) in history.iter().zip(coeffs.iter().rev()) {
+            let b = rho * dot(y, &q);
+            q.iter_mut().zip(s).for_each(|(qi, si)| *qi += (a - b) * si);
+        }
+        let slope = -dot(&g, &q);
+        if slope >= 0.0 || !slope.is_finite() {
+            break;
+        }
+        let mut step = if history.is_empty() { 1.0 / dot(&g, &g).sqrt().max(1e-12) } else { 1.0 };
+        let mut accepted = false;
+        for _ in 0..30 {
+            x_new.iter_mut().zip(&x).zip(&q).for_each(|((xn, xi), qi)| *xn = xi - step * qi);
+            let f_new = f(&x_new, &mut g_new);
+            if f_new <= fx + 1e-4 * step * slope {
+                let s: Vec<f64> = x_new.iter().zip(&x).map(|(a, b)| a - b).collect();
+                let y: Vec<f64> = g_new.iter().zip(&g).map(|(a, b)| a - b).collect();
+                let sy = dot(&s, &y);
+                if sy > 1e-12 {
+                    if history.len() == 10 {
+                        history.pop_front();
+                    }
+                    history.push_back((s, y, 1.0 / sy));
+                }
+                let improvement = fx - f_new;
+                std::mem::swap(&mut x, &mut x_new);
+                std::mem::swap(&mut g, &mut g_new);
+                fx = f_new;
+                accepted = improvement > 1e-10 * fx.abs().max(1.0);
+                break;
+            }
+            step *= 0.5;
+        }
+        if !accepted {
+            break;
+        }
+    }
+    x
+}
+
+const MLP_HIDDEN: usize = 256;
+const MLP_BATCH: usize = 256;
+const MLP_MAX_EPOCHS: usize = 200;
+const MLP_PATIENCE: usize = 10;
+
+/// A small MLP (d → 256 → 256 → outputs, ReLU), Adam (lr 1e-3), mini-batches of 256; a seeded
+/// tenth of the training rows decides when to stop (no improvement for 10 epochs) and which
+/// epoch's weights to keep. Regression targets are standardised; classes use softmax.
+fn mlp(z: &[f64], labels: Labels, zt: &[f64], d: usize, seed: u64) -> Fitted {
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed ^ 0x6d6c70);
+    let n = labels.len();
+    let (k, y_mean, y_scale) = match labels {
+        Labels::Values(v) => {
+            let mean = v.iter().sum::<f64>() / n as f64;
+            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+            (1, mean, var.sqrt().max(1e-12))
+        }
+        Labels::Classes { count, .. } => (count, 0.0, 1.0),
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    let n_val = (n / 10).max(1).min(n - 1);
+    let (val_rows, train_rows) = order.split_at(n_val);
+    let mut train_rows = train_rows.to_vec();
+    let dims = [d, MLP_HIDDEN, MLP_HIDDEN, k];
+    let mut net = Mlp::new(&dims, &mut rng);
+    let gather =
+        |rows: &[usize]| -> Vec<f64> { rows.iter().flat_map(|&i| z[i * d..(i + 1) * d].iter().copied()).collect() };
+    let z_val = gather(val_rows);
+    let val_loss = |net: &Mlp| -> f64 {
+        let mut out = net.forward(&z_val, val_rows.len()).pop().expect("output layer");
+        loss_and_gradient(&mut out, labels, val_rows, k, y_mean, y_scale)
+    };
+    let (mut best_loss, mut best_net, mut since) = (val_loss(&net), net.clone(), 0);
+    let mut adam = Adam::new(&net);
+    for _ in 0..MLP_MAX_EPOCHS {
+        for i in (1..train_rows.len()).rev() {
+            train_rows.swap(i, rng.random_range(0..=i));
+        }
+        for batch in train_rows.chunks(MLP_BATCH) {
+            let x = gather(batch);
+            let mut acts = net.forward(&x, batch.len());
+            let mut grad = acts.pop().expect("output layer");
+            loss_and_gradient(&mut grad, labels, batch, k, y_mean, y_scale);
+            let grads = net.backward(&x, &acts, grad, batch.len());
+            adam.step(&mut net, &grads);
+        }
+        let loss = val_loss(&net);
+        if loss < best_loss {
+            (best_loss, best_net, since) = (loss, net.clone(), 0);
+        } else {
+            since += 1;
+            if since >= MLP_PATIENCE {
+                break;
+            }
+        }
+    }
+    let out = best_net.forward(zt, zt.len() / d).pop().expect("output layer");
+    let out = match labels {
+        Labels::Values(_) => out.iter().map(|v| v * y_scale + y_mean).collect(),
+        Labels::Classes { .. } => out,
+    };
+    Fitted { predictions: decode(out, labels, k), chosen: "hidden=256x2".into() }
+}
+
+/// Mean loss of `out` (`[rows × k]`) against the labels of `rows`; `out` becomes d loss / d out.
+fn loss_and_gradient(out: &mut [f64], labels: Labels, rows: &[usize], k: usize, y_mean: f64, y_scale: f64) -> f64 {
+    let m = rows.len() as f64;
+    match labels {
+        Labels::Values(v) => {
+            let mut loss = 0.0;
+            for (o, &i) in out.iter_mut().zip(rows) {
+                let r = *o - (v[i] - y_mean) / y_scale;
+                loss += r * r;
+                *o = 2.0 * r / m;
+            }
+            loss / m
+        }
+        Labels::Classes { class, .. } => {
+            let truth: Vec<usize> = rows.iter().map(|&i| class[i]).collect();
+            let loss = softmax_rows(out, k, Some(&truth)) / m;
+            for (row, &c) in out.chunks_exact_mut(k).zip(&truth) {
+                row[c] -= 1.0;
+                row.iter_mut().for_each(|v| *v /= m);
+            }
+            loss
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Mlp {
+    /// Per layer: weights `[in × out]` and biases `[out]`.
+    layers: Vec<(Vec<f64>, Vec<f64>, usize, usize)>,
+}
+
+impl Mlp {
+    /// PyTorch's default initialisation: U(±1/√fan_in).
+    fn new(dims: &[usize], rng: &mut impl Rng) -> Self {
+        let layers = dims
+            .windows(2)
+            .map(|w| {
+                let bound = 1.0 / (w[0] as f64).sqrt();
+                let mut draw = |len: usize| (0..len).map(|_| rng.random_range(-bound..bound)).collect::<Vec<f64>>();
+                (draw(w[0] * w[1]), draw(w[1]), w[0], w[1])
+            })
+            .collect();
+        Self { layers }
+    }
+
+    /// Activations after each layer (ReLU on all but the last).
+    fn forward(&self, x: &[f64], n: usize) -> Vec<Vec<f64>> {
+        let mut acts: Vec<Vec<f64>> = Vec::with_capacity(self.layers.len());
+        for (l, (w, b, i, o)) in self.layers.iter().enumerate() {
+            let input = if l == 0 { x } else { &acts[l - 1] };
+            let mut out = vec![0.0; n * o];
+            gemm(&mut out, MatRef::row_major(input, n, *i), MatRef::row_major(w, *i, *o), 1.0, false, false);
+            out.chunks_exact_mut(*o).for_each(|r| r.iter_mut().zip(b).for_each(|(v, bb)| *v += bb));
+            if l + 1 < self.layers.len() {
+                out.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            acts.push(out);
+        }
+        acts
+    }
+
+    /// Gradients of every layer's (weights, biases), given the hidden activations and the
+    /// gradient at the output.
+    fn backward(&self, x: &[f64], hidden: &[Vec<f64>], mut grad: Vec<f64>, n: usize) -> Vec<(Vec<f64>, Vec<f64>)> {
+        let mut grads = vec![(Vec::new(), Vec::new()); self.layers.len()];
+        for l in (0..self.layers.len()).rev() {
+            let (w, _, i, o) = &self.layers[l];
+            let input = if l == 0 { x } else { &hidden[l - 1] };
+            let mut gw = vec![0.0; i * o];
+            gemm(&mut gw, MatRef::row_major(input, n, *i).t(), MatRef::row_major(&grad, n, *o), 1.0, false, false);
+            let mut gb = vec![0.0; *o];
+            grad.chunks_exact(*o).for_each(|r| gb.iter_mut().zip(r).for_each(|(g, v)| *g += v));
+            grads[l] = (gw, gb);
+            if l > 0 {
+                let mut back = vec![0.0; n * i];
+                gemm(&mut back, MatRef::row_major(&grad, n, *o), MatRef::row_major(w, *i, *o).t(), 1.0, false, false);
+                // ReLU: no gradient where the activation was clipped.
+                back.iter_mut().zip(input).for_each(|(g, a)| {
+                    if *a <= 0.0 {
+                        *g = 0.0
+                    }
+                });
+                grad = back;
+            }
+        }
+        grads
+    }
+}
+
+struct Adam {
+    moments: Vec<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)>,
+    t: i32,
+}
+
+impl Adam {
+    const LR: f64 = 1e-3;
+    const BETA1: f64 = 0.9;
+    const BETA2: f64 = 0.999;
+    const EPS: f64 = 1e-8;
+
+    fn new(net: &Mlp) -> Self {
+        let moments = net
+            .layers
+            .iter()
+            .map(|(w, b, ..)| (vec![0.0; w.len()], vec![0.0; w.len()], vec![0.0; b.len()], vec![0.0; b.len()]))
+            .collect();
+        Self { moments, t: 0 }
+    }
+
+    fn step(&mut self, net: &mut Mlp, grads: &[(Vec<f64>, Vec<f64>)]) {
+        self.t += 1;
+        let (c1, c2) = (1.0 - Self::BETA1.powi(self.t), 1.0 - Self::BETA2.powi(self.t));
+        let update = |p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64]| {
+            for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m = Self::BETA1 * *m + (1.0 - Self::BETA1) * g;
+                *v = Self::BETA2 * *v + (1.0 - Self::BETA2) * g * g;
+                *p -= Self::LR * (*m / c1) / ((*v / c2).sqrt() + Self::EPS);
+            }
+        };
+        for ((layer, (gw, gb)), (mw, vw, mb, vb)) in net.layers.iter_mut().zip(grads).zip(&mut self.moments) {
+            update(&mut layer.0, gw, mw, vw);
+            update(&mut layer.1, gb, mb, vb);
+        }
+    }
+}
+
+/// For each query row, the training rows sorted by Euclidean distance, nearest `keep` of them.
+fn neighbours(train: &[f64], queries: &[f64], d: usize, keep: usize) -> Vec<Vec<usize>> {
+    let n = train.len() / d;
+    let norms: Vec<f64> = train.chunks_exact(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
+    let keep = keep.min(n);
+    let mut result = Vec::with_capacity(queries.len() / d);
+    let mut dots = Vec::new();
+    for block in queries.chunks(512 * d) {
+        let m = block.len() / d;
+        dots.resize(m * n, 0.0);
+        gemm(&mut dots, MatRef::row_major(block, m, d), MatRef::row_major(train, n, d).t(), 1.0, false, true);
+        for row in dots.chunks_exact(n) {
+            // ‖q − t‖² − ‖q‖² = ‖t‖² − 2 q·t ranks the same; ties go to the earlier row.
+            let dist: Vec<f64> = row.iter().zip(&norms).map(|(qt, tt)| tt - 2.0 * qt).collect();
+            let mut idx: Vec<usize> = (0..n).collect();
+            let by = |a: &usize, b: &usize| dist[*a].total_cmp(&dist[*b]).then(a.cmp(b));
+            if keep < n {
+                idx.select_nth_unstable_by(keep - 1, by);
+                idx.truncate(keep);
+            }
+            idx.sort_by(by);
+            result.push(idx);
+        }
+    }
+    result
+}
+
+/// Mean of the neighbours' values, or the most frequent class (ties: the class of the nearer
+/// neighbour).
+fn vote(near: &[usize], labels: Labels, k: usize) -> (f64, usize) {
+    let near = &near[..k.min(near.len())];
+    match labels {
+        Labels::Values(v) => (near.iter().map(|&i| v[i]).sum::<f64>() / near.len() as f64, 0),
+        Labels::Classes { class, .. } => {
+            let mut counts: Vec<(usize, usize)> = Vec::new();
+            for &i in near {
+                match counts.iter_mut().find(|(c, _)| *c == class[i]) {
+                    Some(entry) => entry.1 += 1,
+                    None => counts.push((class[i], 1)),
+                }
+            }
+            let best = counts.iter().fold(counts[0], |b, c| if c.1 > b.1 { *c } else { b });
+            (0.0, best.0)
+        }
+    }
+}
+
+/// k nearest neighbours; k from [`NEIGHBOURS`] by cross-validated squared error or accuracy.
+fn knn(z: &[f64], labels: Labels, zt: &[f64], d: usize) -> Fitted {
+    let n = labels.len();
+    let kmax = *NEIGHBOURS.last().expect("non-empty");
+    let mut loss = vec![0.0; NEIGHBOURS.len()];
+    for f in 0..FOLDS.min(n) {
+        let train_rows: Vec<usize> = (0..n).filter(|&i| fold_of(i) != f).collect();
+        let val_rows: Vec<usize> = (0..n).filter(|&i| fold_of(i) == f).collect();
+        let near = neighbours(&rows_where(z, d, |i| fold_of(i) != f), &rows_where(z, d, |i| fold_of(i) == f), d, kmax);
+        for (q, list) in val_rows.iter().zip(&near) {
+            let list: Vec<usize> = list.iter().map(|&j| train_rows[j]).collect();
+            for (slot, &k) in NEIGHBOURS.iter().enumerate() {
+                let (value, class) = vote(&list, labels, k);
+                loss[slot] += match labels {
+                    Labels::Values(v) => (value - v[*q]).powi(2),
+                    Labels::Classes { class: c, .. } => f64::from(u8::from(class != c[*q])),
+                };
+            }
+        }
+    }
+    let slot = (0..NEIGHBOURS.len()).fold(0, |b, s| if loss[s] < loss[b] { s } else { b });
+    let k = NEIGHBOURS[slot];
+    let near = neighbours(z, zt, d, k);
+    let predictions = match labels {
+        Labels::Values(_) => Predictions::Values(near.iter().map(|l| vote(l, labels, k).0).collect()),
+        Labels::Classes { .. } => Predictions::Classes(near.iter().map(|l| vote(l, labels, k).1).collect()),
+    };
+    Fitted { predictions, chosen: format!("k={k}") }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn recovers_a_linear_function_and_prefers_weak_regularisation_for_it() {
-        let d = 3;
-        let x: Vec<f64> = (0..300).map(|i| ((i * 37) % 101) as f64 / 10.0).collect();
-        let y: Vec<f64> = x.chunks_exact(d).map(|r| 2.0 * r[0] - r[1] + 0.5 * r[2] + 7.0).collect();
-        let model = ridge_cv(&x, &y, d);
-        assert!(model.alpha <= 1e-1, "alpha {}", model.alpha);
-        let p = model.predict(&x);
-        for (a, b) in p.iter().zip(&y) {
-            assert!((a - b).abs() < 1e-2);
-        }
+    fn grid(n: usize, d: usize, seed: u64) -> Vec<f64> {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+        (0..n * d).map(|_| rng.random_range(-2.0..2.0)).collect()
     }
 
     #[test]
-    fn cholesky_solves_a_known_system() {
-        let mut a = vec![4.0, 2.0, 2.0, 3.0];
-        let w = cholesky_solve(&mut a, vec![2.0, 1.0], 2);
-        // [4 2; 2 3] w = [2 1] → w = [0.5, 0]
-        assert!((w[0] - 0.5).abs() < 1e-12 && w[1].abs() < 1e-12);
+    fn ridge_recovers_a_linear_function_and_prefers_weak_regularisation_for_it() {
+        let d = 3;
+        let x = grid(200, d, 1);
+        let y: Vec<f64> = x.chunks_exact(d).map(|r| 2.0 * r[0] - r[1] + 0.5 * r[2] + 7.0).collect();
+        let fit = fit_predict(Probe::Ridge, &x, Labels::Values(&y), &x, d, 0).unwrap();
+        assert!(fit.chosen == "alpha=1e-3", "{}", fit.chosen);
+        let Predictions::Values(p) = fit.predictions else { panic!() };
+        p.iter().zip(&y).for_each(|(a, b)| assert!((a - b).abs() < 1e-2, "{a} vs {b}"));
+    }
+
+    /// Three classes split by the sign of two features: every classifier must learn it, and
+    /// the regression probes must learn a smooth function of the features.
+    #[test]
+    fn every_probe_learns_separable_classes_and_a_smooth_function() {
+        let d = 4;
+        let (x, xt) = (grid(600, d, 2), grid(300, d, 3));
+        let label = |r: &[f64]| {
+            if r[0] > 0.5 {
+                0
+            } else if r[1] > 0.0 {
+                1
+            } else {
+                2
+            }
+        };
+        let (class, class_t): (Vec<usize>, Vec<usize>) =
+            (x.chunks_exact(d).map(label).collect(), xt.chunks_exact(d).map(label).collect());
+        let value = |r: &[f64]| (r[0]).sin() + r[1] * r[1] * 0.5;
+        let (y, yt): (Vec<f64>, Vec<f64>) =
+            (x.chunks_exact(d).map(value).collect(), xt.chunks_exact(d).map(value).collect());
+        for probe in [Probe::Ridge, Probe::Logistic, Probe::Mlp, Probe::Knn] {
+            let fit = fit_predict(probe, &x, Labels::Classes { class: &class, count: 3 }, &xt, d, 0).unwrap();
+            let Predictions::Classes(p) = fit.predictions else { panic!() };
+            let m = crate::ClassificationMetrics::of(&class_t, &p);
+            // The ridge classifier is linear in ±1 codes and cannot carve the corner exactly.
+            let floor = if probe == Probe::Ridge { 0.75 } else { 0.9 };
+            assert!(m.accuracy > floor, "{probe}: accuracy {} ({})", m.accuracy, fit.chosen);
+            if probe == Probe::Logistic {
+                continue;
+            }
+            let fit = fit_predict(probe, &x, Labels::Values(&y), &xt, d, 0).unwrap();
+            let Predictions::Values(p) = fit.predictions else { panic!() };
+            let r2 = crate::RegressionMetrics::of(&yt, &p).r2;
+            // Ridge sees only linear features: sin(x0) is mostly linear, x1² is not.
+            let floor = if probe == Probe::Ridge { 0.3 } else { 0.85 };
+            assert!(r2 > floor, "{probe}: R² {r2} ({})", fit.chosen);
+        }
+        let err = fit_predict(Probe::Logistic, &x, Labels::Values(&y), &xt, d, 0).unwrap_err();
+        assert!(err.contains("classifier"), "{err}");
+    }
+
+    #[test]
+    fn knn_with_one_neighbour_returns_the_nearest_label() {
+        let x = vec![0.0, 0.0, 10.0, 10.0, 0.0, 10.0];
+        let near = neighbours(&x, &[9.0, 9.5, 0.1, -0.1], 2, 1);
+        assert_eq!(near, vec![vec![1], vec![0]]);
+    }
+
+    #[test]
+    fn lbfgs_minimises_a_quadratic() {
+        let x = lbfgs(
+            vec![0.0, 0.0],
+            |p, g| {
+                g[0] = 2.0 * (p[0] - 3.0);
+                g[1] = 20.0 * (p[1] + 1.0);
+                (p[0] - 3.0).powi(2) + 10.0 * (p[1] + 1.0).powi(2)
+            },
+            100,
+        );
+        assert!((x[0] - 3.0).abs() < 1e-5 && (x[1] + 1.0).abs() < 1e-5, "{x:?}");
     }
 }

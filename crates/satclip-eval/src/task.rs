@@ -29,7 +29,10 @@ impl std::str::FromStr for Kind {
 pub enum Target {
     Values(Vec<f64>),
     /// Class index per row, into `names` (sorted, so indices do not depend on row order).
-    Classes { class: Vec<usize>, names: Vec<String> },
+    Classes {
+        class: Vec<usize>,
+        names: Vec<String>,
+    },
 }
 
 impl Target {
@@ -126,7 +129,12 @@ impl Task {
         match &self.target {
             Target::Values(_) => format!("{}: regression, {} points", self.path.display(), self.points.len()),
             Target::Classes { names, .. } => {
-                format!("{}: classification, {} points, {} classes", self.path.display(), self.points.len(), names.len())
+                format!(
+                    "{}: classification, {} points, {} classes",
+                    self.path.display(),
+                    self.points.len(),
+                    names.len()
+                )
             }
         }
     }
@@ -197,7 +205,13 @@ mod tests {
         let path = dir.path().join("t.csv");
         let mut body = String::from("lon,lat,target,split\n");
         for i in 0..12 {
-            body.push_str(&format!("{}.5,{},{},{}\n", i, -(i as i32), ["forest", "desert", "3"][i % 3], ["train", "test"][i % 2]));
+            body.push_str(&format!(
+                "{}.5,{},{},{}\n",
+                i,
+                -(i as i32),
+                ["forest", "desert", "3"][i % 3],
+                ["train", "test"][i % 2]
+            ));
         }
         std::fs::write(&path, &body).unwrap();
         let task = Task::read(&path, None).unwrap();

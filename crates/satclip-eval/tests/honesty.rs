@@ -2,7 +2,9 @@
 //! same numbers, and a smooth field is learned far better from a good basis than from raw degrees.
 
 use satclip_core::{Hyperparameters, PositionalEncoding};
-use satclip_eval::{random_split, ridge_cv, subsample_train, RegressionMetrics};
+use satclip_eval::suite::{evaluate, EvalConfig, SplitMethod};
+use satclip_eval::{fit_predict, random_split, subsample_train, Labels, Predictions, Probe, RegressionMetrics};
+use satclip_eval::{Target, Task};
 
 /// 2000 points with a smooth "temperature" field: warm equator, cold poles, a continent bump.
 fn field() -> (Vec<[f64; 2]>, Vec<f64>) {
@@ -30,8 +32,61 @@ fn score(x: &[f64], d: usize, y: &[f64], train: &[bool]) -> RegressionMetrics {
         (rows.iter().flat_map(|&i| x[i * d..(i + 1) * d].to_vec()).collect(), rows.iter().map(|&i| y[i]).collect())
     };
     let ((xt, yt), (xv, yv)) = (pick(true), pick(false));
-    let model = ridge_cv(&xt, &yt, d);
-    RegressionMetrics::of(&yv, &model.predict(&xv))
+    let Predictions::Values(p) = fit_predict(Probe::Ridge, &xt, Labels::Values(&yt), &xv, d, 0).unwrap().predictions
+    else {
+        panic!("regression predicts values")
+    };
+    RegressionMetrics::of(&yv, &p)
+}
+
+/// The field cut into four bands of a class each, as a classification task.
+fn zone_task(shuffle: bool) -> Task {
+    let (points, target) = field();
+    let mut class: Vec<usize> = target.iter().map(|t| ((t + 35.0) / 18.0).floor().clamp(0.0, 3.0) as usize).collect();
+    if shuffle {
+        let n = class.len();
+        for i in 0..n {
+            class.swap(i, (i * 7919 + 13) % n);
+        }
+    }
+    let names = (0..4).map(|c| format!("zone{c}")).collect();
+    Task { path: "zones.csv".into(), points, target: Target::Classes { class, names }, split: None }
+}
+
+fn config(probes: Vec<Probe>) -> EvalConfig {
+    EvalConfig { probes, split: SplitMethod::Random, n_train: vec![], test_fraction: 0.5, seed: 7 }
+}
+
+fn metric(rows: &[satclip_eval::suite::ReportRow], probe: &str, name: &str) -> f64 {
+    rows.iter().find(|r| r.probe == probe && r.metric == name).unwrap().value
+}
+
+#[test]
+fn shuffled_classes_score_at_chance_for_every_probe() {
+    let probes = vec![Probe::Ridge, Probe::Logistic, Probe::Mlp, Probe::Knn];
+    let (real, shuffled) = (zone_task(false), zone_task(true));
+    let (x, d) = features("sphericalharmonics", 10, &real.points);
+    let Target::Classes { class, .. } = &shuffled.target else { unreachable!() };
+    let majority = (0..4).map(|c| class.iter().filter(|&&k| k == c).count()).max().unwrap() as f64 / class.len() as f64;
+    let real_rows = evaluate(&real, "sh-l10", &x, d, &config(probes.clone())).unwrap();
+    let chance_rows = evaluate(&shuffled, "sh-l10", &x, d, &config(probes.clone())).unwrap();
+    for probe in ["ridge", "logistic", "mlp", "knn"] {
+        let (good, chance) = (metric(&real_rows, probe, "accuracy"), metric(&chance_rows, probe, "accuracy"));
+        assert!(good > 0.85, "{probe}: the zones are learnable ({good})");
+        assert!(chance < majority + 0.04, "{probe}: shuffled classes at chance ({chance} vs majority {majority})");
+    }
+}
+
+#[test]
+fn two_runs_with_the_same_seed_give_identical_reports() {
+    let task = zone_task(false);
+    let (x, d) = features("sphericalharmonics", 10, &task.points);
+    let mut cfg = config(vec![Probe::Ridge, Probe::Logistic, Probe::Mlp, Probe::Knn]);
+    cfg.n_train = vec![100, 300];
+    let first = evaluate(&task, "sh-l10", &x, d, &cfg).unwrap();
+    assert_eq!(first, evaluate(&task, "sh-l10", &x, d, &cfg).unwrap());
+    assert_eq!(first.len(), 4 * 2 * 2, "4 probes × 2 sizes × (accuracy, macro_f1)");
+    assert!(first.iter().any(|r| r.n_train == 100) && first.iter().any(|r| r.n_train == 300));
 }
 
 #[test]

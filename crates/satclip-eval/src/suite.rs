@@ -1,0 +1,201 @@
+//! One evaluation run: for a task and an encoder's features, every (probe, split, training size)
+//! combination is fitted and scored, and each metric becomes one report row.
+
+use serde::Serialize;
+
+use crate::probe::{fit_predict, Labels, Predictions, Probe};
+use crate::regions::Regions;
+use crate::task::{ClassificationMetrics, RegressionMetrics, Target, Task};
+
+/// How training and test points are chosen when the task has no `split` column.
+pub enum SplitMethod {
+    /// A seeded random share of the points is held out.
+    Random,
+    /// Whole square cells of this many degrees are held out.
+    Block(f64),
+    /// Each region (e.g. a biogeographic realm) with at least 20 points is held out in turn,
+    /// training on the points of the other regions; points in no region are not used.
+    Continent { regions: Regions, property: String },
+}
+
+pub struct EvalConfig {
+    pub probes: Vec<Probe>,
+    pub split: SplitMethod,
+    /// Training sizes for a learning curve (seeded subsets); empty means all training points.
+    pub n_train: Vec<usize>,
+    pub test_fraction: f64,
+    pub seed: u64,
+}
+
+/// One line of `report.json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReportRow {
+    pub task: String,
+    pub encoder: String,
+    pub probe: String,
+    pub split: String,
+    pub metric: String,
+    pub value: f64,
+    pub n_train: usize,
+    pub n_test: usize,
+    /// The hyperparameter the probe chose by cross-validation (or its fixed setting).
+    pub chosen: String,
+}
+
+/// A named fold: which points train, which test.
+pub struct Fold {
+    pub name: String,
+    pub train: Vec<bool>,
+    pub test: Vec<bool>,
+}
+
+/// The folds of a task: its own `split` column if it has one, else those of `method`.
+pub fn folds(task: &Task, config: &EvalConfig) -> Vec<Fold> {
+    let complement = |t: &[bool]| t.iter().map(|x| !x).collect();
+    let n = task.points.len();
+    match (&task.split, &config.split) {
+        (Some(s), _) => vec![Fold { name: "given".into(), train: s.clone(), test: complement(s) }],
+        (None, SplitMethod::Random) => {
+            let t = crate::random_split(n, config.test_fraction, config.seed);
+            vec![Fold { name: "random".into(), test: complement(&t), train: t }]
+        }
+        (None, SplitMethod::Block(cell)) => {
+            let t = crate::block_split(&task.points, *cell, config.test_fraction, config.seed);
+            vec![Fold { name: "block".into(), test: complement(&t), train: t }]
+        }
+        (None, SplitMethod::Continent { regions, property }) => {
+            let region: Vec<Option<String>> =
+                task.points.iter().map(|p| regions.property_at(p[0], p[1], property)).collect();
+            let mut names: Vec<String> = region.iter().flatten().cloned().collect();
+            names.sort();
+            names.dedup();
+            names
+                .into_iter()
+                .filter(|r| region.iter().filter(|x| x.as_deref() == Some(r)).count() >= 20)
+                .map(|r| Fold {
+                    train: region.iter().map(|x| x.as_ref().is_some_and(|x| *x != r)).collect(),
+                    test: region.iter().map(|x| x.as_deref() == Some(r.as_str())).collect(),
+                    name: format!("continent:{r}"),
+                })
+                .collect()
+        }
+    }
+}
+
+/// Evaluates one encoder's `features` (`[n × d]`, rows as the task's points) on `task`.
+/// Probes that do not apply to the task's kind (logistic on regression) are skipped.
+pub fn evaluate(
+    task: &Task,
+    encoder: &str,
+    features: &[f64],
+    d: usize,
+    config: &EvalConfig,
+) -> Result<Vec<ReportRow>, String> {
+    let mut rows = Vec::new();
+    let n = task.points.len();
+    let pick = |mask: &[bool]| -> Vec<usize> { (0..n).filter(|&i| mask[i]).collect() };
+    let gather = |idx: &[usize]| -> Vec<f64> {
+        idx.iter().flat_map(|&i| features[i * d..(i + 1) * d].iter().copied()).collect()
+    };
+    for fold in folds(task, config) {
+        let available = fold.train.iter().filter(|t| **t).count();
+        let sizes: Vec<usize> = if config.n_train.is_empty() {
+            vec![available]
+        } else {
+            let mut s: Vec<usize> = config.n_train.iter().map(|&k| k.min(available)).collect();
+            s.dedup();
+            s
+        };
+        let test = pick(&fold.test);
+        let x_test = gather(&test);
+        for &size in &sizes {
+            let train = pick(&crate::subsample_train(&fold.train, size, config.seed));
+            let x_train = gather(&train);
+            for &probe in &config.probes {
+                let (values, classes, count);
+                let labels = match &task.target {
+                    Target::Values(v) => {
+                        if probe == Probe::Logistic {
+                            continue;
+                        }
+                        values = train.iter().map(|&i| v[i]).collect::<Vec<_>>();
+                        Labels::Values(&values)
+                    }
+                    Target::Classes { class, names } => {
+                        classes = train.iter().map(|&i| class[i]).collect::<Vec<_>>();
+                        count = names.len();
+                        Labels::Classes { class: &classes, count }
+                    }
+                };
+                let fit = fit_predict(probe, &x_train, labels, &x_test, d, config.seed)
+                    .map_err(|e| format!("{} / {encoder} / {probe} / {}: {e}", task.path.display(), fold.name))?;
+                let metrics: Vec<(&str, f64)> = match (&task.target, &fit.predictions) {
+                    (Target::Values(v), Predictions::Values(p)) => {
+                        let truth: Vec<f64> = test.iter().map(|&i| v[i]).collect();
+                        let m = RegressionMetrics::of(&truth, p);
+                        vec![("r2", m.r2), ("mse", m.mse), ("mae", m.mae)]
+                    }
+                    (Target::Classes { class, .. }, Predictions::Classes(p)) => {
+                        let truth: Vec<usize> = test.iter().map(|&i| class[i]).collect();
+                        let m = ClassificationMetrics::of(&truth, p);
+                        vec![("accuracy", m.accuracy), ("macro_f1", m.macro_f1)]
+                    }
+                    _ => unreachable!("probes predict the kind of their labels"),
+                };
+                for (metric, value) in metrics {
+                    rows.push(ReportRow {
+                        task: task.path.display().to_string(),
+                        encoder: encoder.to_string(),
+                        probe: probe.to_string(),
+                        split: fold.name.clone(),
+                        metric: metric.to_string(),
+                        value,
+                        n_train: train.len(),
+                        n_test: test.len(),
+                        chosen: fit.chosen.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+pub const TABLE_HEADER: &str =
+    "| task | encoder | probe | split | n_train | n_test | r2 | mse | mae | accuracy | macro_f1 |\n\
+                                |---|---|---|---|---|---|---|---|---|---|---|";
+
+/// Markdown lines, one per (task, encoder, probe, split, n_train), metrics in columns.
+pub fn table_lines(rows: &[ReportRow]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let r = &rows[i];
+        let same = |o: &ReportRow| {
+            (o.task == r.task)
+                && o.encoder == r.encoder
+                && o.probe == r.probe
+                && o.split == r.split
+                && o.n_train == r.n_train
+        };
+        let group: Vec<&ReportRow> = rows[i..].iter().take_while(|o| same(o)).collect();
+        let cell =
+            |name: &str| group.iter().find(|o| o.metric == name).map_or(String::new(), |o| format!("{:.4}", o.value));
+        lines.push(format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.task,
+            r.encoder,
+            r.probe,
+            r.split,
+            r.n_train,
+            r.n_test,
+            cell("r2"),
+            cell("mse"),
+            cell("mae"),
+            cell("accuracy"),
+            cell("macro_f1")
+        ));
+        i += group.len();
+    }
+    lines
+}
