@@ -136,14 +136,25 @@ enum CorpusSource {
 
 #[derive(Subcommand)]
 enum TasksAction {
-    /// Air temperature and precipitation (Hooker et al. 2018 stations) and US county median
-    /// income, from the shared data folder.
+    /// The task suite: air temperature, precipitation, median income, California housing,
+    /// elevation, population density, country, biome and ecoregion (see docs/evaluation.md).
+    /// Tasks whose sources are missing are skipped with the reason.
     Build {
-        /// The shared `data/` folder.
+        /// The shared `data/` folder (stations, US counties, RESOLVE ecoregions).
         #[arg(long, default_value = "../shared/data")]
         data: PathBuf,
+        /// The folder scripts/install-data.sh fills (land mask, ETOPO5, GeoNames, Natural Earth,
+        /// California housing); default $SATCLIP_DATA, else ./data.
+        #[arg(long, default_value_os_t = satclip::data_dir())]
+        open_data: PathBuf,
         #[arg(long, default_value = "tasks")]
         out: PathBuf,
+        /// Points sampled uniformly over land for the elevation, population, country, biome and
+        /// ecoregion tasks.
+        #[arg(long, default_value_t = 10_000)]
+        land_points: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 
@@ -315,10 +326,18 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Featurize(args) => featurize(args),
-        Command::Tasks { action: TasksAction::Build { data, out } } => {
-            for name in satclip_eval::build::build_tasks(&data, &out)? {
-                eprintln!("wrote {}", out.join(name).display());
+        Command::Tasks { action: TasksAction::Build { data, open_data, out, land_points, seed } } => {
+            let started = std::time::Instant::now();
+            let spec =
+                satclip_eval::build::BuildSpec { shared_data: data, open_data, out: out.clone(), land_points, seed };
+            let report = satclip_eval::build::build_tasks(&spec)?;
+            for (name, rows) in &report.written {
+                eprintln!("wrote {} ({rows} points)", out.join(name).display());
             }
+            for (name, why) in &report.skipped {
+                eprintln!("skipped {name}: {why}");
+            }
+            eprintln!("{} tasks in {:.1} s", report.written.len(), started.elapsed().as_secs_f64());
             Ok(())
         }
         Command::Eval(args) => eval(args),

@@ -75,6 +75,21 @@ pub fn fibonacci_lattice(n: usize) -> Vec<[f64; 2]> {
         .collect()
 }
 
+/// `n` points drawn uniformly over the sphere (seeded) among those `accept` keeps, e.g. land.
+pub fn sample_uniform_where(n: usize, seed: u64, accept: impl Fn(f64, f64) -> bool) -> Vec<[f64; 2]> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    let mut points = Vec::with_capacity(n);
+    while points.len() < n {
+        let lon = rng.random_range(-180.0..180.0);
+        let lat = rng.random_range(-1.0f64..1.0).asin().to_degrees();
+        if accept(lon, lat) {
+            points.push([lon, lat]);
+        }
+    }
+    points
+}
+
 #[cfg(test)]
 mod lattice_tests {
     use super::*;

@@ -60,6 +60,51 @@ impl Regions {
         Ok(Self { properties, polygons })
     }
 
+    /// Reads the polygons of a zipped ESRI shapefile (`.shp` + `.dbf`, e.g. Natural Earth admin-0
+    /// countries); each record's text fields become its properties.
+    pub fn read_shapefile_zip(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut zip =
+            zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| Error::format(path, e.to_string()))?;
+        let mut member = |ext: &str| -> Result<std::io::Cursor<Vec<u8>>> {
+            let name = zip
+                .file_names()
+                .filter_map(|n| n.ok().map(|n| n.into_owned()))
+                .find(|n| n.to_ascii_lowercase().ends_with(ext))
+                .ok_or_else(|| Error::format(path, format!("the zip holds no `{ext}` file")))?;
+            let mut bytes = Vec::new();
+            let entry = zip.by_name(&name).map_err(|e| Error::format(path, e.to_string()))?;
+            entry.take(1 << 30).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+            Ok(std::io::Cursor::new(bytes))
+        };
+        let (shp, dbf) = (member(".shp")?, member(".dbf")?);
+        let bad = |e: &dyn std::fmt::Display| Error::format(path, e.to_string());
+        let shapes = shapefile::ShapeReader::new(shp).map_err(|e| bad(&e))?;
+        let records = shapefile::dbase::Reader::new(dbf).map_err(|e| bad(&e))?;
+        let mut reader = shapefile::Reader::new(shapes, records);
+        let (mut properties, mut polygons) = (Vec::new(), Vec::new());
+        for (i, item) in reader.iter_shapes_and_records().enumerate() {
+            let (shape, record) = item.map_err(|e| Error::format(path, format!("record {}: {e}", i + 1)))?;
+            let shapefile::Shape::Polygon(polygon) = shape else { continue };
+            // All rings of a record form one even–odd region (holes run the other way round).
+            let rings: Vec<Vec<[f64; 2]>> =
+                polygon.rings().iter().map(|r| r.points().iter().map(|p| [p.x, p.y]).collect()).collect();
+            let mut bbox = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+            for p in rings.iter().flatten() {
+                bbox = [bbox[0].min(p[0]), bbox[1].min(p[1]), bbox[2].max(p[0]), bbox[3].max(p[1])];
+            }
+            let mut props = serde_json::Map::new();
+            for (name, value) in record {
+                if let shapefile::dbase::FieldValue::Character(Some(text)) = value {
+                    props.insert(name, serde_json::Value::String(text.trim().to_owned()));
+                }
+            }
+            properties.push(props);
+            polygons.push(vec![(rings, bbox)]);
+        }
+        Ok(Self { properties, polygons })
+    }
+
     /// The first feature containing (lon, lat), by even–odd ray casting over all its rings.
     pub fn locate(&self, lon: f64, lat: f64) -> Option<usize> {
         self.polygons.iter().position(|parts| {

@@ -5,8 +5,6 @@
 
 use std::path::Path;
 
-use rand::{Rng, SeedableRng};
-use rand_pcg::Pcg64;
 use satclip_core::geo::destination;
 use satclip_io::error::{Error, Result};
 use satclip_io::landmask::LandMask;
@@ -77,16 +75,9 @@ impl Default for CorpusSpec {
 
 /// Uniform points on the sphere, kept where the land mask says land, in draw order.
 pub fn sample_land_points(mask: &LandMask, spec: &CorpusSpec) -> Vec<[f64; 2]> {
-    let mut rng = Pcg64::seed_from_u64(spec.seed);
-    let mut points = Vec::with_capacity(spec.samples);
-    while points.len() < spec.samples {
-        let lon = rng.random_range(-180.0..180.0);
-        let lat = rng.random_range(-1.0f64..1.0).asin().to_degrees();
-        if mask.land_fraction(lon, lat) >= spec.min_land_fraction {
-            points.push([lon, lat]);
-        }
-    }
-    points
+    satclip_core::geo::sample_uniform_where(spec.samples, spec.seed, |lon, lat| {
+        mask.land_fraction(lon, lat) >= spec.min_land_fraction
+    })
 }
 
 /// The patch centred on (lon, lat): row 0 is north, column 0 west; RGB interleaved, u8.
