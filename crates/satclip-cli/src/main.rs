@@ -191,6 +191,9 @@ struct EvalArgs {
     /// report.json: a list of {task, encoder, probe, split, metric, value, n_train, n_test}.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// After the full table, print compact ones: encoders × tasks per probe and split.
+    #[arg(long)]
+    summary: bool,
 }
 
 #[derive(clap::Args)]
@@ -585,6 +588,9 @@ fn eval(args: EvalArgs) -> Result<()> {
             table_lines(&rows).iter().for_each(|line| println!("{line}"));
             report.extend(rows);
         }
+    }
+    if args.summary {
+        println!("{}", satclip_eval::suite::summary_tables(&report));
     }
     eprintln!("{} results in {:.1} s", report.len(), started.elapsed().as_secs_f64());
     if let Some(path) = args.output {

@@ -231,7 +231,7 @@ struct Place {
 
 /// log10(1 + people per km²) within [`DENSITY_RADIUS_KM`] of each point, counting the GeoNames
 /// places with at least 500 inhabitants.
-fn population_density(path: &Path, points: &[[f64; 2]]) -> Result<Rows> {
+pub fn population_density(path: &Path, points: &[[f64; 2]]) -> Result<Rows> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let places: HashMap<String, Place> = serde_json::from_reader(std::io::BufReader::new(file))
         .map_err(|e| Error::format(path, format!("GeoNames cities JSON: {e}")))?;
@@ -265,7 +265,7 @@ fn population_density(path: &Path, points: &[[f64; 2]]) -> Result<Rows> {
 }
 
 /// The `property` of the region containing each point; points in no region are dropped.
-fn label_points(regions: &Regions, points: &[[f64; 2]], property: &str) -> Rows {
+pub fn label_points(regions: &Regions, points: &[[f64; 2]], property: &str) -> Rows {
     use rayon::prelude::*;
     points
         .par_iter()

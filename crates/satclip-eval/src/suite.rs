@@ -1,6 +1,8 @@
 //! One evaluation run: for a task and an encoder's features, every (probe, split, training size)
 //! combination is fitted and scored, and each metric becomes one report row.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use crate::probe::{fit_predict, Labels, Predictions, Probe};
@@ -198,4 +200,54 @@ pub fn table_lines(rows: &[ReportRow]) -> Vec<String> {
         i += group.len();
     }
     lines
+}
+
+/// The headline metric of a kind of task: R² for regression, accuracy for classification.
+fn is_headline(metric: &str) -> bool {
+    metric == "r2" || metric == "accuracy"
+}
+
+/// Compact Markdown tables, one per (probe, split): a row per encoder, a column per task, each
+/// cell the headline metric (R² or accuracy); with a learning curve, one value per training
+/// size, smallest first, separated by " / ".
+pub fn summary_tables(rows: &[ReportRow]) -> String {
+    let order = |key: &str, seen: &mut Vec<String>| {
+        if !seen.iter().any(|k| k == key) {
+            seen.push(key.to_string());
+        }
+    };
+    let (mut groups, mut tasks, mut encoders) = (Vec::new(), Vec::new(), Vec::new());
+    for r in rows.iter().filter(|r| is_headline(&r.metric)) {
+        order(&format!("{} · {}", r.probe, r.split), &mut groups);
+        order(&r.task, &mut tasks);
+        order(&r.encoder, &mut encoders);
+    }
+    let mut out = String::new();
+    for group in &groups {
+        out.push_str(&format!("\n**{group}** (R² for regression, accuracy for classification)\n\n| encoder |"));
+        tasks.iter().for_each(|t| {
+            let name = Path::new(t).file_stem().map_or(t.clone(), |s| s.to_string_lossy().into_owned());
+            out.push_str(&format!(" {name} |"));
+        });
+        out.push_str(&format!("\n|---|{}\n", "---|".repeat(tasks.len())));
+        for encoder in &encoders {
+            out.push_str(&format!("| {encoder} |"));
+            for task in &tasks {
+                let mut cell: Vec<&ReportRow> = rows
+                    .iter()
+                    .filter(|r| {
+                        is_headline(&r.metric)
+                            && &r.encoder == encoder
+                            && &r.task == task
+                            && format!("{} · {}", r.probe, r.split) == *group
+                    })
+                    .collect();
+                cell.sort_by_key(|r| r.n_train);
+                let values: Vec<String> = cell.iter().map(|r| format!("{:.3}", r.value)).collect();
+                out.push_str(&format!(" {} |", values.join(" / ")));
+            }
+            out.push('\n');
+        }
+    }
+    out
 }
