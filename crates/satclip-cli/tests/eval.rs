@@ -59,6 +59,62 @@ fn eval_reports_every_task_encoder_and_size_and_is_reproducible() {
     assert_eq!(table, again);
 }
 
+/// A synthetic classification task: three latitude zones.
+fn zones(dir: &std::path::Path, extra_row: Option<&str>) -> std::path::PathBuf {
+    let mut body = String::from("lon,lat,target\n");
+    for i in 0..900 {
+        let (lon, lat) =
+            (-180.0 + (i as f64 * 137.508) % 360.0, ((i as f64 * 0.618_034) % 1.0 * 2.0 - 1.0).asin().to_degrees());
+        let zone = if lat.abs() < 23.5 {
+            "tropics"
+        } else if lat.abs() < 66.5 {
+            "temperate"
+        } else {
+            "polar"
+        };
+        body.push_str(&format!("{lon},{lat},{zone}\n"));
+    }
+    if let Some(row) = extra_row {
+        body.push_str(row);
+    }
+    let path = dir.join("zones.csv");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+#[test]
+fn classification_is_detected_and_every_classifier_reports_accuracy_and_macro_f1() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = zones(dir.path(), None);
+    let report = dir.path().join("report.json");
+    let mut args = vec!["eval", "--task", task.to_str().unwrap(), "--encoder", "sh-l10", "--output"];
+    args.push(report.to_str().unwrap());
+    for probe in ["ridge", "logistic", "mlp", "knn"] {
+        args.extend(["--probe", probe]);
+    }
+    let (ok, _, err) = satclip(&args);
+    assert!(ok, "{err}");
+    assert!(err.contains("classification, 900 points, 3 classes (detected)"), "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(rows.len(), 4 * 2, "4 probes × (accuracy, macro_f1)");
+    for r in &rows {
+        assert!(r["metric"] == "accuracy" || r["metric"] == "macro_f1");
+        assert!(r["value"].as_f64().unwrap() > 0.85, "latitude zones from harmonics: {r}");
+    }
+}
+
+#[test]
+fn a_bad_task_row_names_the_file_row_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = zones(dir.path(), Some("10,95,polar\n"));
+    let (ok, _, err) = satclip(&["eval", "--task", task.to_str().unwrap(), "--encoder", "wrap"]);
+    assert!(!ok);
+    assert!(err.contains("zones.csv") && err.contains("row 901") && err.contains("lat"), "{err}");
+    let (ok, _, err) =
+        satclip(&["eval", "--task", task.to_str().unwrap(), "--encoder", "wrap", "--kind", "regression"]);
+    assert!(!ok && err.contains("zones.csv"), "{err}");
+}
+
 #[test]
 fn tasks_are_built_from_the_shared_data() {
     let Some(shared) = shared_dir() else {
@@ -71,10 +127,14 @@ fn tasks_are_built_from_the_shared_data() {
         "build",
         "--data",
         shared.join("data").to_str().unwrap(),
+        "--open-data",
+        "/nonexistent",
         "--out",
         dir.path().to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
+    // Without the open data the sampled tasks are skipped with the reason, not failed.
+    assert!(err.contains("skipped elevation") && err.contains("install-data.sh"), "{err}");
     let lines = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap().lines().count();
     assert_eq!(lines("air_temperature.csv"), 3077);
     assert_eq!(lines("precipitation.csv"), 3077);
