@@ -85,8 +85,9 @@ enum Command {
         /// Grid step in degrees.
         #[arg(long, default_value_t = 0.5)]
         resolution: f64,
-        /// Directory with globe_combined_mask_compressed.npz (scripts/install-data.sh) to draw oceans.
-        #[arg(long, default_value = "data")]
+        /// Directory with globe_combined_mask_compressed.npz (scripts/install-data.sh) to draw
+        /// oceans; default $SATCLIP_DATA, else ./data.
+        #[arg(long, default_value_os_t = satclip::data_dir())]
         data: PathBuf,
     },
     /// Map the cosine similarity of every place's embedding to one place's (PNG).
@@ -100,7 +101,8 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value_t = 0.5)]
         resolution: f64,
-        #[arg(long, default_value = "data")]
+        /// Directory with the land mask, as for `map`.
+        #[arg(long, default_value_os_t = satclip::data_dir())]
         data: PathBuf,
     },
     /// Print a model's hyper-parameters and parameter count.
@@ -164,7 +166,7 @@ struct EvalArgs {
     #[arg(long, required = true)]
     task: Vec<PathBuf>,
     /// direct, wrap, cartesian3d, sh-l10, sh-l40, geoclip, default (built-in), or a checkpoint;
-    /// repeatable.
+    /// `NAME=SPEC` reports it as NAME; repeatable.
     #[arg(long, required = true)]
     encoder: Vec<String>,
     /// ridge (ridge classifier for classes), logistic (classes only), mlp, knn; repeatable.
@@ -173,8 +175,8 @@ struct EvalArgs {
     /// regression or classification; default: detected from the targets (and printed).
     #[arg(long)]
     kind: Option<satclip_eval::Kind>,
-    /// Training labels to use (learning curve); repeatable; default all.
-    #[arg(long)]
+    /// Training labels to use (learning curve): a number or `all`; repeatable; default all.
+    #[arg(long, value_parser = parse_count_or_all)]
     n_train: Vec<usize>,
     /// random, block (whole 10° cells held out), or continent (each biogeographic realm held out
     /// in turn, reported per realm); ignored when the task has a split column.
@@ -346,19 +348,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => eval(args),
         Command::Map { encoder, out, resolution, data } => {
             let mask = land_mask(&data)?;
-            satclip_eval::maps::pca_map(&|p| satclip::encoder_features(&encoder, p), resolution, mask.as_ref(), &out)?;
+            let encoder = satclip::FeatureEncoder::load(&encoder)?;
+            satclip_eval::maps::pca_map(&|p| encoder.features(p), resolution, mask.as_ref(), &out)?;
             eprintln!("wrote {}", out.display());
             Ok(())
         }
         Command::Similarity { encoder, at, out, resolution, data } => {
             let mask = land_mask(&data)?;
-            satclip_eval::maps::similarity_map(
-                &|p| satclip::encoder_features(&encoder, p),
-                at,
-                resolution,
-                mask.as_ref(),
-                &out,
-            )?;
+            let encoder = satclip::FeatureEncoder::load(&encoder)?;
+            satclip_eval::maps::similarity_map(&|p| encoder.features(p), at, resolution, mask.as_ref(), &out)?;
             eprintln!("wrote {}", out.display());
             Ok(())
         }
@@ -583,8 +581,13 @@ fn eval(args: EvalArgs) -> Result<()> {
             eprintln!("note: logistic is a classifier; skipped for {}", task_path.display());
         }
         for encoder in &args.encoder {
-            let (features, d) = satclip::encoder_features(encoder, &task.points)?;
-            let rows = evaluate(&task, encoder, &features, d, &config).map_err(anyhow::Error::msg)?;
+            // `NAME=SPEC` names an encoder in the report (e.g. a checkpoint path by its model).
+            let (label, spec) = match encoder.split_once('=') {
+                Some((label, spec)) if !label.is_empty() && !label.contains('/') => (label, spec),
+                _ => (encoder.as_str(), encoder.as_str()),
+            };
+            let (features, d) = satclip::encoder_features(spec, &task.points)?;
+            let rows = evaluate(&task, label, &features, d, &config).map_err(anyhow::Error::msg)?;
             table_lines(&rows).iter().for_each(|line| println!("{line}"));
             report.extend(rows);
         }
@@ -597,6 +600,13 @@ fn eval(args: EvalArgs) -> Result<()> {
         satclip::io::atomic::write_bytes(&path, &serde_json::to_vec_pretty(&report)?)?;
     }
     Ok(())
+}
+
+fn parse_count_or_all(text: &str) -> std::result::Result<usize, String> {
+    match text {
+        "all" => Ok(usize::MAX),
+        n => n.parse().map_err(|_| format!("`{n}` is neither a number nor `all`")),
+    }
 }
 
 fn parse_lonlat(text: &str) -> std::result::Result<[f64; 2], String> {

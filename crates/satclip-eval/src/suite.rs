@@ -251,3 +251,39 @@ pub fn summary_tables(rows: &[ReportRow]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(task: &str, encoder: &str, metric: &str, n_train: usize, value: f64) -> ReportRow {
+        ReportRow {
+            task: task.into(),
+            encoder: encoder.into(),
+            probe: "ridge".into(),
+            split: "random".into(),
+            metric: metric.into(),
+            value,
+            n_train,
+            n_test: 10,
+            chosen: String::new(),
+        }
+    }
+
+    #[test]
+    fn summary_puts_encoders_in_rows_tasks_in_columns_and_sizes_in_order() {
+        let rows = vec![
+            row("t/temp.csv", "wrap", "r2", 300, 0.8),
+            row("t/temp.csv", "wrap", "mse", 300, 9.0),
+            row("t/temp.csv", "wrap", "r2", 100, 0.5),
+            row("t/biome.csv", "wrap", "accuracy", 100, 0.25),
+            row("t/temp.csv", "geoclip", "r2", 100, 0.9),
+        ];
+        let text = summary_tables(&rows);
+        assert!(text.contains("| encoder | temp | biome |"), "{text}");
+        assert!(text.contains("| wrap | 0.500 / 0.800 | 0.250 |"), "{text}");
+        assert!(text.contains("| geoclip | 0.900 |  |"), "{text}");
+        assert!(!text.contains("9.000"), "only the headline metric: {text}");
+        assert_eq!(table_lines(&rows[..2]).len(), 1, "one line per result, metrics in columns");
+    }
+}

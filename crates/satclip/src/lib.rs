@@ -298,30 +298,54 @@ pub fn load_geoclip(path: &Path) -> Result<satclip_core::geoclip::GeoClip> {
     satclip_core::geoclip::GeoClip::from_tensors(tensors).map_err(|e| Error::model(path, e))
 }
 
-/// Features of `points` from an encoder named as in `satclip eval`: raw coordinates (`direct`,
-/// `wrap`, `cartesian3d`), untrained spherical harmonics (`sh-l10`, `sh-l40`), GeoCLIP
-/// (`geoclip`), the built-in model (`default`) or a checkpoint path. Returns the row-major
-/// features and their width.
+/// Any encoder `satclip eval` and the maps accept, loaded once.
+pub enum FeatureEncoder {
+    /// Raw coordinates or untrained spherical harmonics.
+    Raw(satclip_core::PositionalEncoding),
+    SatClip(Box<LocationEncoder>),
+    GeoClip(Box<satclip_core::geoclip::GeoClip>),
+}
+
+impl FeatureEncoder {
+    /// By name: raw coordinates (`direct`, `wrap`, `cartesian3d`), untrained spherical harmonics
+    /// (`sh-l10`, `sh-l40`), GeoCLIP (`geoclip`), the built-in model (`default`), or a
+    /// checkpoint path.
+    pub fn load(spec: &str) -> Result<Self> {
+        let raw = match spec {
+            "direct" | "wrap" | "cartesian3d" => {
+                Some(Hyperparameters { le_type: spec.into(), ..Hyperparameters::default() })
+            }
+            "sh-l10" => Some(Hyperparameters { legendre_polys: 10, ..Hyperparameters::default() }),
+            "sh-l40" => Some(Hyperparameters { legendre_polys: 40, ..Hyperparameters::default() }),
+            _ => None,
+        };
+        Ok(match raw {
+            Some(hp) => {
+                Self::Raw(satclip_core::PositionalEncoding::from_hyperparameters(&hp).expect("known encodings"))
+            }
+            None if spec == "geoclip" => Self::GeoClip(Box::new(load_geoclip(&geoclip_weights_path())?)),
+            None => Self::SatClip(Box::new(load_encoder(spec)?)),
+        })
+    }
+
+    /// Row-major features of `points` and their width.
+    pub fn features(&self, points: &[[f64; 2]]) -> Result<(Vec<f64>, usize)> {
+        Ok(match self {
+            Self::Raw(posenc) => {
+                let mut out = vec![0.0; points.len() * posenc.dim()];
+                posenc.encode_batch(points, &mut out);
+                (out, posenc.dim())
+            }
+            Self::GeoClip(model) => (model.embed(points), satclip_core::geoclip::EMBEDDING_DIM),
+            Self::SatClip(encoder) => {
+                let e = encoder.embed(points).map_err(|e| satclip_io::Error::model(Path::new("encoder"), e))?;
+                (e.data, e.dim)
+            }
+        })
+    }
+}
+
+/// Features of `points` from an encoder named as in [`FeatureEncoder::load`].
 pub fn encoder_features(spec: &str, points: &[[f64; 2]]) -> Result<(Vec<f64>, usize)> {
-    if spec == "geoclip" {
-        let model = load_geoclip(&geoclip_weights_path())?;
-        return Ok((model.embed(points), satclip_core::geoclip::EMBEDDING_DIM));
-    }
-    let raw = match spec {
-        "direct" | "wrap" | "cartesian3d" => {
-            Some(Hyperparameters { le_type: spec.into(), ..Hyperparameters::default() })
-        }
-        "sh-l10" => Some(Hyperparameters { legendre_polys: 10, ..Hyperparameters::default() }),
-        "sh-l40" => Some(Hyperparameters { legendre_polys: 40, ..Hyperparameters::default() }),
-        _ => None,
-    };
-    if let Some(hp) = raw {
-        let posenc = satclip_core::PositionalEncoding::from_hyperparameters(&hp).expect("known encodings");
-        let mut out = vec![0.0; points.len() * posenc.dim()];
-        posenc.encode_batch(points, &mut out);
-        return Ok((out, posenc.dim()));
-    }
-    let encoder = load_encoder(spec)?;
-    let e = encoder.embed(points).map_err(|e| satclip_io::Error::model(Path::new(spec), e))?;
-    Ok((e.data, e.dim))
+    FeatureEncoder::load(spec)?.features(points)
 }

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The full evaluation suite in one command: installs the open data, builds the nine tasks and
+# probes every encoder on them. Writes into OUT_DIR (default eval-results):
+#   tasks/*.csv                 the task files
+#   ridge-random.{json,md}      ridge, random split (half held out), all training labels
+#   ridge-block.{json,md}       ridge, whole 10° cells held out
+#   ridge-continent.{json,md}   ridge, each biogeographic realm held out in turn
+#   learning-curve.{json,md}    ridge, random split, 100 / 300 / 1000 / all training labels
+#   probes.{json,md}            logistic (classes), MLP and kNN, random split
+#   timings.txt                 wall time of each step
+# The two fixture checkpoints join the encoders when $SATCLIP_SHARED (default ../shared) has them.
+# Usage: scripts/evaluate.sh [OUT_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-eval-results}"
+shared="${SATCLIP_SHARED:-../shared}"
+export SATCLIP_DATA="${SATCLIP_DATA:-data}"
+mkdir -p "$out"
+bash scripts/install-data.sh "$SATCLIP_DATA"
+cargo build --release -p satclip-cli
+satclip=target/release/satclip
+: > "$out/timings.txt"
+timed() {
+  local name=$1
+  shift
+  local start=$SECONDS
+  "$@"
+  echo "$name: $((SECONDS - start)) s" | tee -a "$out/timings.txt"
+}
+
+timed tasks "$satclip" tasks build --data "$shared/data" --out "$out/tasks"
+tasks=()
+for name in air_temperature precipitation median_income california_housing elevation population_density \
+  country biome ecoregion; do
+  if [ -e "$out/tasks/$name.csv" ]; then tasks+=(--task "$out/tasks/$name.csv"); fi
+done
+encoders=(--encoder direct --encoder wrap --encoder cartesian3d --encoder sh-l10 --encoder sh-l40 \
+  --encoder geoclip --encoder default)
+for model in resnet18-l10 vit16-l40; do
+  ckpt="$shared/fixtures/satclip-$model.ckpt"
+  if [ -e "$ckpt" ]; then encoders+=(--encoder "fixture-$model=$ckpt"); fi
+done
+regions="$shared/data/ecoregions/resolve-ecoregions-2017.geojson.gz"
+
+probe() {
+  local name=$1
+  shift
+  timed "$name" "$satclip" eval "${tasks[@]}" "${encoders[@]}" --summary --output "$out/$name.json" "$@" \
+    > "$out/$name.md"
+}
+probe ridge-random --probe ridge
+probe ridge-block --probe ridge --split block
+if [ -e "$regions" ]; then probe ridge-continent --probe ridge --split continent --regions "$regions"; fi
+probe learning-curve --probe ridge --n-train 100 --n-train 300 --n-train 1000 --n-train all
+probe probes --probe logistic --probe mlp --probe knn
+echo "total: $SECONDS s" | tee -a "$out/timings.txt"
