@@ -588,6 +588,9 @@ fn eval(args: EvalArgs) -> Result<()> {
             };
             let (features, d) = satclip::encoder_features(spec, &task.points)?;
             let rows = evaluate(&task, label, &features, d, &config).map_err(anyhow::Error::msg)?;
+            if rows.is_empty() {
+                eprintln!("note: {}: no fold of this split has both training and test points", task_path.display());
+            }
             table_lines(&rows).iter().for_each(|line| println!("{line}"));
             report.extend(rows);
         }

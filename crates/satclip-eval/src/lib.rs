@@ -30,15 +30,35 @@ pub fn random_split(n: usize, test_fraction: f64, seed: u64) -> Vec<bool> {
     train
 }
 
+/// Fewest occupied cells a block split works with: a regional task (California) is cut finer
+/// than a global one, so that holding out whole cells still leaves cells to train on.
+pub const MIN_BLOCK_CELLS: usize = 20;
+
+/// The cell size a block split uses: `cell_degrees`, halved until the points occupy at least
+/// [`MIN_BLOCK_CELLS`] cells (or down to 1/64 of it).
+pub fn block_cell_size(points: &[[f64; 2]], cell_degrees: f64) -> f64 {
+    let mut size = cell_degrees;
+    for _ in 0..6 {
+        let cells: std::collections::HashSet<(i64, i64)> =
+            points.iter().map(|p| ((p[0] / size).floor() as i64, (p[1] / size).floor() as i64)).collect();
+        if cells.len() >= MIN_BLOCK_CELLS {
+            break;
+        }
+        size /= 2.0;
+    }
+    size
+}
+
 /// A seeded spatial block split: the globe is cut into `cell_degrees` squares and whole squares
 /// are held out until `test_fraction` of the points are, so test points are never next to
-/// training points (a harder, more honest test of generalisation than a random split).
+/// training points (a harder, more honest test of generalisation than a random split). A cell
+/// that would leave no training point is not held out.
 pub fn block_split(points: &[[f64; 2]], cell_degrees: f64, test_fraction: f64, seed: u64) -> Vec<bool> {
     use rand::{Rng, SeedableRng};
     let cell = |p: &[f64; 2]| ((p[0] / cell_degrees).floor() as i64, (p[1] / cell_degrees).floor() as i64);
-    let mut cells: Vec<(i64, i64)> = points.iter().map(cell).collect();
-    cells.sort();
-    cells.dedup();
+    let mut counts: std::collections::BTreeMap<(i64, i64), usize> = Default::default();
+    points.iter().for_each(|p| *counts.entry(cell(p)).or_default() += 1);
+    let mut cells: Vec<((i64, i64), usize)> = counts.into_iter().collect();
     let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
     for i in (1..cells.len()).rev() {
         cells.swap(i, rng.random_range(0..=i));
@@ -46,12 +66,14 @@ pub fn block_split(points: &[[f64; 2]], cell_degrees: f64, test_fraction: f64, s
     let target = (points.len() as f64 * test_fraction).round() as usize;
     let mut held = std::collections::HashSet::new();
     let mut count = 0;
-    for c in cells {
+    for (c, n) in cells {
         if count >= target {
             break;
         }
-        count += points.iter().filter(|p| cell(p) == c).count();
-        held.insert(c);
+        if count + n < points.len() {
+            count += n;
+            held.insert(c);
+        }
     }
     points.iter().map(|p| !held.contains(&cell(p))).collect()
 }

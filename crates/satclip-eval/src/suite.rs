@@ -13,7 +13,8 @@ use crate::task::{ClassificationMetrics, RegressionMetrics, Target, Task};
 pub enum SplitMethod {
     /// A seeded random share of the points is held out.
     Random,
-    /// Whole square cells of this many degrees are held out.
+    /// Whole square cells of this many degrees are held out (halved for regional tasks until
+    /// the points cover enough cells, see [`crate::block_cell_size`]).
     Block(f64),
     /// Each region (e.g. a biogeographic realm) with at least 20 points is held out in turn,
     /// training on the points of the other regions; points in no region are not used.
@@ -62,8 +63,9 @@ pub fn folds(task: &Task, config: &EvalConfig) -> Vec<Fold> {
             vec![Fold { name: "random".into(), test: complement(&t), train: t }]
         }
         (None, SplitMethod::Block(cell)) => {
-            let t = crate::block_split(&task.points, *cell, config.test_fraction, config.seed);
-            vec![Fold { name: "block".into(), test: complement(&t), train: t }]
+            let size = crate::block_cell_size(&task.points, *cell);
+            let t = crate::block_split(&task.points, size, config.test_fraction, config.seed);
+            vec![Fold { name: format!("block:{size}deg"), test: complement(&t), train: t }]
         }
         (None, SplitMethod::Continent { regions, property }) => {
             let region: Vec<Option<String>> =
@@ -71,11 +73,14 @@ pub fn folds(task: &Task, config: &EvalConfig) -> Vec<Fold> {
             let mut names: Vec<String> = region.iter().flatten().cloned().collect();
             names.sort();
             names.dedup();
+            let count = |name: &str| region.iter().filter(|x| x.as_deref() == Some(name)).count();
+            let placed = region.iter().flatten().count();
+            // Each side needs points: a task inside one region (California) has no such fold.
             names
-                .into_iter()
-                .filter(|r| region.iter().filter(|x| x.as_deref() == Some(r)).count() >= 20)
+                .iter()
+                .filter(|r| count(r) >= 20 && placed - count(r) >= 20)
                 .map(|r| Fold {
-                    train: region.iter().map(|x| x.as_ref().is_some_and(|x| *x != r)).collect(),
+                    train: region.iter().map(|x| x.as_ref().is_some_and(|x| x != r)).collect(),
                     test: region.iter().map(|x| x.as_deref() == Some(r.as_str())).collect(),
                     name: format!("continent:{r}"),
                 })

@@ -122,6 +122,21 @@ fn same_seed_same_numbers_and_a_basis_beats_raw_degrees() {
 }
 
 #[test]
+fn block_cells_shrink_for_a_regional_task_and_always_leave_training_points() {
+    // 2000 points inside one 10° cell: the split must cut finer and still train on something.
+    let points: Vec<[f64; 2]> =
+        (0..2000).map(|i| [-121.0 + (i % 50) as f64 * 0.1, 31.0 + (i / 50) as f64 * 0.1]).collect();
+    let size = satclip_eval::block_cell_size(&points, 10.0);
+    assert_eq!(size, 1.25, "halved until at least 20 cells are occupied");
+    for test_fraction in [0.5, 0.99] {
+        let train = satclip_eval::block_split(&points, size, test_fraction, 0);
+        let n_train = train.iter().filter(|t| **t).count();
+        assert!(n_train > 0 && n_train < 2000, "{test_fraction}: {n_train}");
+    }
+    assert_eq!(satclip_eval::block_cell_size(&field().0, 10.0), 10.0, "a global task keeps 10° cells");
+}
+
+#[test]
 fn block_split_holds_out_whole_cells() {
     let (points, _) = field();
     let train = satclip_eval::block_split(&points, 10.0, 0.3, 1);
