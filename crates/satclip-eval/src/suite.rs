@@ -212,6 +212,12 @@ fn is_headline(metric: &str) -> bool {
     metric == "r2" || metric == "accuracy"
 }
 
+/// The table a row belongs to: its probe and split, block splits of any cell size together.
+fn group_name(r: &ReportRow) -> String {
+    let split = if r.split.starts_with("block:") { "block" } else { &r.split };
+    format!("{} · {split}", r.probe)
+}
+
 /// Compact Markdown tables, one per (probe, split): a row per encoder, a column per task, each
 /// cell the headline metric (R² or accuracy); with a learning curve, one value per training
 /// size, smallest first, separated by " / ".
@@ -223,7 +229,7 @@ pub fn summary_tables(rows: &[ReportRow]) -> String {
     };
     let (mut groups, mut tasks, mut encoders) = (Vec::new(), Vec::new(), Vec::new());
     for r in rows.iter().filter(|r| is_headline(&r.metric)) {
-        order(&format!("{} · {}", r.probe, r.split), &mut groups);
+        order(&group_name(r), &mut groups);
         order(&r.task, &mut tasks);
         order(&r.encoder, &mut encoders);
     }
@@ -241,10 +247,7 @@ pub fn summary_tables(rows: &[ReportRow]) -> String {
                 let mut cell: Vec<&ReportRow> = rows
                     .iter()
                     .filter(|r| {
-                        is_headline(&r.metric)
-                            && &r.encoder == encoder
-                            && &r.task == task
-                            && format!("{} · {}", r.probe, r.split) == *group
+                        is_headline(&r.metric) && &r.encoder == encoder && &r.task == task && group_name(r) == *group
                     })
                     .collect();
                 cell.sort_by_key(|r| r.n_train);
@@ -290,5 +293,12 @@ mod tests {
         assert!(text.contains("| geoclip | 0.900 |  |"), "{text}");
         assert!(!text.contains("9.000"), "only the headline metric: {text}");
         assert_eq!(table_lines(&rows[..2]).len(), 1, "one line per result, metrics in columns");
+
+        // Block splits of different cell sizes (regional and global tasks) share one table.
+        let mut blocks = vec![row("t/temp.csv", "wrap", "r2", 100, 0.5), row("t/housing.csv", "wrap", "r2", 100, 0.2)];
+        (blocks[0].split, blocks[1].split) = ("block:10deg".into(), "block:1.25deg".into());
+        let text = summary_tables(&blocks);
+        assert_eq!(text.matches("**ridge · block**").count(), 1, "{text}");
+        assert!(text.contains("| wrap | 0.500 | 0.200 |"), "{text}");
     }
 }
