@@ -4,6 +4,7 @@
 #   tasks/*.csv                 the task files
 #   ridge-random.{json,md}      ridge, random split (half held out), all training labels
 #   ridge-block.{json,md}       ridge, whole 10° cells held out
+#   knn-block.{json,md}         kNN, whole 10° cells held out (interpolation across gaps)
 #   ridge-continent.{json,md}   ridge, each biogeographic realm held out in turn
 #   learning-curve.{json,md}    ridge, random split, 100 / 300 / 1000 / all training labels
 #   probes.{json,md}            logistic (classes), MLP and kNN, random split
@@ -50,6 +51,7 @@ probe() {
 }
 probe ridge-random --probe ridge
 probe ridge-block --probe ridge --split block
+probe knn-block --probe knn --split block
 if [ -e "$regions" ]; then probe ridge-continent --probe ridge --split continent --regions "$regions"; fi
 probe learning-curve --probe ridge --n-train 100 --n-train 300 --n-train 1000 --n-train all
 probe probes --probe logistic --probe mlp --probe knn
