@@ -176,14 +176,15 @@ impl Moments {
         Self { gram, cross, z_sum, y_sum, n }
     }
 
-    fn minus(&self, other: &Self) -> Self {
-        let sub = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x - y).collect();
+    /// `self + sign · other`, field by field (sign ±1: merging folds or leaving one out).
+    fn combined(&self, other: &Self, sign: f64) -> Self {
+        let mix = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x + sign * y).collect();
         Self {
-            gram: sub(&self.gram, &other.gram),
-            cross: sub(&self.cross, &other.cross),
-            z_sum: sub(&self.z_sum, &other.z_sum),
-            y_sum: sub(&self.y_sum, &other.y_sum),
-            n: self.n - other.n,
+            gram: mix(&self.gram, &other.gram),
+            cross: mix(&self.cross, &other.cross),
+            z_sum: mix(&self.z_sum, &other.z_sum),
+            y_sum: mix(&self.y_sum, &other.y_sum),
+            n: if sign > 0.0 { self.n + other.n } else { self.n - other.n },
         }
     }
 
@@ -243,21 +244,12 @@ fn ridge(z: &[f64], labels: Labels, zt: &[f64], d: usize) -> Fitted {
     let folds: Vec<Moments> = (0..FOLDS.min(n))
         .map(|f| Moments::of(&rows_where(z, d, |i| fold_of(i) == f), &rows_where(&y, k, |i| fold_of(i) == f), d, k))
         .collect();
-    let all = folds.iter().skip(1).fold(folds[0].clone(), |acc, m| {
-        let add = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x + y).collect();
-        Moments {
-            gram: add(&acc.gram, &m.gram),
-            cross: add(&acc.cross, &m.cross),
-            z_sum: add(&acc.z_sum, &m.z_sum),
-            y_sum: add(&acc.y_sum, &m.y_sum),
-            n: acc.n + m.n,
-        }
-    });
+    let all = folds.iter().skip(1).fold(folds[0].clone(), |acc, m| acc.combined(m, 1.0));
     let mut best = (f64::INFINITY, ALPHAS[ALPHAS.len() - 1]);
     for &alpha in &ALPHAS {
         let mut loss = 0.0;
         for (f, held) in folds.iter().enumerate() {
-            let train = all.minus(held);
+            let train = all.combined(held, -1.0);
             if train.n < 2 {
                 continue;
             }

@@ -302,7 +302,11 @@ pub fn load_geoclip(path: &Path) -> Result<satclip_core::geoclip::GeoClip> {
 pub enum FeatureEncoder {
     /// Raw coordinates or untrained spherical harmonics.
     Raw(satclip_core::PositionalEncoding),
-    SatClip(Box<LocationEncoder>),
+    /// A SatCLIP encoder and where it came from (for error messages).
+    SatClip {
+        encoder: Box<LocationEncoder>,
+        source: std::path::PathBuf,
+    },
     GeoClip(Box<satclip_core::geoclip::GeoClip>),
 }
 
@@ -324,7 +328,7 @@ impl FeatureEncoder {
                 Self::Raw(satclip_core::PositionalEncoding::from_hyperparameters(&hp).expect("known encodings"))
             }
             None if spec == "geoclip" => Self::GeoClip(Box::new(load_geoclip(&geoclip_weights_path())?)),
-            None => Self::SatClip(Box::new(load_encoder(spec)?)),
+            None => Self::SatClip { encoder: Box::new(load_encoder(spec)?), source: spec.into() },
         })
     }
 
@@ -337,8 +341,8 @@ impl FeatureEncoder {
                 (out, posenc.dim())
             }
             Self::GeoClip(model) => (model.embed(points), satclip_core::geoclip::EMBEDDING_DIM),
-            Self::SatClip(encoder) => {
-                let e = encoder.embed(points).map_err(|e| satclip_io::Error::model(Path::new("encoder"), e))?;
+            Self::SatClip { encoder, source } => {
+                let e = encoder.embed(points).map_err(|e| satclip_io::Error::model(source, e))?;
                 (e.data, e.dim)
             }
         })
