@@ -200,6 +200,31 @@ mod tests {
     }
 
     #[test]
+    fn a_parquet_task_with_numeric_targets_reads_like_a_csv_one() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let n = 12;
+        let column = |f: &dyn Fn(usize) -> f64| -> arrow_array::ArrayRef {
+            Arc::new(arrow_array::Float64Array::from((0..n).map(f).collect::<Vec<_>>()))
+        };
+        let batch = arrow_array::RecordBatch::try_from_iter([
+            ("lon", column(&|i| i as f64 * 10.0 - 60.0)),
+            ("lat", column(&|i| i as f64 * 5.0 - 30.0)),
+            ("target", column(&|i| i as f64 * 0.5)),
+        ])
+        .unwrap();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let task = Task::read(&path, None).unwrap();
+        assert_eq!(task.points[3], [-30.0, -15.0]);
+        assert_eq!(task.target, Target::Values((0..n).map(|i| i as f64 * 0.5).collect()));
+        assert!(task.split.is_none());
+    }
+
+    #[test]
     fn kind_is_detected_and_can_be_forced() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
