@@ -515,7 +515,7 @@ impl Mlp {
         for (l, (w, b, i, o)) in self.layers.iter().enumerate() {
             let input = if l == 0 { x } else { &acts[l - 1] };
             let mut out = vec![0.0; n * o];
-            gemm(&mut out, MatRef::row_major(input, n, *i), MatRef::row_major(w, *i, *o), 1.0, false, false);
+            gemm(&mut out, MatRef::row_major(input, n, *i), MatRef::row_major(w, *i, *o), 1.0, false, true);
             out.chunks_exact_mut(*o).for_each(|r| r.iter_mut().zip(b).for_each(|(v, bb)| *v += bb));
             if l + 1 < self.layers.len() {
                 out.iter_mut().for_each(|v| *v = v.max(0.0));
@@ -533,13 +533,13 @@ impl Mlp {
             let (w, _, i, o) = &self.layers[l];
             let input = if l == 0 { x } else { &hidden[l - 1] };
             let mut gw = vec![0.0; i * o];
-            gemm(&mut gw, MatRef::row_major(input, n, *i).t(), MatRef::row_major(&grad, n, *o), 1.0, false, false);
+            gemm(&mut gw, MatRef::row_major(input, n, *i).t(), MatRef::row_major(&grad, n, *o), 1.0, false, true);
             let mut gb = vec![0.0; *o];
             grad.chunks_exact(*o).for_each(|r| gb.iter_mut().zip(r).for_each(|(g, v)| *g += v));
             grads[l] = (gw, gb);
             if l > 0 {
                 let mut back = vec![0.0; n * i];
-                gemm(&mut back, MatRef::row_major(&grad, n, *o), MatRef::row_major(w, *i, *o).t(), 1.0, false, false);
+                gemm(&mut back, MatRef::row_major(&grad, n, *o), MatRef::row_major(w, *i, *o).t(), 1.0, false, true);
                 // ReLU: no gradient where the activation was clipped.
                 back.iter_mut().zip(input).for_each(|(g, a)| {
                     if *a <= 0.0 {
