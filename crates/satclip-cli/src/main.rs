@@ -76,34 +76,14 @@ enum Command {
     /// Probe encoders on tasks: fit on training points, score on held-out ones.
     Eval(EvalArgs),
     /// Map an encoder: its first three principal components over the globe as RGB (PNG).
-    Map {
-        /// direct, wrap, cartesian3d, sh-l10, sh-l40, default (built-in), or a checkpoint.
-        #[arg(long, default_value = "default")]
-        encoder: String,
-        #[arg(long)]
-        out: PathBuf,
-        /// Grid step in degrees.
-        #[arg(long, default_value_t = 0.5)]
-        resolution: f64,
-        /// Directory with globe_combined_mask_compressed.npz (scripts/install-data.sh) to draw
-        /// oceans; default $SATCLIP_DATA, else ./data.
-        #[arg(long, default_value_os_t = satclip::data_dir())]
-        data: PathBuf,
-    },
+    Map(MapArgs),
     /// Map the cosine similarity of every place's embedding to one place's (PNG).
     Similarity {
-        #[arg(long, default_value = "default")]
-        encoder: String,
         /// The reference place, `LON,LAT`.
         #[arg(long, value_parser = parse_lonlat, allow_hyphen_values = true)]
         at: [f64; 2],
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = 0.5)]
-        resolution: f64,
-        /// Directory with the land mask, as for `map`.
-        #[arg(long, default_value_os_t = satclip::data_dir())]
-        data: PathBuf,
+        #[command(flatten)]
+        map: MapArgs,
     },
     /// Print a model's hyper-parameters and parameter count.
     Info {
@@ -158,6 +138,23 @@ enum TasksAction {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+}
+
+/// What both maps take.
+#[derive(clap::Args)]
+struct MapArgs {
+    /// direct, wrap, cartesian3d, sh-l10, sh-l40, geoclip, default (built-in), or a checkpoint.
+    #[arg(long, default_value = "default")]
+    encoder: String,
+    #[arg(long)]
+    out: PathBuf,
+    /// Grid step in degrees.
+    #[arg(long, default_value_t = 0.5)]
+    resolution: f64,
+    /// Directory with globe_combined_mask_compressed.npz (scripts/install-data.sh) to draw
+    /// oceans; default $SATCLIP_DATA, else ./data.
+    #[arg(long, default_value_os_t = satclip::data_dir())]
+    data: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -346,20 +343,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval(args) => eval(args),
-        Command::Map { encoder, out, resolution, data } => {
-            let mask = land_mask(&data)?;
-            let encoder = satclip::FeatureEncoder::load(&encoder)?;
-            satclip_eval::maps::pca_map(&|p| encoder.features(p), resolution, mask.as_ref(), &out)?;
-            eprintln!("wrote {}", out.display());
-            Ok(())
-        }
-        Command::Similarity { encoder, at, out, resolution, data } => {
-            let mask = land_mask(&data)?;
-            let encoder = satclip::FeatureEncoder::load(&encoder)?;
-            satclip_eval::maps::similarity_map(&|p| encoder.features(p), at, resolution, mask.as_ref(), &out)?;
-            eprintln!("wrote {}", out.display());
-            Ok(())
-        }
+        Command::Map(map) => draw_map(&map, None),
+        Command::Similarity { at, map } => draw_map(&map, Some(at)),
         Command::Train(args) => train(args),
         Command::Info { checkpoint } => {
             let encoder = satclip::load_encoder(&checkpoint)?;
@@ -602,6 +587,19 @@ fn eval(args: EvalArgs) -> Result<()> {
     if let Some(path) = args.output {
         satclip::io::atomic::write_bytes(&path, &serde_json::to_vec_pretty(&report)?)?;
     }
+    Ok(())
+}
+
+/// The PCA map of an encoder, or with `at` its similarity to that place.
+fn draw_map(args: &MapArgs, at: Option<[f64; 2]>) -> Result<()> {
+    let mask = land_mask(&args.data)?;
+    let encoder = satclip::FeatureEncoder::load(&args.encoder)?;
+    let embed = |p: &[[f64; 2]]| encoder.features(p);
+    match at {
+        None => satclip_eval::maps::pca_map(&embed, args.resolution, mask.as_ref(), &args.out)?,
+        Some(at) => satclip_eval::maps::similarity_map(&embed, at, args.resolution, mask.as_ref(), &args.out)?,
+    }
+    eprintln!("wrote {}", args.out.display());
     Ok(())
 }
 

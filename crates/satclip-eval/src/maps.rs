@@ -29,17 +29,7 @@ pub fn grid(resolution: f64) -> (usize, usize, Vec<[f64; 2]>) {
 pub fn principal_components(data: &[f64], d: usize, k: usize, weights: &[f64]) -> Vec<f64> {
     let n = data.len() / d;
     let total: f64 = weights.iter().sum();
-    let mut mean = vec![0.0; d];
-    for (row, w) in data.chunks_exact(d).zip(weights) {
-        mean.iter_mut().zip(row).for_each(|(m, v)| *m += w * v / total);
-    }
-    let mut scale = vec![0.0; d];
-    for (row, w) in data.chunks_exact(d).zip(weights) {
-        scale.iter_mut().zip(row).zip(&mean).for_each(|((s, v), m)| *s += w * (v - m).powi(2) / total);
-    }
-    scale.iter_mut().for_each(|s| *s = if *s > 1e-24 { s.sqrt() } else { 1.0 });
-    let z: Vec<f64> =
-        data.chunks_exact(d).flat_map(|row| row.iter().zip(&mean).zip(&scale).map(|((v, m), s)| (v - m) / s)).collect();
+    let z = crate::probe::Standardiser::fit(data, d, Some(weights)).apply(data);
     let weighted: Vec<f64> =
         z.chunks_exact(d).zip(weights).flat_map(|(row, w)| row.iter().map(move |v| v * (w / total).sqrt())).collect();
     let mut cov = vec![0.0; d * d];

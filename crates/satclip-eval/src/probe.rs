@@ -4,7 +4,9 @@
 //! same for every encoder and task: nothing adapts to make one row of a table look better.
 
 use rand::{Rng, SeedableRng};
-use satclip_core::kernels::{gemm, MatRef};
+use satclip_core::kernels::{add_bias, add_column_sums, gemm, MatRef};
+use satclip_core::network::Linear;
+use satclip_core::train::{AdamW, Gradients, Parameter};
 
 use crate::linalg::{cholesky, cholesky_solve};
 
@@ -92,7 +94,7 @@ pub fn fit_predict(
     if labels.len() < 2 {
         return Err("fewer than 2 training rows".into());
     }
-    let scaler = Standardiser::fit(x_train, d);
+    let scaler = Standardiser::fit(x_train, d, None);
     let (z, zt) = (scaler.apply(x_train), scaler.apply(x_test));
     match probe {
         Probe::Ridge => Ok(ridge(&z, labels, &zt, d)),
@@ -105,25 +107,30 @@ pub fn fit_predict(
     }
 }
 
-struct Standardiser {
+/// Per-column mean and deviation of a row-major matrix, optionally with row weights.
+pub(crate) struct Standardiser {
     mean: Vec<f64>,
     scale: Vec<f64>,
 }
 
 impl Standardiser {
-    fn fit(x: &[f64], d: usize) -> Self {
-        let n = (x.len() / d) as f64;
+    pub(crate) fn fit(x: &[f64], d: usize, weights: Option<&[f64]>) -> Self {
+        let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
+        let total = weights.map_or((x.len() / d) as f64, |w| w.iter().sum());
         let mut mean = vec![0.0; d];
-        x.chunks_exact(d).for_each(|r| mean.iter_mut().zip(r).for_each(|(m, v)| *m += v / n));
+        for (i, r) in x.chunks_exact(d).enumerate() {
+            mean.iter_mut().zip(r).for_each(|(m, v)| *m += weight(i) * v / total);
+        }
         let mut scale = vec![0.0; d];
-        x.chunks_exact(d)
-            .for_each(|r| scale.iter_mut().zip(r).zip(&mean).for_each(|((s, v), m)| *s += (v - m).powi(2) / n));
+        for (i, r) in x.chunks_exact(d).enumerate() {
+            scale.iter_mut().zip(r).zip(&mean).for_each(|((s, v), m)| *s += weight(i) * (v - m).powi(2) / total);
+        }
         // Constant features get unit scale: they standardise to zero and drop out.
         scale.iter_mut().for_each(|s| *s = if *s > 1e-24 { s.sqrt() } else { 1.0 });
         Self { mean, scale }
     }
 
-    fn apply(&self, x: &[f64]) -> Vec<f64> {
+    pub(crate) fn apply(&self, x: &[f64]) -> Vec<f64> {
         x.chunks_exact(self.mean.len())
             .flat_map(|r| r.iter().zip(&self.mean).zip(&self.scale).map(|((v, m), s)| (v - m) / s))
             .collect()
@@ -227,7 +234,7 @@ impl LinearMap {
         let n = z.len() / d;
         let mut out = vec![0.0; n * self.k];
         gemm(&mut out, MatRef::row_major(z, n, d), MatRef::row_major(&self.weights, d, self.k), 1.0, false, true);
-        out.chunks_exact_mut(self.k).for_each(|r| r.iter_mut().zip(&self.intercept).for_each(|(o, b)| *o += b));
+        add_bias(&mut out, &self.intercept);
         out
     }
 }
@@ -316,7 +323,7 @@ fn logistic(z: &[f64], class: &[usize], k: usize, zt: &[f64], d: usize) -> Fitte
         let (w, b) = params.split_at(d * k);
         let mut p = vec![0.0; n * k];
         gemm(&mut p, MatRef::row_major(z, n, d), MatRef::row_major(w, d, k), 1.0, false, true);
-        p.chunks_exact_mut(k).for_each(|r| r.iter_mut().zip(b).for_each(|(v, bb)| *v += bb));
+        add_bias(&mut p, b);
         let loss = softmax_rows(&mut p, k, Some(class)) / n as f64;
         for (i, &c) in class.iter().enumerate() {
             p[i * k + c] -= 1.0;
@@ -325,7 +332,7 @@ fn logistic(z: &[f64], class: &[usize], k: usize, zt: &[f64], d: usize) -> Fitte
         let (gw, gb) = grad.split_at_mut(d * k);
         gemm(gw, MatRef::row_major(z, n, d).t(), MatRef::row_major(&p, n, k), 1.0, false, true);
         gb.fill(0.0);
-        p.chunks_exact(k).for_each(|r| gb.iter_mut().zip(r).for_each(|(g, v)| *g += v));
+        add_column_sums(&p, k, gb);
         let lambda = 1.0 / n as f64;
         gw.iter_mut().zip(w).for_each(|(g, wi)| *g += lambda * wi);
         loss + 0.5 * lambda * w.iter().map(|v| v * v).sum::<f64>()
@@ -335,7 +342,7 @@ fn logistic(z: &[f64], class: &[usize], k: usize, zt: &[f64], d: usize) -> Fitte
     let nt = zt.len() / d;
     let mut out = vec![0.0; nt * k];
     gemm(&mut out, MatRef::row_major(zt, nt, d), MatRef::row_major(w, d, k), 1.0, false, true);
-    out.chunks_exact_mut(k).for_each(|r| r.iter_mut().zip(b).for_each(|(v, bb)| *v += bb));
+    add_bias(&mut out, b);
     Fitted { predictions: Predictions::Classes(out.chunks_exact(k).map(argmax).collect()), chosen: "C=1".into() }
 }
 
@@ -441,7 +448,8 @@ fn mlp(z: &[f64], labels: Labels, zt: &[f64], d: usize, seed: u64) -> Fitted {
         loss_and_gradient(&mut out, labels, val_rows, k, y_mean, y_scale)
     };
     let (mut best_loss, mut best_net, mut since) = (val_loss(&net), net.clone(), 0);
-    let mut adam = Adam::new(&net);
+    // Plain Adam: AdamW without weight decay.
+    let mut adam = AdamW { lr: 1e-3, weight_decay: 0.0, ..AdamW::satclip() };
     for _ in 0..MLP_MAX_EPOCHS {
         for i in (1..train_rows.len()).rev() {
             train_rows.swap(i, rng.random_range(0..=i));
@@ -452,7 +460,7 @@ fn mlp(z: &[f64], labels: Labels, zt: &[f64], d: usize, seed: u64) -> Fitted {
             let mut grad = acts.pop().expect("output layer");
             loss_and_gradient(&mut grad, labels, batch, k, y_mean, y_scale);
             let grads = net.backward(&x, &acts, grad, batch.len());
-            adam.step(&mut net, &grads);
+            adam.update(net.parameters_mut(), &grads);
         }
         let loss = val_loss(&net);
         if loss < best_loss {
@@ -497,34 +505,29 @@ fn loss_and_gradient(out: &mut [f64], labels: Labels, rows: &[usize], k: usize, 
     }
 }
 
+/// The probe's network: `Linear` layers (PyTorch's `[out, in]` layout and default
+/// initialisation), ReLU between them.
 #[derive(Clone)]
 struct Mlp {
-    /// Per layer: weights `[in × out]` and biases `[out]`.
-    layers: Vec<(Vec<f64>, Vec<f64>, usize, usize)>,
+    layers: Vec<Linear>,
 }
 
 impl Mlp {
-    /// PyTorch's default initialisation: U(±1/√fan_in).
     fn new(dims: &[usize], rng: &mut impl Rng) -> Self {
-        let layers = dims
-            .windows(2)
-            .map(|w| {
-                let bound = 1.0 / (w[0] as f64).sqrt();
-                let mut draw = |len: usize| (0..len).map(|_| rng.random_range(-bound..bound)).collect::<Vec<f64>>();
-                (draw(w[0] * w[1]), draw(w[1]), w[0], w[1])
-            })
-            .collect();
-        Self { layers }
+        Self { layers: dims.windows(2).map(|w| Linear::torch_default(rng, w[0], w[1], true)).collect() }
     }
 
     /// Activations after each layer (ReLU on all but the last).
     fn forward(&self, x: &[f64], n: usize) -> Vec<Vec<f64>> {
         let mut acts: Vec<Vec<f64>> = Vec::with_capacity(self.layers.len());
-        for (l, (w, b, i, o)) in self.layers.iter().enumerate() {
+        for (l, layer) in self.layers.iter().enumerate() {
             let input = if l == 0 { x } else { &acts[l - 1] };
-            let mut out = vec![0.0; n * o];
-            gemm(&mut out, MatRef::row_major(input, n, *i), MatRef::row_major(w, *i, *o), 1.0, false, true);
-            out.chunks_exact_mut(*o).for_each(|r| r.iter_mut().zip(b).for_each(|(v, bb)| *v += bb));
+            // Linear::forward runs single-threaded (the encoder parallelises over tiles); a probe's
+            // whole batch is one product, so it runs the product in parallel itself.
+            let mut out = vec![0.0; n * layer.out_dim];
+            let w = MatRef::row_major(&layer.weight, layer.out_dim, layer.in_dim).t();
+            gemm(&mut out, MatRef::row_major(input, n, layer.in_dim), w, 1.0, false, true);
+            add_bias(&mut out, layer.bias.as_deref().expect("probe layers have a bias"));
             if l + 1 < self.layers.len() {
                 out.iter_mut().for_each(|v| *v = v.max(0.0));
             }
@@ -533,21 +536,28 @@ impl Mlp {
         acts
     }
 
-    /// Gradients of every layer's (weights, biases), given the hidden activations and the
-    /// gradient at the output.
-    fn backward(&self, x: &[f64], hidden: &[Vec<f64>], mut grad: Vec<f64>, n: usize) -> Vec<(Vec<f64>, Vec<f64>)> {
-        let mut grads = vec![(Vec::new(), Vec::new()); self.layers.len()];
-        for l in (0..self.layers.len()).rev() {
-            let (w, _, i, o) = &self.layers[l];
+    /// Gradients of every layer's weights and bias, in the order of [`Mlp::parameters_mut`],
+    /// given the hidden activations and the gradient at the output.
+    fn backward(&self, x: &[f64], hidden: &[Vec<f64>], mut grad: Vec<f64>, n: usize) -> Gradients<f64> {
+        let mut tensors = vec![Vec::new(); 2 * self.layers.len()];
+        for (l, layer) in self.layers.iter().enumerate().rev() {
+            let (i, o) = (layer.in_dim, layer.out_dim);
             let input = if l == 0 { x } else { &hidden[l - 1] };
-            let mut gw = vec![0.0; i * o];
-            gemm(&mut gw, MatRef::row_major(input, n, *i).t(), MatRef::row_major(&grad, n, *o), 1.0, false, true);
-            let mut gb = vec![0.0; *o];
-            grad.chunks_exact(*o).for_each(|r| gb.iter_mut().zip(r).for_each(|(g, v)| *g += v));
-            grads[l] = (gw, gb);
+            let mut gw = vec![0.0; o * i];
+            gemm(&mut gw, MatRef::row_major(&grad, n, o).t(), MatRef::row_major(input, n, i), 1.0, false, true);
+            let mut gb = vec![0.0; o];
+            add_column_sums(&grad, o, &mut gb);
+            (tensors[2 * l], tensors[2 * l + 1]) = (gw, gb);
             if l > 0 {
                 let mut back = vec![0.0; n * i];
-                gemm(&mut back, MatRef::row_major(&grad, n, *o), MatRef::row_major(w, *i, *o).t(), 1.0, false, true);
+                gemm(
+                    &mut back,
+                    MatRef::row_major(&grad, n, o),
+                    MatRef::row_major(&layer.weight, o, i),
+                    1.0,
+                    false,
+                    true,
+                );
                 // ReLU: no gradient where the activation was clipped.
                 back.iter_mut().zip(input).for_each(|(g, a)| {
                     if *a <= 0.0 {
@@ -557,44 +567,20 @@ impl Mlp {
                 grad = back;
             }
         }
-        grads
-    }
-}
-
-struct Adam {
-    moments: Vec<(Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>)>,
-    t: i32,
-}
-
-impl Adam {
-    const LR: f64 = 1e-3;
-    const BETA1: f64 = 0.9;
-    const BETA2: f64 = 0.999;
-    const EPS: f64 = 1e-8;
-
-    fn new(net: &Mlp) -> Self {
-        let moments = net
-            .layers
-            .iter()
-            .map(|(w, b, ..)| (vec![0.0; w.len()], vec![0.0; w.len()], vec![0.0; b.len()], vec![0.0; b.len()]))
-            .collect();
-        Self { moments, t: 0 }
+        Gradients { tensors }
     }
 
-    fn step(&mut self, net: &mut Mlp, grads: &[(Vec<f64>, Vec<f64>)]) {
-        self.t += 1;
-        let (c1, c2) = (1.0 - Self::BETA1.powi(self.t), 1.0 - Self::BETA2.powi(self.t));
-        let update = |p: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64]| {
-            for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                *m = Self::BETA1 * *m + (1.0 - Self::BETA1) * g;
-                *v = Self::BETA2 * *v + (1.0 - Self::BETA2) * g * g;
-                *p -= Self::LR * (*m / c1) / ((*v / c2).sqrt() + Self::EPS);
-            }
-        };
-        for ((layer, (gw, gb)), (mw, vw, mb, vb)) in net.layers.iter_mut().zip(grads).zip(&mut self.moments) {
-            update(&mut layer.0, gw, mw, vw);
-            update(&mut layer.1, gb, mb, vb);
-        }
+    fn parameters_mut(&mut self) -> Vec<Parameter<'_, f64>> {
+        self.layers
+            .iter_mut()
+            .flat_map(|layer| {
+                let bias = layer.bias.as_mut().expect("probe layers have a bias");
+                [
+                    Parameter { name: "weight".into(), values: &mut layer.weight, decay: false },
+                    Parameter { name: "bias".into(), values: bias, decay: false },
+                ]
+            })
+            .collect()
     }
 }
 

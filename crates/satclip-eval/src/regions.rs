@@ -14,6 +14,13 @@ pub struct Regions {
     polygons: Vec<Vec<(Vec<Vec<[f64; 2]>>, [f64; 4])>>,
 }
 
+/// [min lon, min lat, max lon, max lat] of the points.
+fn bounding_box<'a>(points: impl IntoIterator<Item = &'a [f64; 2]>) -> [f64; 4] {
+    points.into_iter().fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |b, p| {
+        [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])]
+    })
+}
+
 fn ring(value: &serde_json::Value) -> Option<Vec<[f64; 2]>> {
     value.as_array()?.iter().map(|p| Some([p.get(0)?.as_f64()?, p.get(1)?.as_f64()?])).collect()
 }
@@ -47,11 +54,7 @@ impl Regions {
             for poly in polys {
                 let rings: Vec<Vec<[f64; 2]>> =
                     poly.as_array().ok_or_else(bad)?.iter().map(ring).collect::<Option<_>>().ok_or_else(bad)?;
-                let exterior = rings.first().ok_or_else(bad)?;
-                let mut bbox = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
-                for p in exterior {
-                    bbox = [bbox[0].min(p[0]), bbox[1].min(p[1]), bbox[2].max(p[0]), bbox[3].max(p[1])];
-                }
+                let bbox = bounding_box(rings.first().ok_or_else(bad)?);
                 parts.push((rings, bbox));
             }
             properties.push(feature.get("properties").and_then(|p| p.as_object()).cloned().unwrap_or_default());
@@ -89,10 +92,7 @@ impl Regions {
             // All rings of a record form one even–odd region (holes run the other way round).
             let rings: Vec<Vec<[f64; 2]>> =
                 polygon.rings().iter().map(|r| r.points().iter().map(|p| [p.x, p.y]).collect()).collect();
-            let mut bbox = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
-            for p in rings.iter().flatten() {
-                bbox = [bbox[0].min(p[0]), bbox[1].min(p[1]), bbox[2].max(p[0]), bbox[3].max(p[1])];
-            }
+            let bbox = bounding_box(rings.iter().flatten());
             let mut props = serde_json::Map::new();
             for (name, value) in record {
                 if let shapefile::dbase::FieldValue::Character(Some(text)) = value {
