@@ -5,11 +5,12 @@
 #   ridge-random.{json,md}      ridge, random split (half held out), all training labels
 #   ridge-block.{json,md}       ridge, whole 10° cells held out
 #   knn-block.{json,md}         kNN, whole 10° cells held out (interpolation across gaps)
-#   ridge-continent.{json,md}   ridge, each biogeographic realm held out in turn
+#   ridge-continent.{json,md}   ridge, each continent (Natural Earth) held out in turn
 #   learning-curve.{json,md}    ridge, random split, 100 / 300 / 1000 / all training labels
 #   probes.{json,md}            logistic (classes), MLP and kNN, random split
 #   timings.txt                 wall time of each step
-# The two fixture checkpoints join the encoders when $SATCLIP_SHARED (default ../shared) has them.
+# The station, county and ecoregion tasks and the two fixture checkpoints come from
+# $SATCLIP_SHARED (default ../shared) when it has them; without it those are skipped.
 # Usage: scripts/evaluate.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,9 @@ timed() {
   echo "$name: $((SECONDS - start)) s" | tee -a "$out/timings.txt"
 }
 
-timed tasks "$satclip" tasks build --data "$shared/data" --out "$out/tasks"
+shared_data=()
+if [ -d "$shared/data" ]; then shared_data=(--data "$shared/data"); fi
+timed tasks "$satclip" tasks build "${shared_data[@]}" --out "$out/tasks"
 tasks=()
 for name in air_temperature precipitation median_income california_housing elevation population_density \
   country biome ecoregion; do
@@ -41,8 +44,6 @@ for model in resnet18-l10 vit16-l40; do
   ckpt="$shared/fixtures/satclip-$model.ckpt"
   if [ -e "$ckpt" ]; then encoders+=(--encoder "fixture-$model=$ckpt"); fi
 done
-regions="$shared/data/ecoregions/resolve-ecoregions-2017.geojson.gz"
-
 probe() {
   local name=$1
   shift
@@ -52,7 +53,7 @@ probe() {
 probe ridge-random --probe ridge
 probe ridge-block --probe ridge --split block
 probe knn-block --probe knn --split block
-if [ -e "$regions" ]; then probe ridge-continent --probe ridge --split continent --regions "$regions"; fi
+probe ridge-continent --probe ridge --split continent
 probe learning-curve --probe ridge --n-train 100 --n-train 300 --n-train 1000 --n-train all
 probe probes --probe logistic --probe mlp --probe knn
 echo "total: $SECONDS s" | tee -a "$out/timings.txt"

@@ -122,9 +122,11 @@ enum TasksAction {
     /// elevation, population density, country, biome and ecoregion (see docs/evaluation.md).
     /// Tasks whose sources are missing are skipped with the reason.
     Build {
-        /// The shared `data/` folder (stations, US counties, RESOLVE ecoregions).
-        #[arg(long, default_value = "../shared/data")]
-        data: PathBuf,
+        /// The folder with the tables no package carries: air-temperature/stationDataAll.csv,
+        /// us-counties/{county-centroids,income}.csv and
+        /// ecoregions/resolve-ecoregions-2017.geojson.gz; without it, their tasks are skipped.
+        #[arg(long)]
+        data: Option<PathBuf>,
         /// The folder scripts/install-data.sh fills (land mask, ETOPO5, GeoNames, Natural Earth,
         /// California housing); default $SATCLIP_DATA, else ./data.
         #[arg(long, default_value_os_t = satclip::data_dir())]
@@ -175,13 +177,18 @@ struct EvalArgs {
     /// Training labels to use (learning curve): a number or `all`; repeatable; default all.
     #[arg(long, value_parser = parse_count_or_all)]
     n_train: Vec<usize>,
-    /// random, block (whole 10° cells held out), or continent (each biogeographic realm held out
-    /// in turn, reported per realm); ignored when the task has a split column.
+    /// random, block (whole 10° cells held out), or continent (each continent held out in turn,
+    /// reported per continent); ignored when the task has a split column.
     #[arg(long, default_value = "random")]
     split: String,
-    /// Regions for the continent split: a GeoJSON with a REALM property (RESOLVE Ecoregions 2017).
-    #[arg(long, default_value = "../shared/data/ecoregions/resolve-ecoregions-2017.geojson.gz")]
-    regions: PathBuf,
+    /// Regions for the continent split: a zipped shapefile or a GeoJSON, e.g. RESOLVE Ecoregions
+    /// 2017 for biogeographic realms; default the Natural Earth countries that
+    /// scripts/install-data.sh puts in $SATCLIP_DATA (else ./data), grouped by CONTINENT.
+    #[arg(long)]
+    regions: Option<PathBuf>,
+    /// The regions' property that names the held-out groups; default CONTINENT, else REALM.
+    #[arg(long)]
+    region_property: Option<String>,
     /// Share of points held out when the task has no split column.
     #[arg(long, default_value_t = 0.5)]
     test_fraction: f64,
@@ -540,10 +547,12 @@ fn eval(args: EvalArgs) -> Result<()> {
     let split = match args.split.as_str() {
         "random" => SplitMethod::Random,
         "block" => SplitMethod::Block(10.0),
-        "continent" => SplitMethod::Continent {
-            regions: satclip_eval::regions::Regions::read(&args.regions)?,
-            property: "REALM".into(),
-        },
+        "continent" => {
+            let path = args.regions.unwrap_or_else(|| satclip::data_dir().join(satclip_eval::build::COUNTRIES_FILE));
+            let regions = satclip_eval::regions::Regions::open(&path)
+                .context("the continent split needs regions: run scripts/install-data.sh, or pass --regions")?;
+            SplitMethod::continent(regions, args.region_property.as_deref(), &path).map_err(anyhow::Error::msg)?
+        }
         other => anyhow::bail!("split `{other}` is not available; use random, block or continent"),
     };
     let config = EvalConfig {

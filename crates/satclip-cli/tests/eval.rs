@@ -142,6 +142,18 @@ fn tasks_are_built_from_the_shared_data() {
 }
 
 #[test]
+fn tasks_without_sources_are_skipped_with_what_they_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tasks");
+    let (ok, _, err) = satclip(&["tasks", "build", "--open-data", "/nonexistent", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(err.contains("skipped air_temperature: needs air-temperature/stationDataAll.csv (pass --data"), "{err}");
+    assert!(err.contains("skipped country: /nonexistent/globe_combined_mask_compressed.npz is missing"), "{err}");
+    assert_eq!(err.matches("skipped ").count(), 9, "{err}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}
+
+#[test]
 fn map_writes_a_png_of_the_grid() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("map.png");
@@ -179,41 +191,70 @@ fn map_writes_a_png_of_the_grid() {
     assert!(!ok && err.contains("lat"), "{err}");
 }
 
-#[test]
-fn continent_holdout_reports_each_realm() {
-    let Some(regions) = satclip_testkit::shared_file("data/ecoregions/resolve-ecoregions-2017.geojson.gz") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+/// A regression task of 3000 points on a Fibonacci lattice, even over the sphere (target |lat|).
+fn sphere_task(dir: &std::path::Path) -> std::path::PathBuf {
     let mut body = String::from("lon,lat,target\n");
     for i in 0..3000 {
         let (lon, lat) =
-            (-180.0 + (i as f64 * 137.508) % 360.0, ((i as f64 * 0.618_034) % 1.0 * 2.0 - 1.0).asin().to_degrees());
+            (-180.0 + (i as f64 * 137.508) % 360.0, ((2.0 * i as f64 + 1.0) / 3000.0 - 1.0).asin().to_degrees());
         body.push_str(&format!("{lon},{lat},{}\n", lat.abs()));
     }
-    let task = dir.path().join("t.csv");
+    let task = dir.join("t.csv");
     std::fs::write(&task, body).unwrap();
+    task
+}
+
+/// Runs the continent split on [`sphere_task`] and returns the held-out groups; each fold's
+/// training and test points are disjoint.
+fn continent_folds(env: &[(&str, &std::path::Path)], extra: &[&str]) -> std::collections::BTreeSet<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let task = sphere_task(dir.path());
     let report = dir.path().join("r.json");
+    let mut args = vec!["eval", "--task", task.to_str().unwrap(), "--encoder", "wrap", "--split", "continent"];
+    args.extend(["--output", report.to_str().unwrap()]);
+    args.extend(extra);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_satclip"))
+        .args(&args)
+        .envs(env.iter().map(|(k, v)| (k, v.as_os_str())))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    for r in rows.iter().filter(|r| r["metric"] == "r2") {
+        assert!(r["n_train"].as_u64().unwrap() + r["n_test"].as_u64().unwrap() <= 3000);
+    }
+    rows.iter().map(|r| r["split"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn continent_holdout_defaults_to_natural_earth_continents() {
+    let Some(countries) = satclip_testkit::data_file(satclip_eval::build::COUNTRIES_FILE) else { return };
+    let folds = continent_folds(&[("SATCLIP_DATA", countries.parent().unwrap())], &[]);
+    for continent in ["Africa", "Antarctica", "Asia", "Europe", "North America", "South America"] {
+        assert!(folds.contains(&format!("continent:{continent}")), "{continent} not in {folds:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
     let (ok, _, err) = satclip(&[
         "eval",
         "--task",
-        task.to_str().unwrap(),
+        sphere_task(dir.path()).to_str().unwrap(),
         "--encoder",
         "wrap",
         "--split",
         "continent",
         "--regions",
-        regions.to_str().unwrap(),
-        "--output",
-        report.to_str().unwrap(),
+        countries.to_str().unwrap(),
+        "--region-property",
+        "SUBREGIONX",
     ]);
-    assert!(ok, "{err}");
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    let realms: std::collections::BTreeSet<String> =
-        rows.iter().map(|r| r["split"].as_str().unwrap().to_string()).collect();
-    assert!(realms.contains("continent:Nearctic") && realms.contains("continent:Afrotropic"), "{realms:?}");
-    for r in rows.iter().filter(|r| r["metric"] == "r2") {
-        // Each fold trains on the other realms only: the training and test sets never overlap.
-        assert!(r["n_train"].as_u64().unwrap() + r["n_test"].as_u64().unwrap() <= 3000);
-    }
+    assert!(!ok && err.contains("SUBREGIONX") && err.contains("CONTINENT"), "{err}");
+}
+
+#[test]
+fn continent_holdout_by_realm_from_a_geojson() {
+    let Some(regions) = satclip_testkit::shared_file("data/ecoregions/resolve-ecoregions-2017.geojson.gz") else {
+        return;
+    };
+    let folds = continent_folds(&[], &["--regions", regions.to_str().unwrap()]);
+    assert!(folds.contains("continent:Nearctic") && folds.contains("continent:Afrotropic"), "{folds:?}");
 }

@@ -22,8 +22,9 @@ pub const ECOREGIONS_FILE: &str = "ecoregions/resolve-ecoregions-2017.geojson.gz
 pub const DENSITY_RADIUS_KM: f64 = 50.0;
 
 pub struct BuildSpec {
-    /// The shared `data/` folder (stations, counties, ecoregions).
-    pub shared_data: PathBuf,
+    /// The folder with the station, county and ecoregion tables (the project's shared `data/`),
+    /// if the user has it.
+    pub shared_data: Option<PathBuf>,
     /// The folder `scripts/install-data.sh` fills.
     pub open_data: PathBuf,
     pub out: PathBuf,
@@ -57,12 +58,21 @@ fn write_task(out: &Path, name: &str, rows: &Rows, report: &mut BuildReport) -> 
     Ok(())
 }
 
-/// The file if it exists, else the reason a task needing it is skipped.
+/// A file of the open data if it exists, else the reason a task needing it is skipped.
 fn source(path: PathBuf) -> std::result::Result<PathBuf, String> {
     if path.exists() {
         Ok(path)
     } else {
-        Err(format!("{} is missing (run scripts/install-data.sh, or point --data at the shared data)", path.display()))
+        Err(format!("{} is missing (run scripts/install-data.sh)", path.display()))
+    }
+}
+
+/// A file of the shared tables, else the reason a task needing it is skipped.
+fn shared_source(spec: &BuildSpec, name: &str) -> std::result::Result<PathBuf, String> {
+    match &spec.shared_data {
+        Some(dir) if dir.join(name).exists() => Ok(dir.join(name)),
+        Some(dir) => Err(format!("{} is missing (--data names the wrong folder?)", dir.join(name).display())),
+        None => Err(format!("needs {name} (pass --data with the folder that holds it)")),
     }
 }
 
@@ -73,7 +83,7 @@ pub fn build_tasks(spec: &BuildSpec) -> Result<BuildReport> {
         names.iter().for_each(|n| report.skipped.push((n.to_string(), why.clone())));
     };
 
-    match source(spec.shared_data.join("air-temperature/stationDataAll.csv")) {
+    match shared_source(spec, "air-temperature/stationDataAll.csv") {
         Ok(path) => {
             let (temperature, precipitation) = stations(&path)?;
             write_task(&spec.out, "air_temperature.csv", &temperature, &mut report)?;
@@ -81,10 +91,7 @@ pub fn build_tasks(spec: &BuildSpec) -> Result<BuildReport> {
         }
         Err(why) => skip(&mut report, &["air_temperature", "precipitation"], why),
     }
-    match (
-        source(spec.shared_data.join("us-counties/county-centroids.csv")),
-        source(spec.shared_data.join("us-counties/income.csv")),
-    ) {
+    match (shared_source(spec, "us-counties/county-centroids.csv"), shared_source(spec, "us-counties/income.csv")) {
         (Ok(centroids), Ok(income)) => {
             write_task(&spec.out, "median_income.csv", &median_income(&centroids, &income)?, &mut report)?
         }
@@ -124,7 +131,7 @@ pub fn build_tasks(spec: &BuildSpec) -> Result<BuildReport> {
         }
         Err(why) => skip(&mut report, &["country"], why),
     }
-    match source(spec.shared_data.join(ECOREGIONS_FILE)) {
+    match shared_source(spec, ECOREGIONS_FILE) {
         Ok(path) => {
             let ecoregions = Regions::read(&path)?;
             write_task(&spec.out, "biome.csv", &label_points(&ecoregions, &points, "BIOME_NAME"), &mut report)?;

@@ -1,6 +1,7 @@
-//! Regions from a GeoJSON of (multi)polygons, e.g. RESOLVE Ecoregions 2017 (822 ecoregions, 14
-//! biomes, 7 biogeographic realms): which region contains a point. Used for the continent
-//! holdout, with realms standing in for continents.
+//! Regions from (multi)polygons: which region contains a point. Natural Earth admin-0 countries
+//! (a zipped shapefile with NAME and CONTINENT) label the country task and, by continent, the
+//! continent holdout; RESOLVE Ecoregions 2017 (a GeoJSON with ECO_NAME, BIOME_NAME and REALM)
+//! label the biome and ecoregion tasks and can hold out biogeographic realms instead.
 
 use std::io::Read;
 use std::path::Path;
@@ -21,11 +22,39 @@ fn bounding_box<'a>(points: impl IntoIterator<Item = &'a [f64; 2]>) -> [f64; 4] 
     })
 }
 
+/// A dBase text field without its padding: spaces by the standard, NULs in some writers
+/// (Natural Earth's CONTINENT).
+fn trim_field(text: &str) -> &str {
+    text.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+}
+
 fn ring(value: &serde_json::Value) -> Option<Vec<[f64; 2]>> {
     value.as_array()?.iter().map(|p| Some([p.get(0)?.as_f64()?, p.get(1)?.as_f64()?])).collect()
 }
 
 impl Regions {
+    /// Reads a zipped shapefile (`.zip`) or else a GeoJSON (gzip-compressed when `.gz`).
+    pub fn open(path: &Path) -> Result<Self> {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip")) {
+            Self::read_shapefile_zip(path)
+        } else {
+            Self::read(path)
+        }
+    }
+
+    /// Whether any feature has the text property `key`.
+    pub fn has_property(&self, key: &str) -> bool {
+        self.properties.iter().any(|p| p.get(key).is_some_and(|v| v.is_string()))
+    }
+
+    /// The names of the features' properties, sorted, for error messages.
+    pub fn property_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.properties.iter().flat_map(|p| p.keys().cloned()).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Reads a GeoJSON FeatureCollection, gzip-compressed when the name ends in `.gz`.
     pub fn read(path: &Path) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -96,7 +125,7 @@ impl Regions {
             let mut props = serde_json::Map::new();
             for (name, value) in record {
                 if let shapefile::dbase::FieldValue::Character(Some(text)) = value {
-                    props.insert(name, serde_json::Value::String(text.trim().to_owned()));
+                    props.insert(name, serde_json::Value::String(trim_field(&text).to_owned()));
                 }
             }
             properties.push(props);

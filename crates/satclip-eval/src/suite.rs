@@ -16,9 +16,40 @@ pub enum SplitMethod {
     /// Whole square cells of this many degrees are held out (halved for regional tasks until
     /// the points cover enough cells, see [`crate::block_cell_size`]).
     Block(f64),
-    /// Each region (e.g. a biogeographic realm) with at least 20 points is held out in turn,
-    /// training on the points of the other regions; points in no region are not used.
+    /// Each region (a continent, or a biogeographic realm) with at least 20 points is held out
+    /// in turn, training on the points of the other regions; points in no region are not used.
     Continent { regions: Regions, property: String },
+}
+
+/// The properties that name a continent-like group, in the order they are looked for: Natural
+/// Earth's CONTINENT, then RESOLVE's REALM.
+pub const CONTINENT_PROPERTIES: [&str; 2] = ["CONTINENT", "REALM"];
+
+impl SplitMethod {
+    /// The continent holdout over `regions` (read from `path`), grouped by `property`, by default
+    /// the first of [`CONTINENT_PROPERTIES`] the file has.
+    pub fn continent(regions: Regions, property: Option<&str>, path: &Path) -> Result<Self, String> {
+        let property = match property {
+            Some(p) => p.to_owned(),
+            None => CONTINENT_PROPERTIES.iter().find(|p| regions.has_property(p)).map(|p| p.to_string()).ok_or_else(
+                || {
+                    format!(
+                        "{}: no {} property; pass --region-property",
+                        path.display(),
+                        CONTINENT_PROPERTIES.join(" or ")
+                    )
+                },
+            )?,
+        };
+        if !regions.has_property(&property) {
+            return Err(format!(
+                "{}: no text property `{property}`; it has {}",
+                path.display(),
+                regions.property_names().join(", ")
+            ));
+        }
+        Ok(SplitMethod::Continent { regions, property })
+    }
 }
 
 pub struct EvalConfig {
@@ -263,6 +294,44 @@ pub fn summary_tables(rows: &[ReportRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_continent_split_holds_out_each_region_with_enough_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("realms.geojson");
+        let square = |x0: i32, name: &str| {
+            format!(
+                r#"{{"type":"Feature","properties":{{"REALM":"{name}"}},"geometry":{{"type":"Polygon","coordinates":[[[{x0},0],[{x1},0],[{x1},10],[{x0},10],[{x0},0]]]}}}}"#,
+                x1 = x0 + 10
+            )
+        };
+        let squares = [square(0, "A"), square(20, "B"), square(40, "C")].join(",");
+        std::fs::write(&path, format!(r#"{{"type":"FeatureCollection","features":[{squares}]}}"#)).unwrap();
+
+        let err = SplitMethod::continent(Regions::open(&path).unwrap(), Some("BIOME"), &path).err().unwrap();
+        assert!(err.contains("realms.geojson") && err.contains("`BIOME`") && err.contains("REALM"), "{err}");
+        let method = SplitMethod::continent(Regions::open(&path).unwrap(), None, &path).unwrap();
+        assert!(matches!(&method, SplitMethod::Continent { property, .. } if property == "REALM"));
+
+        // 25 points in A, 30 in B, 5 in C (too few to hold out) and 4 in no region.
+        let mut points = Vec::new();
+        points.extend((0..25).map(|i| [1.0 + (i % 5) as f64, 1.0 + (i / 5) as f64]));
+        points.extend((0..30).map(|i| [21.0 + (i % 6) as f64, 1.0 + (i / 6) as f64]));
+        points.extend((0..5).map(|i| [41.0 + i as f64, 5.0]));
+        points.extend((0..4).map(|i| [-50.0, i as f64]));
+        let n = points.len();
+        let task = Task { path: "t.csv".into(), points, target: Target::Values(vec![0.0; n]), split: None };
+        let config =
+            EvalConfig { probes: vec![Probe::Ridge], split: method, n_train: vec![], test_fraction: 0.5, seed: 0 };
+        let folds = folds(&task, &config);
+        let names: Vec<&str> = folds.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["continent:A", "continent:B"]);
+        let count = |v: &[bool]| v.iter().filter(|&&x| x).count();
+        assert_eq!((count(&folds[0].train), count(&folds[0].test)), (35, 25));
+        assert_eq!((count(&folds[1].train), count(&folds[1].test)), (30, 30));
+        assert!(folds.iter().all(|f| f.train.iter().zip(&f.test).all(|(a, b)| !(a & b))));
+        assert!(folds.iter().all(|f| !f.train[n - 1] && !f.test[n - 1]), "points in no region are not used");
+    }
 
     fn row(task: &str, encoder: &str, metric: &str, n_train: usize, value: f64) -> ReportRow {
         ReportRow {

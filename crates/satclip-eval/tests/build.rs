@@ -34,7 +34,7 @@ fn the_suite_builds_every_task() {
     };
     let out = tempfile::tempdir().unwrap();
     let spec = BuildSpec {
-        shared_data: shared,
+        shared_data: Some(shared),
         open_data: open.parent().unwrap().to_path_buf(),
         out: out.path().to_path_buf(),
         land_points: 2000,
