@@ -36,13 +36,13 @@ print(f"threads: {ours[0]['threads']}, torch {torch[0]['torch']}, f32 GEMM peak 
 print("| workload | satclip-rs | PyTorch | ratio (higher = satclip-rs faster) |")
 print("|---|---|---|---|")
 for key in ours[0]:
-    if not key.startswith(("embed_", "train_", "tower_")):
+    if not key.startswith(("embed_", "geoclip_", "train_", "tower_")):
         continue
     o = statistics.median(r[key] for r in ours)
     t = statistics.median(r[key] for r in torch)
     if key.startswith("tower_"):
         print(f"| {key} | {o:,.1f} tiles/s | {t:,.1f} tiles/s | {o / t:.2f}x |")
-    elif key.startswith("embed_"):
+    elif key.startswith(("embed_", "geoclip_")):
         print(f"| {key} | {o:,.0f} points/s | {t:,.0f} points/s | {o / t:.2f}x |")
     else:
         print(f"| {key} | {o:.3f} s/step | {t:.3f} s/step | {t / o:.2f}x |")

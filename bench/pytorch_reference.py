@@ -117,6 +117,52 @@ def train_step_seconds(L: int, n: int = 8192, reps: int = 4) -> float:
     return times[len(times) // 2]
 
 
+class GeoClipLocationEncoder(torch.nn.Module):
+    """GeoCLIP's location encoder (Vivanco Cepeda et al. 2023) as described in its paper and
+    docs/evaluation.md: Equal Earth projection, random Fourier features at sigma 1, 16, 256, one
+    ReLU MLP (512 -> 1024 x 3 -> 512) per scale, outputs summed; random weights, f32."""
+
+    def __init__(self):
+        super().__init__()
+        self.fourier = [torch.randn(256, 2) * sigma for sigma in (1.0, 16.0, 256.0)]
+        self.branches = torch.nn.ModuleList(
+            torch.nn.Sequential(torch.nn.Linear(512, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024),
+                                torch.nn.ReLU(), torch.nn.Linear(1024, 1024), torch.nn.ReLU(),
+                                torch.nn.Linear(1024, 512))
+            for _ in range(3))
+
+    @staticmethod
+    def equal_earth(lonlat):
+        a1, a2, a3, a4 = 1.340264, -0.081106, 0.000893, 0.003796
+        lon, lat = torch.deg2rad(lonlat[:, 0]), torch.deg2rad(lonlat[:, 1])
+        theta = torch.asin(math.sqrt(3) / 2 * torch.sin(lat))
+        x = 2 * math.sqrt(3) * lon * torch.cos(theta) / (
+            3 * (9 * a4 * theta**8 + 7 * a3 * theta**6 + 3 * a2 * theta**2 + a1))
+        y = a4 * theta**9 + a3 * theta**7 + a2 * theta**3 + a1 * theta
+        return torch.stack([x, y], 1) * 66.50336 / 180
+
+    def forward(self, lonlat):
+        v = 2 * math.pi * self.equal_earth(lonlat)
+        out = 0
+        for b, mlp in zip(self.fourier, self.branches):
+            phases = v @ b.t()
+            out = out + mlp(torch.cat([torch.cos(phases), torch.sin(phases)], 1))
+        return out
+
+
+def geoclip_points_per_s(batch: int) -> float:
+    torch.manual_seed(7)
+    model = GeoClipLocationEncoder().eval()
+    lonlat = torch.stack([torch.rand(batch) * 360 - 180, torch.rad2deg(torch.asin(torch.rand(batch) * 2 - 1))], 1)
+    reps = max(1, min(100, 100_000 // batch))
+    with torch.no_grad():
+        model(lonlat)
+        start = time.perf_counter()
+        for _ in range(reps):
+            model(lonlat)
+    return batch * reps / (time.perf_counter() - start)
+
+
 def tower_tiles_per_s(name: str, n: int) -> float:
     """timm towers as SatCLIP builds them (13 input channels, 256-d head), eval mode, batch n."""
     import timm
@@ -144,6 +190,8 @@ def main():
     for L in levels:
         for b in batches:
             result[f"embed_l{L}_b{b}"] = embed_points_per_s(L, b)
+    for b in (batches[1:3] if levels else ()):
+        result[f"geoclip_b{b}"] = geoclip_points_per_s(b)
     for L in levels:
         result[f"train_l{L}_b8192"] = train_step_seconds(L, reps=2 if args.quick else 4)
     for name in ("resnet18", "resnet50", "vit_small_patch16_224"):

@@ -54,6 +54,30 @@ fn main() {
             });
         }
     }
+    if !args.towers_only {
+        let model = synthetic_geoclip();
+        // Three branches of 512 → 1024 → 1024 → 1024 → 512.
+        let flops_per_point = 3.0 * 2.0 * (512.0 * 1024.0 + 2.0 * 1024.0 * 1024.0 + 1024.0 * 512.0);
+        for &batch in &batches[1..batches.len().min(3)] {
+            let mut rng = Pcg64::seed_from_u64(batch as u64);
+            let coords = random_points(&mut rng, batch);
+            let mut out = vec![0f32; batch * satclip_core::geoclip::EMBEDDING_DIM];
+            let reps = (100_000 / batch).clamp(1, 100);
+            model.embed_into_f32(&coords, &mut out);
+            let start = Instant::now();
+            for _ in 0..reps {
+                model.embed_into_f32(&coords, &mut out);
+            }
+            let points_per_s = (batch * reps) as f64 / start.elapsed().as_secs_f64();
+            rows.push(Row {
+                what: format!("GeoCLIP location encoder f32, batch {batch}"),
+                key: format!("geoclip_b{batch}"),
+                value: points_per_s,
+                unit: "points/s",
+                gflops: Some(points_per_s * flops_per_point / 1e9),
+            });
+        }
+    }
     for &l in location_levels {
         let seconds = training_step_seconds(l, 8192, if args.quick { 2 } else { 4 });
         let flops = 8192.0 * 3.0 * 2.0 * (l * l * 512 + 512 * 512 + 512 * 256 + 512 * 256) as f64
@@ -107,6 +131,29 @@ struct Row {
 
 fn random_points(rng: &mut Pcg64, n: usize) -> Vec<[f64; 2]> {
     (0..n).map(|_| [rng.random_range(-180.0..180.0), rng.random_range(-1.0f64..1.0).asin().to_degrees()]).collect()
+}
+
+/// GeoCLIP's location encoder with random weights in the layout of its state dict (speed does
+/// not depend on the values).
+fn synthetic_geoclip() -> satclip_core::geoclip::GeoClip {
+    use satclip_core::tensor::{Tensor, TensorMap};
+    let mut rng = Pcg64::seed_from_u64(7);
+    let mut tensors = TensorMap::new();
+    let mut put = |name: String, shape: Vec<usize>, bound: f64| {
+        let data = (0..shape.iter().product()).map(|_| rng.random_range(-bound..bound)).collect();
+        tensors.insert(name, Tensor::new(shape, data).expect("shape matches"));
+    };
+    for (i, sigma) in [1.0, 16.0, 256.0].into_iter().enumerate() {
+        put(format!("LocEnc{i}.capsule.0.b"), vec![256, 2], sigma);
+        for (layer, din, dout) in
+            [("capsule.1", 512, 1024), ("capsule.3", 1024, 1024), ("capsule.5", 1024, 1024), ("head.0", 1024, 512)]
+        {
+            let bound = 1.0 / (din as f64).sqrt();
+            put(format!("LocEnc{i}.{layer}.weight"), vec![dout, din], bound);
+            put(format!("LocEnc{i}.{layer}.bias"), vec![dout], bound);
+        }
+    }
+    satclip_core::geoclip::GeoClip::from_tensors(tensors).expect("GeoCLIP's layout")
 }
 
 /// Best of a few multi-threaded 2048³ f32 products.

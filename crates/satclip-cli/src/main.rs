@@ -262,9 +262,11 @@ struct TrainArgs {
 
 #[derive(clap::Args)]
 struct EmbedArgs {
-    /// Official .ckpt, native model directory, or `default` for the built-in
-    /// satclip-bluemarble-l10 model.
-    #[arg(long, default_value = "default")]
+    /// Official .ckpt, native model directory, `default` for the built-in satclip-bluemarble-l10
+    /// model, `geoclip` for GeoCLIP's pretrained location encoder (512-d; weights from
+    /// scripts/install-data.sh), or the unlearned features `direct`, `wrap`, `cartesian3d`,
+    /// `sh-l10`, `sh-l40`.
+    #[arg(long, visible_alias = "encoder", default_value = "default")]
     checkpoint: String,
     /// Points: .csv or .parquet with lon/lat columns, or .npy of shape [N, 2] (lon, lat).
     #[arg(long)]
@@ -279,7 +281,8 @@ struct EmbedArgs {
     #[arg(long)]
     lat_col: Option<String>,
     /// Precision of the computation and of the written embeddings: f64 is the official path,
-    /// f32 (float32 matrix products on f64 features) is about twice as fast.
+    /// f32 (float32 matrix products on f64 features, for SatCLIP and GeoCLIP) is about twice as
+    /// fast. The unlearned features are computed in f64 and written in this precision.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     dtype: Dtype,
     /// Rows read and embedded per batch.
@@ -372,7 +375,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
             .build_global()
             .context("could not start the thread pool")?;
     }
-    let encoder = satclip::load_encoder(&args.checkpoint)?;
+    let encoder = satclip::FeatureEncoder::load(&args.checkpoint)?;
     let options = EmbedOptions {
         read: ReadOptions {
             lon_col: args.lon_col,

@@ -328,3 +328,29 @@ fn readme_main_command_runs_on_the_builtin_model() {
     let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
     assert_eq!(names, ["name", "lon", "lat", "embedding"]);
 }
+
+#[test]
+fn geoclip_and_unlearned_features_embed_as_in_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("points.npy");
+    let coords = [[-122.42, 37.77], [2.35, 48.86], [151.2, -33.87], [-179.99, -89.0]];
+    write_npy(&input, &coords);
+    let mut encoders = vec![("sh-l10", 100, Vec::new(), satclip::FeatureEncoder::load("sh-l10").unwrap())];
+    if let Some(weights) = satclip_testkit::data_file(satclip::GEOCLIP_WEIGHTS_FILE) {
+        let model = satclip::FeatureEncoder::GeoClip(Box::new(satclip::load_geoclip(&weights).unwrap()));
+        encoders.push(("geoclip", 512, vec![("SATCLIP_GEOCLIP_WEIGHTS", weights)], model));
+    }
+    for (name, dim, env, library) in encoders {
+        let output = dir.path().join(format!("{name}.npy"));
+        let out = Command::new(env!("CARGO_BIN_EXE_satclip"))
+            .args(["embed", "--encoder", name, "--input", p(&input), "--output", p(&output), "--dtype", "f64"])
+            .envs(env.iter().map(|(k, v)| (k, v.as_os_str())))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let (rows, cols, values) = read_npy(&output);
+        assert_eq!((rows, cols), (coords.len(), dim), "{name}");
+        let (expected, _) = library.features(&coords).unwrap();
+        assert_eq!(values, expected, "{name}: the file holds exactly what the library computes");
+    }
+}

@@ -3,7 +3,7 @@
 //! 256), one MLP per scale, outputs summed to 512 values (not normalised). GeoCLIP's own API takes
 //! (lat, lon); this one takes (lon, lat) like everything else here and swaps internally.
 
-use crate::kernels::{gemm, MatRef};
+use crate::kernels::{gemm, Float, MatRef};
 use crate::network::{relu_in_place, Linear};
 use crate::tensor::TensorMap;
 use crate::Error;
@@ -16,17 +16,30 @@ const BRANCHES: usize = 3;
 const TILE_ROWS: usize = 256;
 
 /// One scale: `capsule.0.b` is the fixed Fourier matrix B, `capsule.{1,3,5}` the ReLU MLP,
-/// `head.0` the output layer (the names of GeoCLIP's state dict).
+/// `head.0` the output layer (the names of GeoCLIP's state dict). The Fourier phases reach
+/// ~10³ rad at σ = 256, so B and the cos/sin features stay f64 on both paths.
 #[derive(Clone, Debug)]
-struct Branch {
+struct Branch<T = f64> {
     fourier: Vec<f64>,
-    layers: [Linear; 3],
-    head: Linear,
+    layers: [Linear<T>; 3],
+    head: Linear<T>,
+}
+
+impl<T: Float> Branch<T> {
+    fn cast<U: Float>(&self) -> Branch<U> {
+        Branch {
+            fourier: self.fourier.clone(),
+            layers: [self.layers[0].cast(), self.layers[1].cast(), self.layers[2].cast()],
+            head: self.head.cast(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct GeoClip {
-    branches: Vec<Branch>,
+    branches: Vec<Branch<f64>>,
+    /// The same layers in f32 (GeoCLIP's own precision), for [`GeoClip::embed_into_f32`].
+    branches_f32: Vec<Branch<f32>>,
 }
 
 /// Equal Earth projection of (lon, lat) in degrees, scaled as GeoCLIP does (x in [−1, 1]).
@@ -60,43 +73,61 @@ impl GeoClip {
             branches.push(Branch { fourier, layers, head });
         }
         t.finish()?;
-        Ok(Self { branches })
+        let branches_f32 = branches.iter().map(Branch::cast).collect();
+        Ok(Self { branches, branches_f32 })
     }
 
     /// Embeddings of (lon, lat) points, `[n × 512]` row-major; tiles of rows run in parallel.
     pub fn embed(&self, points: &[[f64; 2]]) -> Vec<f64> {
-        use rayon::prelude::*;
         let mut out = vec![0.0; points.len() * EMBEDDING_DIM];
-        out.par_chunks_mut(TILE_ROWS * EMBEDDING_DIM)
-            .zip(points.par_chunks(TILE_ROWS))
-            .for_each(|(dst, tile)| self.embed_tile(tile, dst));
+        self.embed_into(points, &mut out);
         out
     }
 
-    fn embed_tile(&self, tile: &[[f64; 2]], dst: &mut [f64]) {
-        let n = tile.len();
-        // GeoCLIP scales the projected point by 2π before the product with B.
-        let v: Vec<f64> =
-            tile.iter().flat_map(|p| equal_earth(p[0], p[1]).map(|c| 2.0 * std::f64::consts::PI * c)).collect();
-        let (mut phases, mut features, mut a, mut b) =
-            (vec![0.0; n * FOURIER_FEATURES], Vec::new(), Vec::new(), Vec::new());
-        for branch in &self.branches {
-            let bt = MatRef::row_major(&branch.fourier, FOURIER_FEATURES, 2).t();
-            gemm(&mut phases, MatRef::row_major(&v, n, 2), bt, 1.0, false, false);
-            features.clear();
-            for row in phases.chunks_exact(FOURIER_FEATURES) {
-                features.extend(row.iter().map(|p| p.cos()));
-                features.extend(row.iter().map(|p| p.sin()));
-            }
-            branch.layers[0].forward_into(&features, n, &mut a);
-            relu_in_place(&mut a);
-            branch.layers[1].forward_into(&a, n, &mut b);
-            relu_in_place(&mut b);
-            branch.layers[2].forward_into(&b, n, &mut a);
-            relu_in_place(&mut a);
-            branch.head.forward_into(&a, n, &mut b);
-            dst.iter_mut().zip(&b).for_each(|(o, x)| *o += x);
+    /// As [`GeoClip::embed`], into `out` (`[n × 512]`).
+    pub fn embed_into(&self, points: &[[f64; 2]], out: &mut [f64]) {
+        embed_tiles(&self.branches, points, out);
+    }
+
+    /// As [`GeoClip::embed_into`] with the MLPs in f32 (f64 Fourier features): about twice as
+    /// fast, within ~1e-6 of the f64 path relative to the embedding norm.
+    pub fn embed_into_f32(&self, points: &[[f64; 2]], out: &mut [f32]) {
+        embed_tiles(&self.branches_f32, points, out);
+    }
+}
+
+fn embed_tiles<T: Float>(branches: &[Branch<T>], points: &[[f64; 2]], out: &mut [T]) {
+    use rayon::prelude::*;
+    assert_eq!(out.len(), points.len() * EMBEDDING_DIM, "output is [n × 512]");
+    out.fill(T::ZERO);
+    out.par_chunks_mut(TILE_ROWS * EMBEDDING_DIM)
+        .zip(points.par_chunks(TILE_ROWS))
+        .for_each(|(dst, tile)| embed_tile(branches, tile, dst));
+}
+
+fn embed_tile<T: Float>(branches: &[Branch<T>], tile: &[[f64; 2]], dst: &mut [T]) {
+    let n = tile.len();
+    // GeoCLIP scales the projected point by 2π before the product with B.
+    let v: Vec<f64> =
+        tile.iter().flat_map(|p| equal_earth(p[0], p[1]).map(|c| 2.0 * std::f64::consts::PI * c)).collect();
+    let (mut phases, mut features, mut a, mut b) =
+        (vec![0.0; n * FOURIER_FEATURES], Vec::new(), Vec::new(), Vec::new());
+    for branch in branches {
+        let bt = MatRef::row_major(&branch.fourier, FOURIER_FEATURES, 2).t();
+        gemm(&mut phases, MatRef::row_major(&v, n, 2), bt, 1.0, false, false);
+        features.clear();
+        for row in phases.chunks_exact(FOURIER_FEATURES) {
+            features.extend(row.iter().map(|p| T::from_f64(p.cos())));
+            features.extend(row.iter().map(|p| T::from_f64(p.sin())));
         }
+        branch.layers[0].forward_into(&features, n, &mut a);
+        relu_in_place(&mut a);
+        branch.layers[1].forward_into(&a, n, &mut b);
+        relu_in_place(&mut b);
+        branch.layers[2].forward_into(&b, n, &mut a);
+        relu_in_place(&mut a);
+        branch.head.forward_into(&a, n, &mut b);
+        dst.iter_mut().zip(&b).for_each(|(o, x)| *o += *x);
     }
 }
 

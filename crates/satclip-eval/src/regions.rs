@@ -11,8 +11,50 @@ use satclip_io::error::{Error, Result};
 pub struct Regions {
     /// Per feature: its properties as text (e.g. ECO_NAME, BIOME_NAME, REALM).
     pub properties: Vec<serde_json::Map<String, serde_json::Value>>,
-    /// Per feature: polygons, each a list of rings (exterior first), with a bounding box.
-    polygons: Vec<Vec<(Vec<Vec<[f64; 2]>>, [f64; 4])>>,
+    /// Per feature: the rings of all its polygons, exteriors and holes alike.
+    shapes: Vec<Shape>,
+}
+
+/// A feature's area under the even–odd rule: a point is inside when an odd number of its rings
+/// contain it. For valid polygons (holes inside their exterior, parts disjoint) that is the
+/// union of the parts minus their holes, the meaning of both GeoJSON and shapefile polygons.
+/// Each ring keeps its bounding box: a point outside a ring's box is outside the ring, so only
+/// the few rings near a point are walked (a country's hundreds of islands are not).
+struct Shape {
+    bbox: [f64; 4],
+    rings: Vec<(Vec<[f64; 2]>, [f64; 4])>,
+}
+
+impl Shape {
+    fn new(rings: Vec<Vec<[f64; 2]>>) -> Self {
+        let rings: Vec<_> = rings
+            .into_iter()
+            .map(|r| {
+                let b = bounding_box(&r);
+                (r, b)
+            })
+            .collect();
+        let corners: Vec<[f64; 2]> = rings.iter().flat_map(|(_, b)| [[b[0], b[1]], [b[2], b[3]]]).collect();
+        Self { bbox: bounding_box(&corners), rings }
+    }
+
+    fn contains(&self, lon: f64, lat: f64) -> bool {
+        let in_box = |b: &[f64; 4]| lon >= b[0] && lon <= b[2] && lat >= b[1] && lat <= b[3];
+        in_box(&self.bbox)
+            && self.rings.iter().filter(|(ring, b)| in_box(b) && ring_contains(ring, lon, lat)).count() % 2 == 1
+    }
+}
+
+/// Ray casting towards +lon: an odd number of edge crossings means inside.
+fn ring_contains(ring: &[[f64; 2]], lon: f64, lat: f64) -> bool {
+    let mut inside = false;
+    for k in 0..ring.len() {
+        let (a, c) = (ring[k], ring[(k + 1) % ring.len()]);
+        if (a[1] > lat) != (c[1] > lat) && lon < a[0] + (lat - a[1]) / (c[1] - a[1]) * (c[0] - a[0]) {
+            inside = !inside;
+        }
+    }
+    inside
 }
 
 /// [min lon, min lat, max lon, max lat] of the points.
@@ -69,7 +111,7 @@ impl Regions {
             .get("features")
             .and_then(|f| f.as_array())
             .ok_or_else(|| Error::format(path, "not a FeatureCollection"))?;
-        let (mut properties, mut polygons) = (Vec::new(), Vec::new());
+        let (mut properties, mut shapes) = (Vec::new(), Vec::new());
         for (i, feature) in features.iter().enumerate() {
             let bad = || Error::format(path, format!("feature {i}: malformed geometry"));
             let geometry = feature.get("geometry").ok_or_else(bad)?;
@@ -79,17 +121,15 @@ impl Regions {
                 Some("MultiPolygon") => coords.as_array().ok_or_else(bad)?.iter().collect(),
                 _ => continue,
             };
-            let mut parts = Vec::new();
+            let mut rings = Vec::new();
             for poly in polys {
-                let rings: Vec<Vec<[f64; 2]>> =
-                    poly.as_array().ok_or_else(bad)?.iter().map(ring).collect::<Option<_>>().ok_or_else(bad)?;
-                let bbox = bounding_box(rings.first().ok_or_else(bad)?);
-                parts.push((rings, bbox));
+                let poly = poly.as_array().ok_or_else(bad)?;
+                rings.extend(poly.iter().map(ring).collect::<Option<Vec<_>>>().ok_or_else(bad)?);
             }
             properties.push(feature.get("properties").and_then(|p| p.as_object()).cloned().unwrap_or_default());
-            polygons.push(parts);
+            shapes.push(Shape::new(rings));
         }
-        Ok(Self { properties, polygons })
+        Ok(Self { properties, shapes })
     }
 
     /// Reads the polygons of a zipped ESRI shapefile (`.shp` + `.dbf`, e.g. Natural Earth admin-0
@@ -114,14 +154,12 @@ impl Regions {
         let shapes = shapefile::ShapeReader::new(shp).map_err(|e| bad(&e))?;
         let records = shapefile::dbase::Reader::new(dbf).map_err(|e| bad(&e))?;
         let mut reader = shapefile::Reader::new(shapes, records);
-        let (mut properties, mut polygons) = (Vec::new(), Vec::new());
+        let (mut properties, mut shapes) = (Vec::new(), Vec::new());
         for (i, item) in reader.iter_shapes_and_records().enumerate() {
             let (shape, record) = item.map_err(|e| Error::format(path, format!("record {}: {e}", i + 1)))?;
             let shapefile::Shape::Polygon(polygon) = shape else { continue };
-            // All rings of a record form one even–odd region (holes run the other way round).
             let rings: Vec<Vec<[f64; 2]>> =
                 polygon.rings().iter().map(|r| r.points().iter().map(|p| [p.x, p.y]).collect()).collect();
-            let bbox = bounding_box(rings.iter().flatten());
             let mut props = serde_json::Map::new();
             for (name, value) in record {
                 if let shapefile::dbase::FieldValue::Character(Some(text)) = value {
@@ -129,30 +167,14 @@ impl Regions {
                 }
             }
             properties.push(props);
-            polygons.push(vec![(rings, bbox)]);
+            shapes.push(Shape::new(rings));
         }
-        Ok(Self { properties, polygons })
+        Ok(Self { properties, shapes })
     }
 
-    /// The first feature containing (lon, lat), by even–odd ray casting over all its rings.
+    /// The first feature containing (lon, lat).
     pub fn locate(&self, lon: f64, lat: f64) -> Option<usize> {
-        self.polygons.iter().position(|parts| {
-            parts.iter().any(|(rings, b)| {
-                lon >= b[0] && lon <= b[2] && lat >= b[1] && lat <= b[3] && {
-                    let mut inside = false;
-                    for ring in rings {
-                        for k in 0..ring.len() {
-                            let (a, c) = (ring[k], ring[(k + 1) % ring.len()]);
-                            if (a[1] > lat) != (c[1] > lat) && lon < a[0] + (lat - a[1]) / (c[1] - a[1]) * (c[0] - a[0])
-                            {
-                                inside = !inside;
-                            }
-                        }
-                    }
-                    inside
-                }
-            })
-        })
+        self.shapes.iter().position(|shape| shape.contains(lon, lat))
     }
 
     /// A text property of the feature containing the point, e.g. `REALM`.

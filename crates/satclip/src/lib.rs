@@ -72,7 +72,7 @@ pub struct EmbedSummary {
 /// total row count once (when the format records it) and then the rows done after each batch.
 /// The output appears only when everything succeeded.
 pub fn embed_file(
-    encoder: &LocationEncoder,
+    encoder: &FeatureEncoder,
     input: &Path,
     output: &Path,
     options: &EmbedOptions,
@@ -84,26 +84,11 @@ pub fn embed_file(
     }
     let mut writer = EmbeddingWriter::create(output, &reader.schema(), encoder.dim(), options.dtype)?;
     let mut rows = 0u64;
-    let (mut wide, mut narrow) = (Vec::new(), Vec::new());
+    let mut values = Vec::new();
     for batch in reader {
         let batch = batch?;
-        let len = batch.coords.len() * encoder.dim();
-        let computed = match options.dtype {
-            // The precision written is the precision computed: f64 is the official path.
-            OutputDtype::F64 => {
-                wide.resize(len, 0.0);
-                encoder.embed_into(&batch.coords, &mut wide)
-            }
-            OutputDtype::F32 => {
-                narrow.resize(len, 0.0);
-                let result = encoder.embed_into_f32(&batch.coords, &mut narrow);
-                wide.clear();
-                wide.extend(narrow.iter().map(|v| *v as f64));
-                result
-            }
-        };
-        computed.map_err(|e| satclip_io::Error::model(input, e))?;
-        writer.write(&batch.columns, &wide)?;
+        encoder.embed_into(&batch.coords, options.dtype, &mut values)?;
+        writer.write(&batch.columns, &values)?;
         rows += batch.coords.len() as u64;
         progress(Progress::Done(rows));
     }
@@ -332,20 +317,48 @@ impl FeatureEncoder {
         })
     }
 
-    /// Row-major features of `points` and their width.
-    pub fn features(&self, points: &[[f64; 2]]) -> Result<(Vec<f64>, usize)> {
-        Ok(match self {
-            Self::Raw(posenc) => {
-                let mut out = vec![0.0; points.len() * posenc.dim()];
-                posenc.encode_batch(points, &mut out);
-                (out, posenc.dim())
-            }
-            Self::GeoClip(model) => (model.embed(points), satclip_core::geoclip::EMBEDDING_DIM),
+    /// The width of the features.
+    pub fn dim(&self) -> usize {
+        match self {
+            Self::Raw(posenc) => posenc.dim(),
+            Self::GeoClip(_) => satclip_core::geoclip::EMBEDDING_DIM,
+            Self::SatClip { encoder, .. } => encoder.dim(),
+        }
+    }
+
+    /// Row-major features of `points` into `out` (resized to `[n × dim]`). With `F32` the learned
+    /// encoders run their matrix products in f32 (what is computed is what is written); the
+    /// unlearned features are computed in f64 either way.
+    pub fn embed_into(&self, points: &[[f64; 2]], dtype: OutputDtype, out: &mut Vec<f64>) -> Result<()> {
+        out.resize(points.len() * self.dim(), 0.0);
+        let mut narrow = match (self, dtype) {
+            (Self::Raw(_), _) | (_, OutputDtype::F64) => Vec::new(),
+            (_, OutputDtype::F32) => vec![0f32; out.len()],
+        };
+        match self {
+            Self::Raw(posenc) => posenc.encode_batch(points, out),
+            Self::GeoClip(model) if narrow.is_empty() => model.embed_into(points, out),
+            Self::GeoClip(model) => model.embed_into_f32(points, &mut narrow),
             Self::SatClip { encoder, source } => {
-                let e = encoder.embed(points).map_err(|e| satclip_io::Error::model(source, e))?;
-                (e.data, e.dim)
+                let computed = if narrow.is_empty() {
+                    encoder.embed_into(points, out)
+                } else {
+                    encoder.embed_into_f32(points, &mut narrow)
+                };
+                computed.map_err(|e| satclip_io::Error::model(source, e))?;
             }
-        })
+        }
+        if !narrow.is_empty() {
+            out.iter_mut().zip(&narrow).for_each(|(o, v)| *o = *v as f64);
+        }
+        Ok(())
+    }
+
+    /// Row-major f64 features of `points` and their width.
+    pub fn features(&self, points: &[[f64; 2]]) -> Result<(Vec<f64>, usize)> {
+        let mut out = Vec::new();
+        self.embed_into(points, OutputDtype::F64, &mut out)?;
+        Ok((out, self.dim()))
     }
 }
 

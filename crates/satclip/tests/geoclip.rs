@@ -80,3 +80,25 @@ fn geoclip_has_a_seam_at_the_antimeridian() {
     assert!((across - 0.281).abs() < 1e-3, "across the antimeridian {across}");
     assert!((elsewhere - 0.982).abs() < 1e-3, "elsewhere {elsewhere}");
 }
+
+/// The f32 path (GeoCLIP's own precision for the MLPs) stays close to f64 everywhere, seam and
+/// poles included.
+#[test]
+fn geoclip_f32_path_agrees_with_f64() {
+    let Some(model) = model() else { return };
+    let mut points: Vec<[f64; 2]> = GOLDEN.iter().map(|(latlon, ..)| [latlon[1], latlon[0]]).collect();
+    points.extend(satclip::core::geo::fibonacci_lattice(2000));
+    let wide = model.embed(&points);
+    let mut narrow = vec![0f32; wide.len()];
+    model.embed_into_f32(&points, &mut narrow);
+    let worst = wide
+        .chunks_exact(512)
+        .zip(narrow.chunks_exact(512))
+        .map(|(w, n)| {
+            let norm = w.iter().map(|v| v * v).sum::<f64>().sqrt();
+            w.iter().zip(n).map(|(a, b)| (a - *b as f64).abs()).fold(0.0, f64::max) / norm
+        })
+        .fold(0.0, f64::max);
+    eprintln!("GeoCLIP f32 vs f64: worst component error {worst:.2e} of the embedding norm");
+    assert!(worst < 1e-5, "{worst}");
+}
