@@ -34,50 +34,71 @@ impl Conv2d {
         let out_w = (x.width + 2 * p - k) / s + 1;
         let spatial = out_h * out_w;
         let rows = self.in_channels * k * k;
-        let col_storage;
-        let col: &[f32] = if k == 1 && s == 1 && p == 0 {
-            &x.data
+        let weight = MatRef::row_major(&self.weight, self.out_channels, rows);
+        let mut out = vec![0f32; self.out_channels * spatial];
+        if k == 1 && s == 1 && p == 0 {
+            gemm(&mut out, weight, MatRef::row_major(&x.data, rows, spatial), 1.0, false, false);
+            for (plane, b) in out.chunks_exact_mut(spatial).zip(&self.bias) {
+                plane.iter_mut().for_each(|v| *v += b);
+            }
         } else {
-            let mut col = vec![0f32; rows * spatial];
-            for c in 0..self.in_channels {
-                let plane = &x.data[c * x.height * x.width..(c + 1) * x.height * x.width];
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let dst = &mut col[((c * k + ky) * k + kx) * spatial..][..spatial];
-                        for oy in 0..out_h {
-                            let iy = (oy * s + ky) as isize - p as isize;
-                            let line = &mut dst[oy * out_w..(oy + 1) * out_w];
-                            if iy < 0 || iy >= x.height as isize {
-                                continue; // stays zero: padding
-                            }
-                            let src = &plane[iy as usize * x.width..(iy as usize + 1) * x.width];
-                            for (ox, v) in line.iter_mut().enumerate() {
-                                let ix = (ox * s + kx) as isize - p as isize;
-                                if ix >= 0 && (ix as usize) < x.width {
-                                    *v = src[ix as usize];
-                                }
-                            }
+            // The unfolded input of a whole 256² tile would be tens of MB (the stem's is 42 MB):
+            // unfolding a band of output rows at a time keeps it in L2 and reuses one buffer per
+            // thread instead of page-faulting a fresh one for every convolution.
+            let band = (IM2COL_BUDGET / (rows * out_w)).clamp(1, out_h);
+            SCRATCH.with_borrow_mut(|(col, product)| {
+                for y0 in (0..out_h).step_by(band) {
+                    let y1 = (y0 + band).min(out_h);
+                    let cols = (y1 - y0) * out_w;
+                    col.resize(rows * cols, 0.0);
+                    self.unfold(x, y0..y1, out_w, &mut col[..rows * cols]);
+                    product.resize(self.out_channels * cols, 0.0);
+                    gemm(product, weight, MatRef::row_major(&col[..rows * cols], rows, cols), 1.0, false, false);
+                    for ((plane, result), b) in
+                        out.chunks_exact_mut(spatial).zip(product.chunks_exact(cols)).zip(&self.bias)
+                    {
+                        plane[y0 * out_w..y1 * out_w].iter_mut().zip(result).for_each(|(o, v)| *o = v + b);
+                    }
+                }
+            });
+        }
+        Image { channels: self.out_channels, height: out_h, width: out_w, data: out }
+    }
+
+    /// im2col of output rows `ys`: row `(c, ky, kx)` of `col` holds, for each output pixel of
+    /// the band, the input value its kernel tap reads (0 in the padding).
+    fn unfold(&self, x: &Image, ys: std::ops::Range<usize>, out_w: usize, col: &mut [f32]) {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let cols = ys.len() * out_w;
+        for c in 0..self.in_channels {
+            let plane = &x.data[c * x.height * x.width..(c + 1) * x.height * x.width];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let dst = &mut col[((c * k + ky) * k + kx) * cols..][..cols];
+                    for (line, oy) in dst.chunks_exact_mut(out_w).zip(ys.clone()) {
+                        let iy = (oy * s + ky) as isize - p as isize;
+                        if iy < 0 || iy >= x.height as isize {
+                            line.fill(0.0);
+                            continue;
+                        }
+                        let src = &plane[iy as usize * x.width..(iy as usize + 1) * x.width];
+                        for (ox, v) in line.iter_mut().enumerate() {
+                            let ix = (ox * s + kx) as isize - p as isize;
+                            *v = if ix >= 0 && (ix as usize) < x.width { src[ix as usize] } else { 0.0 };
                         }
                     }
                 }
             }
-            col_storage = col;
-            &col_storage
-        };
-        let mut out = vec![0f32; self.out_channels * spatial];
-        gemm(
-            &mut out,
-            MatRef::row_major(&self.weight, self.out_channels, rows),
-            MatRef::row_major(col, rows, spatial),
-            1.0,
-            false,
-            false,
-        );
-        for (plane, b) in out.chunks_exact_mut(spatial).zip(&self.bias) {
-            plane.iter_mut().for_each(|v| *v += b);
         }
-        Image { channels: self.out_channels, height: out_h, width: out_w, data: out }
     }
+}
+
+/// Floats of unfolded input per band (1 MiB, the L2 of the machines we measure on).
+const IM2COL_BUDGET: usize = 1 << 18;
+
+thread_local! {
+    /// Per thread: the unfolded band and its product with the weights.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 pub fn relu(x: &mut Image) {
@@ -167,6 +188,35 @@ mod tests {
                 assert!((u - v).abs() < 1e-4, "k{kernel} s{stride} p{padding}: {u} vs {v}");
             }
         }
+    }
+
+    /// Large enough that the input is unfolded in several bands of output rows, the last one
+    /// shorter than the others.
+    #[test]
+    fn banded_im2col_matches_direct_convolution() {
+        let (channels, side, kernel) = (16, 64, 7);
+        let x = Image {
+            channels,
+            height: side,
+            width: side - 3,
+            data: (0..channels * side * (side - 3)).map(|i| ((i * 37) % 11) as f32 - 5.0).collect(),
+        };
+        let rows = channels * kernel * kernel;
+        assert!(IM2COL_BUDGET / (rows * x.width) < side, "the test needs more than one band");
+        assert!(side % (IM2COL_BUDGET / (rows * x.width)) != 0, "and a short last band");
+        let conv = Conv2d {
+            weight: (0..2 * rows).map(|i| ((i * 13) % 7) as f32 * 0.01 - 0.03).collect(),
+            bias: vec![0.25, -0.75],
+            in_channels: channels,
+            out_channels: 2,
+            kernel,
+            stride: 1,
+            padding: 3,
+        };
+        let (a, b) = (conv.forward(&x), direct(&conv, &x));
+        assert_eq!((a.height, a.width), (b.height, b.width));
+        let worst = a.data.iter().zip(&b.data).map(|(u, v)| (u - v).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "{worst}");
     }
 
     #[test]
