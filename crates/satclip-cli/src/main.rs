@@ -85,6 +85,9 @@ enum Command {
         #[command(flatten)]
         map: MapArgs,
     },
+    /// Embed every cell of a lon/lat grid into a GeoTIFF, one float32 band per embedding
+    /// dimension (EPSG 4326), for GIS tools and rasterio.
+    Raster(RasterArgs),
     /// Print a model's hyper-parameters and parameter count.
     Info {
         /// Official .ckpt, native model directory, or `default` for the built-in model.
@@ -157,6 +160,32 @@ struct MapArgs {
     /// oceans; default $SATCLIP_DATA, else ./data.
     #[arg(long, default_value_os_t = satclip::data_dir())]
     data: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct RasterArgs {
+    /// As for `embed`: `default`, a checkpoint, `geoclip`, or unlearned features.
+    #[arg(long, visible_alias = "checkpoint", default_value = "default")]
+    encoder: String,
+    /// The GeoTIFF to write (BigTIFF past 4 GiB).
+    #[arg(long)]
+    out: PathBuf,
+    /// Cell size in degrees; the bounds must span a whole number of cells.
+    #[arg(long, default_value_t = 0.5)]
+    resolution: f64,
+    /// `WEST,SOUTH,EAST,NORTH` in degrees; default the whole globe.
+    #[arg(long, value_parser = parse_bounds, allow_hyphen_values = true)]
+    bounds: Option<[f64; 4]>,
+    /// Leave cells that are mostly water empty (NaN, the nodata value), using the land mask
+    /// that scripts/install-data.sh puts in --data; they are not computed.
+    #[arg(long)]
+    land_only: bool,
+    /// Directory with globe_combined_mask_compressed.npz; default $SATCLIP_DATA, else ./data.
+    #[arg(long, default_value_os_t = satclip::data_dir())]
+    data: PathBuf,
+    /// Precision of the computation (the file holds float32 either way).
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    dtype: Dtype,
 }
 
 #[derive(clap::Args)]
@@ -302,6 +331,15 @@ enum Dtype {
     F64,
 }
 
+impl From<Dtype> for OutputDtype {
+    fn from(dtype: Dtype) -> Self {
+        match dtype {
+            Dtype::F32 => OutputDtype::F32,
+            Dtype::F64 => OutputDtype::F64,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -356,6 +394,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Map(map) => draw_map(&map, None),
         Command::Similarity { at, map } => draw_map(&map, Some(at)),
         Command::Train(args) => train(args),
+        Command::Raster(args) => raster(args),
         Command::Info { checkpoint } => {
             let encoder = satclip::load_encoder(&checkpoint)?;
             let params: usize = encoder.state_dict().iter().map(|(_, t)| t.data.len()).sum();
@@ -383,10 +422,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
             batch_size: args.batch_size as usize,
             wrap_lon: args.wrap_lon,
         },
-        dtype: match args.dtype {
-            Dtype::F32 => OutputDtype::F32,
-            Dtype::F64 => OutputDtype::F64,
-        },
+        dtype: args.dtype.into(),
     };
     let interactive = std::io::stderr().is_terminal();
     let bar = if interactive {
@@ -604,12 +640,13 @@ fn eval(args: EvalArgs) -> Result<()> {
 
 /// The PCA map of an encoder, or with `at` its similarity to that place.
 fn draw_map(args: &MapArgs, at: Option<[f64; 2]>) -> Result<()> {
+    let extent = satclip::core::geo::GridExtent::global(args.resolution).map_err(anyhow::Error::msg)?;
     let mask = land_mask(&args.data)?;
     let encoder = satclip::FeatureEncoder::load(&args.encoder)?;
     let embed = |p: &[[f64; 2]]| encoder.features(p);
     match at {
-        None => satclip_eval::maps::pca_map(&embed, args.resolution, mask.as_ref(), &args.out)?,
-        Some(at) => satclip_eval::maps::similarity_map(&embed, at, args.resolution, mask.as_ref(), &args.out)?,
+        None => satclip_eval::maps::pca_map(&embed, &extent, mask.as_ref(), &args.out)?,
+        Some(at) => satclip_eval::maps::similarity_map(&embed, at, &extent, mask.as_ref(), &args.out)?,
     }
     eprintln!("wrote {}", args.out.display());
     Ok(())
@@ -620,6 +657,37 @@ fn parse_count_or_all(text: &str) -> std::result::Result<usize, String> {
         "all" => Ok(usize::MAX),
         n => n.parse().map_err(|_| format!("`{n}` is neither a number nor `all`")),
     }
+}
+
+fn raster(args: RasterArgs) -> Result<()> {
+    let bounds = args.bounds.unwrap_or([-180.0, -90.0, 180.0, 90.0]);
+    let extent = satclip::core::geo::GridExtent::new(bounds, args.resolution).map_err(anyhow::Error::msg)?;
+    let mask = match args.land_only {
+        false => None,
+        true => {
+            let path = args.data.join(satclip::io::landmask::LAND_MASK_FILE);
+            let mask = satclip::io::landmask::LandMask::read_npz(&path, 12);
+            Some(mask.context("--land-only needs the land mask: run scripts/install-data.sh or pass --data")?)
+        }
+    };
+    let encoder = satclip::FeatureEncoder::load(&args.encoder)?;
+    let bar = progress_bar(None, "cells");
+    let mut on_progress = |p: Progress| match p {
+        Progress::Total(n) => bar.set_length(n),
+        Progress::Done(n) => bar.set_position(n),
+    };
+    satclip::embed_raster(&encoder, &extent, mask.as_ref(), args.dtype.into(), &args.out, &mut on_progress)?;
+    bar.finish_and_clear();
+    eprintln!("wrote {} ({} × {} cells, {} bands)", args.out.display(), extent.width, extent.height, encoder.dim());
+    Ok(())
+}
+
+fn parse_bounds(text: &str) -> std::result::Result<[f64; 4], String> {
+    let values: Vec<f64> = text
+        .split(',')
+        .map(|v| v.trim().parse::<f64>().map_err(|_| format!("`{}` is not a number of degrees", v.trim())))
+        .collect::<std::result::Result<_, _>>()?;
+    values.try_into().map_err(|_| "expected WEST,SOUTH,EAST,NORTH, e.g. -125,32,-114,42".to_string())
 }
 
 fn parse_lonlat(text: &str) -> std::result::Result<[f64; 2], String> {

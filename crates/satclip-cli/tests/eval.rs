@@ -1,4 +1,4 @@
-//! `satclip tasks build`, `satclip eval` and `satclip map` end to end.
+//! `satclip tasks build`, `satclip eval`, `satclip map` and `satclip raster` end to end.
 
 use satclip_testkit::shared_dir;
 
@@ -257,4 +257,57 @@ fn continent_holdout_by_realm_from_a_geojson() {
     };
     let folds = continent_folds(&[], &["--regions", regions.to_str().unwrap()]);
     assert!(folds.contains("continent:Nearctic") && folds.contains("continent:Afrotropic"), "{folds:?}");
+}
+
+#[test]
+fn raster_writes_a_georeferenced_band_per_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sh.tif");
+    let (ok, _, err) =
+        satclip(&["raster", "--encoder", "sh-l10", "--resolution", "10", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let raster = satclip::io::geotiff::read(&out).unwrap();
+    assert_eq!((raster.width, raster.height, raster.bands), (36, 18, 100));
+    let georef = raster.georef.unwrap();
+    assert_eq!((georef.epsg, georef.origin, georef.pixel_size), (4326, [-180.0, 90.0], [10.0, 10.0]));
+    // Row 2, column 5 is the cell centred on (-125, 65).
+    let (features, _) = satclip::FeatureEncoder::load("sh-l10").unwrap().features(&[[-125.0, 65.0]]).unwrap();
+    let cell = &raster.data[(2 * 36 + 5) * 100..][..100];
+    assert!(cell.iter().zip(&features).all(|(a, b)| *a == *b as f32));
+
+    let (ok, _, err) = satclip(&["raster", "--encoder", "sh-l10", "--bounds", "-125,32,-114.3,42", "--out", "x.tif"]);
+    assert!(!ok && err.contains("10.7") && err.contains("whole number"), "{err}");
+    let (ok, _, err) = satclip(&["raster", "--bounds", "-125,32,-114", "--out", "x.tif"]);
+    assert!(!ok && err.contains("WEST,SOUTH,EAST,NORTH"), "{err}");
+    let (ok, _, err) = satclip(&["raster", "--land-only", "--data", "/nonexistent", "--out", "x.tif"]);
+    assert!(!ok && err.contains("--land-only needs the land mask"), "{err}");
+}
+
+#[test]
+fn raster_land_only_leaves_the_ocean_empty() {
+    let Some(mask) = satclip_testkit::data_file(satclip::io::landmask::LAND_MASK_FILE) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("land.tif");
+    let (ok, _, err) = satclip(&[
+        "raster",
+        "--encoder",
+        "wrap",
+        "--resolution",
+        "5",
+        "--land-only",
+        "--data",
+        mask.parent().unwrap().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let raster = satclip::io::geotiff::read(&out).unwrap();
+    let at = |lon: f64, lat: f64| {
+        let (row, col) = (((90.0 - lat) / 5.0) as usize, ((lon + 180.0) / 5.0) as usize);
+        raster.data[(row * raster.width + col) * raster.bands]
+    };
+    assert!(at(-150.0, 2.0).is_nan(), "mid-Pacific");
+    assert!(!at(22.0, 2.0).is_nan(), "Congo basin");
+    let water = raster.data.iter().step_by(raster.bands).filter(|v| v.is_nan()).count() as f64;
+    assert!((0.6..0.8).contains(&(water / (raster.width * raster.height) as f64)), "{water}");
 }

@@ -109,3 +109,87 @@ mod lattice_tests {
         }
     }
 }
+
+/// A lon/lat raster: square cells of `resolution` degrees, `width` columns eastwards from
+/// `west` and `height` rows southwards from `north`, each cell represented by its centre.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GridExtent {
+    pub west: f64,
+    pub north: f64,
+    pub resolution: f64,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl GridExtent {
+    /// The cells covering `[west, south, east, north]`, which must span a whole number of cells
+    /// in each direction (so that the grid is exactly the one asked for).
+    pub fn new(bounds: [f64; 4], resolution: f64) -> Result<Self, String> {
+        let [west, south, east, north] = bounds;
+        if !(resolution.is_finite() && resolution > 0.0) {
+            return Err(format!("resolution {resolution} is not a positive number of degrees"));
+        }
+        if !(bounds.iter().all(|b| b.is_finite())
+            && (-180.0..east).contains(&west)
+            && east <= 180.0
+            && (-90.0..north).contains(&south)
+            && north <= 90.0)
+        {
+            return Err(format!(
+                "bounds {west},{south},{east},{north} are not west,south,east,north within ±180°, ±90°"
+            ));
+        }
+        let cells = |span: f64, what: &str| {
+            let n = (span / resolution).round();
+            if (n * resolution - span).abs() > 1e-9 * span.max(1.0) {
+                Err(format!("the bounds span {span}° of {what}, not a whole number of {resolution}° cells"))
+            } else {
+                Ok(n as usize)
+            }
+        };
+        Ok(Self {
+            west,
+            north,
+            resolution,
+            width: cells(east - west, "longitude")?,
+            height: cells(north - south, "latitude")?,
+        })
+    }
+
+    /// The whole globe, which `resolution` must divide.
+    pub fn global(resolution: f64) -> Result<Self, String> {
+        Self::new([-180.0, -90.0, 180.0, 90.0], resolution)
+    }
+
+    /// (lon, lat) of the centre of the cell in `row` (from the north) and `col` (from the west).
+    pub fn centre(&self, row: usize, col: usize) -> [f64; 2] {
+        [self.west + (col as f64 + 0.5) * self.resolution, self.north - (row as f64 + 0.5) * self.resolution]
+    }
+
+    /// Centres of rows `rows`, row-major.
+    pub fn centres(&self, rows: std::ops::Range<usize>) -> Vec<[f64; 2]> {
+        rows.flat_map(|r| (0..self.width).map(move |c| self.centre(r, c))).collect()
+    }
+}
+
+#[cfg(test)]
+mod grid_tests {
+    use super::*;
+
+    #[test]
+    fn extents_cover_their_bounds_with_whole_cells() {
+        let g = GridExtent::new([-125.0, 32.0, -114.0, 42.5], 0.5).unwrap();
+        assert_eq!((g.width, g.height), (22, 21));
+        assert_eq!(g.centre(0, 0), [-124.75, 42.25]);
+        assert_eq!(g.centre(20, 21), [-114.25, 32.25]);
+        assert_eq!(g.centres(1..3).len(), 44);
+        let globe = GridExtent::global(0.1).unwrap();
+        assert_eq!((globe.width, globe.height), (3600, 1800));
+        let err = GridExtent::new([-125.0, 32.0, -114.3, 42.0], 0.5).unwrap_err();
+        assert!(err.contains("10.7") && err.contains("longitude"), "{err}");
+        assert!(GridExtent::new([10.0, 0.0, 5.0, 1.0], 1.0).unwrap_err().contains("west,south,east,north"));
+        assert!(GridExtent::new([0.0, 0.0, 1.0, 91.0], 1.0).is_err());
+        assert!(GridExtent::new([0.0, 0.0, 1.0, 1.0], 0.0).unwrap_err().contains("resolution"));
+        assert!(GridExtent::global(0.7).is_err());
+    }
+}

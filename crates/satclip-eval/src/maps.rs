@@ -4,24 +4,13 @@
 
 use std::path::Path;
 
+use satclip_core::geo::GridExtent;
 use satclip_core::kernels::{gemm, MatRef};
 use satclip_io::error::{Error, Result};
 use satclip_io::landmask::LandMask;
 
 const OCEAN: [u8; 3] = [24, 30, 42];
 const COAST: [u8; 3] = [235, 235, 235];
-
-/// Grid centres: `width = 360 / resolution` columns from the west, `height = 180 / resolution`
-/// rows from the north, row-major.
-pub fn grid(resolution: f64) -> (usize, usize, Vec<[f64; 2]>) {
-    let (width, height) = ((360.0 / resolution).round() as usize, (180.0 / resolution).round() as usize);
-    let points = (0..height)
-        .flat_map(|r| {
-            (0..width).map(move |c| [-180.0 + (c as f64 + 0.5) * resolution, 90.0 - (r as f64 + 0.5) * resolution])
-        })
-        .collect();
-    (width, height, points)
-}
 
 /// Projections of every row of `data` (`[n × d]`, row-major) on the top `k` principal axes of its
 /// standardised columns, with rows weighted by `weights` (on a lon/lat grid, cos(lat), so that
@@ -128,8 +117,8 @@ pub fn write_png(out: &Path, width: usize, height: usize, rgb: &[u8]) -> Result<
 pub type Embedder<'a> = dyn Fn(&[[f64; 2]]) -> Result<(Vec<f64>, usize)> + 'a;
 
 /// The first three principal components of the embeddings as RGB.
-pub fn pca_map(embed: &Embedder<'_>, resolution: f64, mask: Option<&LandMask>, out: &Path) -> Result<()> {
-    let (width, height, points) = grid(resolution);
+pub fn pca_map(embed: &Embedder<'_>, extent: &GridExtent, mask: Option<&LandMask>, out: &Path) -> Result<()> {
+    let (width, height, points) = (extent.width, extent.height, extent.centres(0..extent.height));
     let (features, d) = embed(&points)?;
     let weights: Vec<f64> = points.iter().map(|p| p[1].to_radians().cos()).collect();
     let mut pcs = principal_components(&features, d, 3, &weights);
@@ -142,11 +131,11 @@ pub fn pca_map(embed: &Embedder<'_>, resolution: f64, mask: Option<&LandMask>, o
 pub fn similarity_map(
     embed: &Embedder<'_>,
     at: [f64; 2],
-    resolution: f64,
+    extent: &GridExtent,
     mask: Option<&LandMask>,
     out: &Path,
 ) -> Result<()> {
-    let (width, height, points) = grid(resolution);
+    let (width, height, points) = (extent.width, extent.height, extent.centres(0..extent.height));
     let (features, d) = embed(&points)?;
     let (reference, _) = embed(&[at])?;
     let sims: Vec<f64> =
@@ -154,7 +143,8 @@ pub fn similarity_map(
     let mut sorted = sims.clone();
     sorted.sort_by(f64::total_cmp);
     let (lo, hi) = (sorted[sorted.len() / 100], sorted[sorted.len() - 1]);
-    let (mc, mr) = (((at[0] + 180.0) / resolution) as isize, ((90.0 - at[1]) / resolution) as isize);
+    let (mc, mr) =
+        (((at[0] - extent.west) / extent.resolution) as isize, ((extent.north - at[1]) / extent.resolution) as isize);
     render(
         width,
         height,
@@ -194,10 +184,7 @@ mod tests {
     }
 
     #[test]
-    fn grid_and_ramp_are_well_formed() {
-        let (w, h, points) = grid(10.0);
-        assert_eq!((w, h, points.len()), (36, 18, 648));
-        assert_eq!(points[0], [-175.0, 85.0]);
+    fn ramp_runs_from_viridis_dark_to_light() {
         assert_eq!(ramp(0.0), [68, 1, 84]);
         assert_eq!(ramp(1.0), [253, 231, 37]);
     }

@@ -16,11 +16,11 @@ use crate::error::{Error, Result};
 /// Largest decoded raster accepted (bytes): an S2-100K tile is 1.5 MB.
 const MAX_RASTER_BYTES: usize = 1 << 30;
 
-const MODEL_PIXEL_SCALE: u16 = 33550;
-const MODEL_TIEPOINT: u16 = 33922;
-const GEO_KEY_DIRECTORY: u16 = 34735;
-const GEOGRAPHIC_TYPE_KEY: u16 = 2048;
-const PROJECTED_CS_TYPE_KEY: u16 = 3072;
+pub(crate) const MODEL_PIXEL_SCALE: u16 = 33550;
+pub(crate) const MODEL_TIEPOINT: u16 = 33922;
+pub(crate) const GEO_KEY_DIRECTORY: u16 = 34735;
+pub(crate) const GEOGRAPHIC_TYPE_KEY: u16 = 2048;
+pub(crate) const PROJECTED_CS_TYPE_KEY: u16 = 3072;
 
 /// Band-interleaved-by-pixel samples converted to f32, with their layout.
 #[derive(Clone, Debug)]

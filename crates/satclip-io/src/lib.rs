@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod embeddings_out;
 pub mod error;
 pub mod geotiff;
+pub mod geotiff_out;
 pub mod grid;
 pub mod landmask;
 pub mod lightning;

@@ -99,6 +99,57 @@ pub fn embed_file(
     Ok(EmbedSummary { rows })
 }
 
+/// Embeds the centre of every cell of `extent` into a float32 GeoTIFF with one band per
+/// embedding dimension (EPSG 4326), streamed a band of rows at a time. With a land mask, cells
+/// less than half land are left NaN (the file's nodata value) and not computed. `progress` is
+/// told the cell count, then the cells done.
+pub fn embed_raster(
+    encoder: &FeatureEncoder,
+    extent: &satclip_core::geo::GridExtent,
+    land: Option<&satclip_io::landmask::LandMask>,
+    dtype: OutputDtype,
+    output: &Path,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<()> {
+    let georef = satclip_io::geotiff::GeoReference {
+        epsg: 4326,
+        origin: [extent.west, extent.north],
+        pixel_size: [extent.resolution, extent.resolution],
+    };
+    let dim = encoder.dim();
+    let layout = satclip_io::geotiff_out::RasterLayout {
+        width: extent.width,
+        height: extent.height,
+        bands: dim,
+        georef,
+        nodata: Some(f32::NAN),
+    };
+    let mut writer = satclip_io::geotiff_out::GeoTiffWriter::create(output, layout)?;
+    progress(Progress::Total((extent.width * extent.height) as u64));
+    // Enough cells per batch to keep every core busy, whole rows so that they can be written.
+    let rows_per_batch = (16_384 / extent.width).max(1);
+    let mut values = Vec::new();
+    for first in (0..extent.height).step_by(rows_per_batch) {
+        let rows = first..(first + rows_per_batch).min(extent.height);
+        let centres = extent.centres(rows.clone());
+        let keep: Vec<bool> =
+            centres.iter().map(|&[lon, lat]| land.is_none_or(|m| m.land_fraction(lon, lat) >= 0.5)).collect();
+        let kept: Vec<[f64; 2]> = centres.iter().zip(&keep).filter(|(_, k)| **k).map(|(p, _)| *p).collect();
+        encoder.embed_into(&kept, dtype, &mut values)?;
+        let mut computed = values.chunks_exact(dim);
+        let mut cells = Vec::with_capacity(centres.len() * dim);
+        for k in keep {
+            match k {
+                true => cells.extend(computed.next().expect("one row per kept cell").iter().map(|v| *v as f32)),
+                false => cells.extend(std::iter::repeat_n(f32::NAN, dim)),
+            }
+        }
+        writer.write_rows(&cells)?;
+        progress(Progress::Done((rows.end * extent.width) as u64));
+    }
+    writer.finish()
+}
+
 #[derive(Clone, Copy, Debug)]
 pub enum Progress {
     Total(u64),
