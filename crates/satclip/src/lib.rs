@@ -26,14 +26,23 @@ use satclip_io::LightningCheckpoint;
 use satclip_vision::{Image, Tower};
 
 pub mod builtin;
+pub mod official;
 
 /// An encoder by name or path: `default` (or `builtin`, or the model's name) is the built-in
-/// model; anything else is a checkpoint path (official `.ckpt` or native directory).
+/// model; anything else is a checkpoint path (official `.ckpt` or native directory). A missing
+/// official checkpoint's error says where to download it.
 pub fn load_encoder(spec: &str) -> Result<LocationEncoder> {
     if builtin::is_builtin_name(spec) {
         return Ok(builtin::encoder());
     }
-    LocationEncoder::from_checkpoint(Path::new(spec))
+    let path = Path::new(spec);
+    if !path.exists() {
+        if let Some(url) = official::download_url(path) {
+            let hint = format!("no such file; it is a released SatCLIP checkpoint: curl -L -o {spec} {url}");
+            return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, hint)));
+        }
+    }
+    LocationEncoder::from_checkpoint(path)
 }
 
 pub mod prelude {
@@ -364,6 +373,16 @@ impl FeatureEncoder {
                 Self::Raw(satclip_core::PositionalEncoding::from_hyperparameters(&hp).expect("known encodings"))
             }
             None if spec == "geoclip" => Self::GeoClip(Box::new(load_geoclip(&geoclip_weights_path())?)),
+            None if !Path::new(spec).exists() && official::download_url(Path::new(spec)).is_none() => {
+                return Err(Error::io(
+                    Path::new(spec),
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such file or directory, nor an encoder name (default, geoclip, direct, wrap, \
+                         cartesian3d, sh-l10, sh-l40)",
+                    ),
+                ))
+            }
             None => Self::SatClip { encoder: Box::new(load_encoder(spec)?), source: spec.into() },
         })
     }

@@ -38,3 +38,16 @@ fn builtin_model_is_continuous_and_wraps_at_the_antimeridian() {
     let sf = encoder.embed(&[[-122.42, 37.77], [-122.27, 37.80], [139.69, 35.69]]).unwrap();
     assert!(cosine_similarity(sf.row(0), sf.row(1)) > cosine_similarity(sf.row(0), sf.row(2)));
 }
+
+#[test]
+fn missing_encoders_say_what_would_have_worked() {
+    let err = satclip::load_encoder("satclip-resnet50-l40.ckpt").err().unwrap().to_string();
+    assert!(
+        err.contains("curl -L -o satclip-resnet50-l40.ckpt https://huggingface.co/microsoft/SatCLIP-ResNet50-L40/resolve/main/satclip-resnet50-l40.ckpt"),
+        "{err}"
+    );
+    let err = satclip::FeatureEncoder::load("sh-l11").err().unwrap().to_string();
+    assert!(err.starts_with("sh-l11: ") && err.contains("sh-l40") && err.contains("geoclip"), "{err}");
+    let err = satclip::FeatureEncoder::load("satclip-vit16-l10.ckpt").err().unwrap().to_string();
+    assert!(err.contains("microsoft/SatCLIP-ViT16-L10"), "{err}");
+}
