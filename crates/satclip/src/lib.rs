@@ -373,7 +373,10 @@ impl FeatureEncoder {
                 Self::Raw(satclip_core::PositionalEncoding::from_hyperparameters(&hp).expect("known encodings"))
             }
             None if spec == "geoclip" => Self::GeoClip(Box::new(load_geoclip(&geoclip_weights_path())?)),
-            None if !Path::new(spec).exists() && official::download_url(Path::new(spec)).is_none() => {
+            None if !builtin::is_builtin_name(spec)
+                && !Path::new(spec).exists()
+                && official::download_url(Path::new(spec)).is_none() =>
+            {
                 return Err(Error::io(
                     Path::new(spec),
                     std::io::Error::new(

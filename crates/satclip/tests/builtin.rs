@@ -15,6 +15,9 @@ fn builtin_model_is_the_released_l10_architecture() {
     let params: usize = encoder.state_dict().iter().map(|(_, t)| t.data.len()).sum();
     assert_eq!(params, 445_696);
     assert!(satclip::load_encoder("default").is_ok() && satclip::load_encoder(builtin::NAME).is_ok());
+    for name in ["default", "builtin", builtin::NAME] {
+        assert_eq!(satclip::FeatureEncoder::load(name).unwrap().dim(), 256, "{name}");
+    }
 }
 
 #[test]
