@@ -315,6 +315,78 @@ fn csv_text_columns_travel_to_parquet_output() {
     assert_eq!(lng.value(0), 8.54);
 }
 
+/// A GeoParquet file as geopandas writes it: a WKB `geometry` column and `geo` metadata.
+fn write_geoparquet(path: &Path, geometry: Vec<Vec<u8>>, crs: &str) {
+    let geo = format!(
+        r#"{{"version":"1.1.0","primary_column":"geometry","columns":{{"geometry":{{"encoding":"WKB","geometry_types":["Point"],"crs":{crs}}}}}}}"#
+    );
+    let names: Vec<String> = (0..geometry.len()).map(|i| format!("site {i}")).collect();
+    let schema = Arc::new(arrow_schema::Schema::new_with_metadata(
+        vec![
+            arrow_schema::Field::new("name", arrow_schema::DataType::Utf8, false),
+            arrow_schema::Field::new("geometry", arrow_schema::DataType::Binary, false),
+        ],
+        std::collections::HashMap::from([("geo".to_string(), geo)]),
+    ));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from(names)), Arc::new(arrow_array::BinaryArray::from_iter_values(geometry.iter()))],
+    )
+    .unwrap();
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+fn wkb(kind: u32, coords: &[f64]) -> Vec<u8> {
+    let mut bytes = vec![1];
+    bytes.extend(kind.to_le_bytes());
+    coords.iter().for_each(|c| bytes.extend(c.to_le_bytes()));
+    bytes
+}
+
+#[test]
+fn geoparquet_points_embed_like_lon_lat_and_stay_geoparquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = native_model(dir.path());
+    let coords = [[-122.42, 37.77], [2.35, 48.86], [151.2, -33.87]];
+    let input = dir.path().join("sites.geoparquet");
+    let epsg4326 = r#"{"type":"GeographicCRS","name":"WGS 84","id":{"authority":"EPSG","code":4326}}"#;
+    write_geoparquet(&input, coords.iter().map(|c| wkb(1, c)).collect(), epsg4326);
+    let out = dir.path().join("sites.parquet");
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out)]);
+    assert!(ok, "{err}");
+    let npy_in = dir.path().join("sites.npy");
+    write_npy(&npy_in, &coords);
+    let npy_out = dir.path().join("e.npy");
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&npy_in), "--output", p(&npy_out)]);
+    assert!(ok, "{err}");
+    let batch = first_batch(&out);
+    let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, ["name", "geometry", "embedding"]);
+    let written = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out).unwrap()).unwrap();
+    let geo = written.schema().metadata().get("geo").cloned().unwrap_or_default();
+    assert!(geo.contains("\"primary_column\":\"geometry\""), "stays GeoParquet: {geo:?}");
+    let list = batch.column(2).as_any().downcast_ref::<ListArray>().unwrap();
+    let got: Vec<f64> = (0..3)
+        .flat_map(|r| {
+            let row = list.value(r);
+            let row = row.as_any().downcast_ref::<Float32Array>().unwrap().clone();
+            row.values().iter().map(|v| *v as f64).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(got, read_npy(&npy_out).2, "the same points as lon/lat give the same embeddings");
+
+    let projected =
+        r#"{"type":"ProjectedCRS","name":"WGS 84 / Pseudo-Mercator","id":{"authority":"EPSG","code":3857}}"#;
+    write_geoparquet(&input, coords.iter().map(|c| wkb(1, c)).collect(), projected);
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out)]);
+    assert!(!ok && err.contains("EPSG:3857") && err.contains("reproject"), "{err}");
+    write_geoparquet(&input, vec![wkb(1, &coords[0]), wkb(2, &[0.0, 0.0, 1.0, 1.0])], "null");
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out)]);
+    assert!(!ok && err.contains("row 2, field `geometry`: a LineString, not a Point"), "{err}");
+}
+
 /// The README's first command: the built-in model, no checkpoint needed.
 #[test]
 fn readme_main_command_runs_on_the_builtin_model() {

@@ -31,7 +31,7 @@ impl TableFormat {
         let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
         match ext.as_str() {
             "csv" => Ok(Self::Csv),
-            "parquet" | "pq" => Ok(Self::Parquet),
+            "parquet" | "pq" | "geoparquet" => Ok(Self::Parquet),
             "npy" => Ok(Self::Npy),
             _ => Err(Error::format(path, "unknown file type: use a .csv, .parquet (or .pq) or .npy extension")),
         }
@@ -71,9 +71,16 @@ pub struct PointReader {
     kind: Kind,
 }
 
+/// Where a Parquet file keeps its points.
+enum ParquetCoords {
+    LonLat(usize, usize),
+    /// A GeoParquet geometry column of WKB points.
+    Wkb(usize),
+}
+
 enum Kind {
     Csv { reader: csv::Reader<BufReader<File>>, lon: usize, lat: usize, width: usize },
-    Parquet { reader: ParquetRecordBatchReader, lon: usize, lat: usize },
+    Parquet { reader: ParquetRecordBatchReader, coords: ParquetCoords },
     Npy { reader: BufReader<File>, header: npy::NpyHeader, remaining: u64 },
 }
 
@@ -131,21 +138,26 @@ impl PointReader {
         let first_row = self.next_row;
         let batch = match &mut self.kind {
             Kind::Csv { .. } => self.next_csv(first_row)?,
-            Kind::Parquet { reader, lon, lat } => {
-                let (lon, lat) = (*lon, *lat);
-                match reader.next() {
-                    None => None,
-                    Some(Err(e)) => return Err(Error::format(&self.path, format!("near row {first_row}: {e}"))),
-                    Some(Ok(columns)) => {
-                        let lons = float_column(&self.path, &columns, lon, first_row)?;
-                        let lats = float_column(&self.path, &columns, lat, first_row)?;
-                        let coords = (0..columns.num_rows())
-                            .map(|i| self.point(first_row + i as u64, lons.value(i), lats.value(i)))
-                            .collect::<Result<Vec<_>>>()?;
-                        Some(PointBatch { first_row, coords, columns })
-                    }
+            Kind::Parquet { reader, coords } => match reader.next() {
+                None => None,
+                Some(Err(e)) => return Err(Error::format(&self.path, format!("near row {first_row}: {e}"))),
+                Some(Ok(columns)) => {
+                    let points = match *coords {
+                        ParquetCoords::LonLat(lon, lat) => {
+                            let lons = float_column(&self.path, &columns, lon, first_row)?;
+                            let lats = float_column(&self.path, &columns, lat, first_row)?;
+                            (0..columns.num_rows()).map(|i| [lons.value(i), lats.value(i)]).collect()
+                        }
+                        ParquetCoords::Wkb(index) => wkb_points(&self.path, &columns, index, first_row)?,
+                    };
+                    let coords = points
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &[lon, lat])| self.point(first_row + i as u64, lon, lat))
+                        .collect::<Result<Vec<_>>>()?;
+                    Some(PointBatch { first_row, coords, columns })
                 }
-            }
+            },
             Kind::Npy { .. } => self.next_npy(first_row)?,
         };
         if let Some(b) = &batch {
@@ -316,16 +328,116 @@ fn open_parquet(
     let schema = builder.schema().clone();
     let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let lon = find_column(path, &names, options.lon_col.as_deref(), &LON_NAMES, "longitude", "--lon-col")?;
-    let lat = find_column(path, &names, options.lat_col.as_deref(), &LAT_NAMES, "latitude", "--lat-col")?;
-    for i in [lon, lat] {
-        let dt = schema.field(i).data_type();
-        if !(dt.is_numeric()) {
-            return Err(Error::format(path, format!("column `{}` has type {dt}, expected a number", names[i])));
+    let asked = options.lon_col.is_some() || options.lat_col.is_some();
+    let geometry = if asked { None } else { geoparquet_points_column(path, &schema)? };
+    let coords = match geometry {
+        Some(index) if !names.iter().any(|n| LON_NAMES.iter().any(|k| n.eq_ignore_ascii_case(k))) => {
+            ParquetCoords::Wkb(index)
+        }
+        _ => {
+            let lon = find_column(path, &names, options.lon_col.as_deref(), &LON_NAMES, "longitude", "--lon-col")?;
+            let lat = find_column(path, &names, options.lat_col.as_deref(), &LAT_NAMES, "latitude", "--lat-col")?;
+            for i in [lon, lat] {
+                let dt = schema.field(i).data_type();
+                if !(dt.is_numeric()) {
+                    return Err(Error::format(path, format!("column `{}` has type {dt}, expected a number", names[i])));
+                }
+            }
+            ParquetCoords::LonLat(lon, lat)
+        }
+    };
+    let reader = builder.with_batch_size(batch_size).build().map_err(|e| Error::format(path, e.to_string()))?;
+    Ok((schema, Some(total), Kind::Parquet { reader, coords }))
+}
+
+/// The primary geometry column of a GeoParquet file (its `geo` metadata), if it holds WKB in
+/// longitude/latitude: no CRS (OGC:CRS84 by the specification), OGC:CRS84 or EPSG:4326. Another
+/// CRS or encoding is an error rather than a silent misreading.
+fn geoparquet_points_column(path: &Path, schema: &Schema) -> Result<Option<usize>> {
+    let Some(geo) = schema.metadata().get("geo") else { return Ok(None) };
+    let bad = |m: String| Error::format(path, format!("GeoParquet metadata: {m}"));
+    let geo: serde_json::Value = serde_json::from_str(geo).map_err(|e| bad(e.to_string()))?;
+    let Some(name) = geo.get("primary_column").and_then(|v| v.as_str()) else {
+        return Err(bad("no primary_column".into()));
+    };
+    let column = &geo["columns"][name];
+    let encoding = column.get("encoding").and_then(|v| v.as_str()).unwrap_or("");
+    if !encoding.eq_ignore_ascii_case("WKB") {
+        return Err(bad(format!("geometry column `{name}` is encoded as `{encoding}`; only WKB points are read")));
+    }
+    match column.get("crs") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(crs) => {
+            let id = &crs["id"];
+            let (authority, code) = (id["authority"].as_str().unwrap_or(""), id["code"].to_string());
+            let lonlat = matches!((authority, code.trim_matches('"')), ("EPSG", "4326") | ("OGC", "CRS84"));
+            if !lonlat {
+                let crs_name = crs.get("name").and_then(|v| v.as_str()).unwrap_or("unnamed");
+                return Err(bad(format!(
+                    "geometry column `{name}` is in {authority}:{} ({crs_name}); reproject it to EPSG:4326 first",
+                    code.trim_matches('"')
+                )));
+            }
         }
     }
-    let reader = builder.with_batch_size(batch_size).build().map_err(|e| Error::format(path, e.to_string()))?;
-    Ok((schema, Some(total), Kind::Parquet { reader, lon, lat }))
+    let index = schema.index_of(name).map_err(|_| bad(format!("no column `{name}` in the file")))?;
+    match schema.field(index).data_type() {
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Ok(Some(index)),
+        other => Err(bad(format!("geometry column `{name}` has type {other}, expected WKB bytes"))),
+    }
+}
+
+/// (lon, lat) of each WKB point of a geometry column.
+fn wkb_points(path: &Path, batch: &RecordBatch, index: usize, first_row: u64) -> Result<Vec<[f64; 2]>> {
+    let name = batch.schema().field(index).name().clone();
+    let column = arrow_cast::cast(batch.column(index), &DataType::LargeBinary)
+        .map_err(|e| Error::row(path, first_row, &name, e.to_string()))?;
+    let column = column.as_any().downcast_ref::<arrow_array::LargeBinaryArray>().expect("cast to LargeBinary");
+    (0..column.len())
+        .map(|i| {
+            let row = first_row + i as u64;
+            if column.is_null(i) {
+                return Err(Error::row(path, row, &name, "missing geometry (null)"));
+            }
+            wkb_point(column.value(i)).map_err(|m| Error::row(path, row, &name, m))
+        })
+        .collect()
+}
+
+/// The x and y of a WKB (or EWKB) point, 2-D or with Z and/or M.
+pub fn wkb_point(bytes: &[u8]) -> std::result::Result<[f64; 2], String> {
+    let little = match bytes.first() {
+        Some(1) => true,
+        Some(0) => false,
+        _ => return Err("not WKB (bad byte-order mark)".into()),
+    };
+    let word = |at: usize| -> Option<[u8; 4]> { bytes.get(at..at + 4)?.try_into().ok() };
+    let double = |at: usize| -> Option<f64> {
+        let b: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
+        Some(if little { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) })
+    };
+    let kind = word(1).map(|w| if little { u32::from_le_bytes(w) } else { u32::from_be_bytes(w) });
+    let kind = kind.ok_or("truncated WKB")?;
+    // EWKB keeps flags in the high bits (an SRID follows the type when 0x20000000 is set); ISO
+    // WKB adds 1000/2000/3000 for Z/M/ZM.
+    let start = if kind & 0x2000_0000 != 0 { 9 } else { 5 };
+    let geometry = (kind & 0x0fff_ffff) % 1000;
+    if geometry != 1 {
+        let what = match geometry {
+            2 => "a LineString",
+            3 => "a Polygon",
+            4 => "a MultiPoint",
+            5 => "a MultiLineString",
+            6 => "a MultiPolygon",
+            7 => "a GeometryCollection",
+            _ => "not a known geometry",
+        };
+        return Err(format!("{what}, not a Point"));
+    }
+    match (double(start), double(start + 8)) {
+        (Some(x), Some(y)) => Ok([x, y]),
+        _ => Err("truncated WKB point".into()),
+    }
 }
 
 fn float_column(path: &Path, batch: &RecordBatch, index: usize, first_row: u64) -> Result<Float64Array> {
@@ -360,4 +472,35 @@ fn open_npy(path: &Path, file: File) -> Result<(SchemaRef, Option<u64>, Kind)> {
         Field::new("lat", DataType::Float64, false),
     ]));
     Ok((schema, Some(rows), Kind::Npy { reader, header, remaining: rows }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wkb_point;
+
+    fn point(little: bool, kind: u32, srid: Option<u32>, coords: &[f64]) -> Vec<u8> {
+        let mut bytes = vec![u8::from(little)];
+        let word = |v: u32| if little { v.to_le_bytes() } else { v.to_be_bytes() };
+        bytes.extend(word(kind));
+        if let Some(srid) = srid {
+            bytes.extend(word(srid));
+        }
+        for c in coords {
+            bytes.extend(if little { c.to_le_bytes() } else { c.to_be_bytes() });
+        }
+        bytes
+    }
+
+    #[test]
+    fn wkb_points_in_every_flavour() {
+        assert_eq!(wkb_point(&point(true, 1, None, &[-122.42, 37.77])), Ok([-122.42, 37.77]));
+        assert_eq!(wkb_point(&point(false, 1, None, &[2.35, 48.86])), Ok([2.35, 48.86]));
+        // ISO Point Z, and EWKB with an SRID and the Z flag.
+        assert_eq!(wkb_point(&point(true, 1001, None, &[1.0, 2.0, 3.0])), Ok([1.0, 2.0]));
+        assert_eq!(wkb_point(&point(true, 0xa000_0001, Some(4326), &[4.0, 5.0, 6.0])), Ok([4.0, 5.0]));
+        assert_eq!(wkb_point(&point(true, 2, None, &[0.0, 0.0, 1.0, 1.0])).unwrap_err(), "a LineString, not a Point");
+        assert_eq!(wkb_point(&point(true, 1, None, &[1.0])).unwrap_err(), "truncated WKB point");
+        assert!(wkb_point(&[7, 1, 0]).unwrap_err().contains("byte-order"));
+        assert!(wkb_point(&[1, 1]).unwrap_err().contains("truncated"));
+    }
 }
