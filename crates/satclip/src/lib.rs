@@ -403,26 +403,37 @@ impl FeatureEncoder {
     /// encoders run their matrix products in f32 (what is computed is what is written); the
     /// unlearned features are computed in f64 either way.
     pub fn embed_into(&self, points: &[[f64; 2]], dtype: OutputDtype, out: &mut Vec<f64>) -> Result<()> {
+        if dtype == OutputDtype::F32 {
+            let mut narrow = Vec::new();
+            self.embed_into_f32(points, &mut narrow)?;
+            out.clear();
+            out.extend(narrow.iter().map(|v| *v as f64));
+            return Ok(());
+        }
         out.resize(points.len() * self.dim(), 0.0);
-        let mut narrow = match (self, dtype) {
-            (Self::Raw(_), _) | (_, OutputDtype::F64) => Vec::new(),
-            (_, OutputDtype::F32) => vec![0f32; out.len()],
-        };
         match self {
             Self::Raw(posenc) => posenc.encode_batch(points, out),
-            Self::GeoClip(model) if narrow.is_empty() => model.embed_into(points, out),
-            Self::GeoClip(model) => model.embed_into_f32(points, &mut narrow),
+            Self::GeoClip(model) => model.embed_into(points, out),
             Self::SatClip { encoder, source } => {
-                let computed = if narrow.is_empty() {
-                    encoder.embed_into(points, out)
-                } else {
-                    encoder.embed_into_f32(points, &mut narrow)
-                };
-                computed.map_err(|e| satclip_io::Error::model(source, e))?;
+                encoder.embed_into(points, out).map_err(|e| satclip_io::Error::model(source, e))?
             }
         }
-        if !narrow.is_empty() {
-            out.iter_mut().zip(&narrow).for_each(|(o, v)| *o = *v as f64);
+        Ok(())
+    }
+
+    /// As [`FeatureEncoder::embed_into`] with `F32`, into f32 storage.
+    pub fn embed_into_f32(&self, points: &[[f64; 2]], out: &mut Vec<f32>) -> Result<()> {
+        out.resize(points.len() * self.dim(), 0.0);
+        match self {
+            Self::Raw(posenc) => {
+                let mut wide = vec![0.0; out.len()];
+                posenc.encode_batch(points, &mut wide);
+                out.iter_mut().zip(&wide).for_each(|(o, v)| *o = *v as f32);
+            }
+            Self::GeoClip(model) => model.embed_into_f32(points, out),
+            Self::SatClip { encoder, source } => {
+                encoder.embed_into_f32(points, out).map_err(|e| satclip_io::Error::model(source, e))?
+            }
         }
         Ok(())
     }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds the wheel with maturin in a fresh virtual environment, installs it and runs the
+# binding tests (tests/test_satclip.py). Without PyPI it says SKIPPED and succeeds; a failed
+# build or test fails.
+set -euo pipefail
+cd "$(dirname "$0")"
+venv=target/venv
+rm -rf "$venv" target/wheels
+python3 -m venv "$venv"
+if ! "$venv/bin/pip" install --quiet maturin==1.16.0 numpy==2.4.6; then
+  echo "SKIPPED: Python bindings: maturin and numpy could not be installed from PyPI"
+  exit 0
+fi
+"$venv/bin/maturin" build --release --quiet --out target/wheels
+"$venv/bin/pip" install --quiet --no-deps target/wheels/satclip_rs-*.whl
+"$venv/bin/python" -m unittest discover -s tests -v

@@ -1,0 +1,96 @@
+"""The Python bindings against the official fixtures and the Rust command line.
+
+Run after installing the wheel: `python -m unittest discover -s bindings/python/tests -v`.
+Tests that need ../shared (the official fixtures) or the installed open data (GeoCLIP's
+weights) skip with the reason.
+"""
+
+import os
+import pathlib
+import tempfile
+import unittest
+
+import numpy as np
+
+import satclip
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+SHARED = pathlib.Path(os.environ.get("SATCLIP_SHARED", ROOT.parent / "shared"))
+FIXTURES = SHARED / "fixtures"
+DATA = pathlib.Path(os.environ.get("SATCLIP_DATA", ROOT / "data"))
+
+
+def fixture(name):
+    path = FIXTURES / name
+    if not path.exists():
+        raise unittest.SkipTest(f"{path} is not available")
+    return path
+
+
+class OfficialCheckpoints(unittest.TestCase):
+    def test_resnet18_l10_matches_the_official_embeddings(self):
+        ckpt = fixture("satclip-resnet18-l10.ckpt")
+        coords = np.load(fixture("coords.npy"))
+        expected = np.load(fixture("loc_emb_resnet18_l10.npy"))
+        encoder = satclip.Encoder(str(ckpt))
+        self.assertEqual(encoder.dim, 256)
+        got = encoder.embed(coords, dtype="float64")
+        self.assertEqual(got.shape, expected.shape)
+        self.assertLess(np.abs(got - expected).max(), 1e-9)
+        fast = encoder.embed(coords)
+        self.assertLess(np.abs(fast - expected).max(), 1e-5)
+
+
+class BuiltinModel(unittest.TestCase):
+    def test_defaults_embed_and_validate(self):
+        encoder = satclip.Encoder()
+        self.assertIn("default", repr(encoder))
+        points = np.array([[-122.42, 37.77], [139.69, 35.69]])
+        emb = encoder.embed(points)
+        self.assertEqual((emb.shape, emb.dtype), ((2, 256), np.float32))
+        self.assertTrue(np.isfinite(emb).all())
+        self.assertEqual(encoder.embed(points, dtype="float64").dtype, np.float64)
+        with self.assertRaisesRegex(ValueError, r"lonlat\[1\].*lat"):
+            encoder.embed(np.array([[0.0, 0.0], [0.0, 95.0]]))
+        with self.assertRaisesRegex(ValueError, "expected \\[N, 2\\]"):
+            encoder.embed(np.zeros((3, 3)))
+        with self.assertRaisesRegex(ValueError, "dtype"):
+            encoder.embed(points, dtype="float16")
+
+    def test_missing_and_unknown_encoders_are_clear(self):
+        with self.assertRaisesRegex(FileNotFoundError, "huggingface.co/microsoft/SatCLIP-ViT16-L40"):
+            satclip.Encoder("satclip-vit16-l40.ckpt")
+        with self.assertRaisesRegex(FileNotFoundError, "sh-l40"):
+            satclip.Encoder("sh-l11")
+
+    def test_embed_file_streams_the_same_numbers_as_embed(self):
+        cities = ROOT / "examples" / "cities.csv"
+        table = np.genfromtxt(cities, delimiter=",", names=True, dtype=None, encoding="utf-8")
+        lonlat = np.column_stack([table["lon"], table["lat"]]).astype(np.float64)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = pathlib.Path(tmp, "cities.npy")
+            self.assertEqual(satclip.embed_file(str(cities), str(out)), 24)
+            written = np.load(out)
+        self.assertEqual(written.dtype, np.float32)
+        np.testing.assert_array_equal(written, satclip.Encoder().embed(lonlat))
+        with self.assertRaisesRegex(ValueError, "row 1, field `lat`"):
+            with tempfile.TemporaryDirectory() as tmp:
+                bad = pathlib.Path(tmp, "bad.csv")
+                bad.write_text("lon,lat\n10,100\n")
+                satclip.embed_file(str(bad), str(pathlib.Path(tmp, "x.npy")))
+
+
+class GeoClip(unittest.TestCase):
+    def test_geoclip_golden_norm(self):
+        weights = DATA / "geoclip_location_encoder.pth"
+        if not weights.exists() and "SATCLIP_GEOCLIP_WEIGHTS" not in os.environ:
+            raise unittest.SkipTest(f"{weights} is not installed (scripts/install-data.sh)")
+        os.environ.setdefault("SATCLIP_GEOCLIP_WEIGHTS", str(weights))
+        encoder = satclip.Encoder("geoclip")
+        emb = encoder.embed(np.array([[-74.006, 40.7128]]), dtype="float64")
+        # shared/notes/peers.md §3.7: New York's embedding norm.
+        self.assertAlmostEqual(float(np.linalg.norm(emb[0])), 0.2243472918, places=9)
+
+
+if __name__ == "__main__":
+    unittest.main()
