@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Embed (lon, lat) points from a CSV, Parquet or NPY file.
+    /// Embed (lon, lat) points from a CSV, Parquet, GeoParquet or NPY file.
     Embed(EmbedArgs),
     /// Convert an official Lightning .ckpt to the native format (config.json + model.safetensors).
     Convert {
