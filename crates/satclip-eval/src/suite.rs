@@ -29,26 +29,16 @@ impl SplitMethod {
     /// The continent holdout over `regions` (read from `path`), grouped by `property`, by default
     /// the first of [`CONTINENT_PROPERTIES`] the file has.
     pub fn continent(regions: Regions, property: Option<&str>, path: &Path) -> Result<Self, String> {
-        let property = match property {
-            Some(p) => p.to_owned(),
-            None => CONTINENT_PROPERTIES.iter().find(|p| regions.has_property(p)).map(|p| p.to_string()).ok_or_else(
-                || {
-                    format!(
-                        "{}: no {} property; pass --region-property",
-                        path.display(),
-                        CONTINENT_PROPERTIES.join(" or ")
-                    )
-                },
-            )?,
-        };
-        if !regions.has_property(&property) {
+        let candidates = property.map_or(CONTINENT_PROPERTIES.to_vec(), |p| vec![p]);
+        let Some(property) = candidates.iter().find(|p| regions.has_property(p)) else {
             return Err(format!(
-                "{}: no text property `{property}`; it has {}",
+                "{}: no text property `{}` (it has {}); name one with --region-property",
                 path.display(),
+                candidates.join("` or `"),
                 regions.property_names().join(", ")
             ));
-        }
-        Ok(SplitMethod::Continent { regions, property })
+        };
+        Ok(SplitMethod::Continent { property: property.to_string(), regions })
     }
 }
 

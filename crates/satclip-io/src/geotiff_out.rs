@@ -88,6 +88,15 @@ impl GeoTiffWriter {
         Ok(())
     }
 
+    /// An offset or count as the format stores it: 8 bytes in BigTIFF, 4 in classic TIFF.
+    fn offset_bytes(&self, value: u64) -> Vec<u8> {
+        if self.big {
+            value.to_le_bytes().to_vec()
+        } else {
+            (value as u32).to_le_bytes().to_vec()
+        }
+    }
+
     /// Writes the tags and renames the file into place; every row must have been written.
     pub fn finish(mut self) -> Result<()> {
         let path = self.file.target().to_path_buf();
@@ -99,13 +108,8 @@ impl GeoTiffWriter {
         let offsets: Vec<u64> = (0..self.layout.height as u64).map(|r| header_len + r * row_bytes).collect();
         let counts = vec![row_bytes; self.layout.height];
         let short = |v: &[u16]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let offsets_field = |v: &[u64]| -> (u16, Vec<u8>) {
-            if self.big {
-                (LONG8, v.iter().flat_map(|x| x.to_le_bytes()).collect())
-            } else {
-                (LONG, v.iter().flat_map(|x| (*x as u32).to_le_bytes()).collect())
-            }
-        };
+        let offsets_type = if self.big { LONG8 } else { LONG };
+        let offsets_field = |v: &[u64]| v.iter().flat_map(|x| self.offset_bytes(*x)).collect::<Vec<u8>>();
         let g = self.layout.georef;
         let geographic = g.epsg == 4326;
         let keys: Vec<u16> = [
@@ -117,18 +121,16 @@ impl GeoTiffWriter {
         ]
         .concat();
         let doubles = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let (offsets_type, offsets_bytes) = offsets_field(&offsets);
-        let (_, counts_bytes) = offsets_field(&counts);
         let mut fields: Vec<(u16, u16, u64, Vec<u8>)> = vec![
             (256, LONG, 1, (self.layout.width as u32).to_le_bytes().to_vec()),
             (257, LONG, 1, (self.layout.height as u32).to_le_bytes().to_vec()),
             (258, SHORT, self.layout.bands as u64, short(&vec![32; self.layout.bands])),
             (259, SHORT, 1, short(&[1])),
             (262, SHORT, 1, short(&[1])),
-            (273, offsets_type, self.layout.height as u64, offsets_bytes),
+            (273, offsets_type, self.layout.height as u64, offsets_field(&offsets)),
             (277, SHORT, 1, short(&[self.layout.bands as u16])),
             (278, LONG, 1, 1u32.to_le_bytes().to_vec()),
-            (279, offsets_type, self.layout.height as u64, counts_bytes),
+            (279, offsets_type, self.layout.height as u64, offsets_field(&counts)),
             (284, SHORT, 1, short(&[1])),
             (339, SHORT, self.layout.bands as u64, short(&vec![3; self.layout.bands])),
             (MODEL_PIXEL_SCALE, DOUBLE, 3, doubles(&[g.pixel_size[0], g.pixel_size[1], 0.0])),
@@ -137,14 +139,16 @@ impl GeoTiffWriter {
         ];
         if self.layout.bands > 1 {
             // Grey is the first sample; the others are declared as extra ("unspecified") samples,
-            // as GDAL expects of a multi-band MinIsBlack image. Tags stay in ascending order.
-            fields.insert(10, (338, SHORT, self.layout.bands as u64 - 1, short(&vec![0; self.layout.bands - 1])));
+            // as GDAL expects of a multi-band MinIsBlack image.
+            fields.push((338, SHORT, self.layout.bands as u64 - 1, short(&vec![0; self.layout.bands - 1])));
         }
         if let Some(nodata) = self.layout.nodata {
             let mut text = if nodata.is_nan() { "nan".to_string() } else { nodata.to_string() }.into_bytes();
             text.push(0);
             fields.push((GDAL_NODATA, ASCII, text.len() as u64, text));
         }
+        // A directory lists its tags in ascending order.
+        fields.sort_by_key(|f| f.0);
 
         // Values too long for the entry go after the pixels (word-aligned), then the IFD.
         let inline = if self.big { 8 } else { 4 };
@@ -157,8 +161,7 @@ impl GeoTiffWriter {
                 value.resize(inline, 0);
                 entries.push((*tag, *kind, *count, value));
             } else {
-                let offset =
-                    if self.big { position.to_le_bytes().to_vec() } else { (position as u32).to_le_bytes().to_vec() };
+                let offset = self.offset_bytes(position);
                 self.out.write_all(bytes).map_err(io)?;
                 position += bytes.len() as u64;
                 if position % 2 == 1 {
@@ -178,25 +181,17 @@ impl GeoTiffWriter {
         for (tag, kind, count, value) in entries {
             directory.extend(tag.to_le_bytes());
             directory.extend(kind.to_le_bytes());
-            if self.big {
-                directory.extend(count.to_le_bytes());
-            } else {
-                directory.extend((count as u32).to_le_bytes());
-            }
+            directory.extend(self.offset_bytes(count));
             directory.extend(value);
         }
-        directory.extend(vec![0u8; if self.big { 8 } else { 4 }]);
+        directory.extend(self.offset_bytes(0)); // no next directory
+        let ifd = self.offset_bytes(ifd);
         self.out.write_all(&directory).map_err(io)?;
         self.out.flush().map_err(io)?;
         drop(self.out);
         let file = self.file.file();
-        if self.big {
-            file.seek(SeekFrom::Start(8)).map_err(io)?;
-            file.write_all(&ifd.to_le_bytes()).map_err(io)?;
-        } else {
-            file.seek(SeekFrom::Start(4)).map_err(io)?;
-            file.write_all(&(ifd as u32).to_le_bytes()).map_err(io)?;
-        }
+        file.seek(SeekFrom::Start(if self.big { 8 } else { 4 })).map_err(io)?;
+        file.write_all(&ifd).map_err(io)?;
         self.file.commit()
     }
 }

@@ -137,20 +137,29 @@ pub fn embed_raster(
     progress(Progress::Total((extent.width * extent.height) as u64));
     // Enough cells per batch to keep every core busy, whole rows so that they can be written.
     let rows_per_batch = (16_384 / extent.width).max(1);
-    let mut values = Vec::new();
+    let (mut values, mut wide) = (Vec::new(), Vec::new());
     for first in (0..extent.height).step_by(rows_per_batch) {
         let rows = first..(first + rows_per_batch).min(extent.height);
         let centres = extent.centres(rows.clone());
         let keep: Vec<bool> =
             centres.iter().map(|&[lon, lat]| land.is_none_or(|m| m.land_fraction(lon, lat) >= 0.5)).collect();
         let kept: Vec<[f64; 2]> = centres.iter().zip(&keep).filter(|(_, k)| **k).map(|(p, _)| *p).collect();
-        encoder.embed_into(&kept, dtype, &mut values)?;
+        // The file holds float32: computed in f32 it is stored as is, in f64 rounded once.
+        match dtype {
+            OutputDtype::F32 => encoder.embed_into_f32(&kept, &mut values)?,
+            OutputDtype::F64 => {
+                encoder.embed_into(&kept, dtype, &mut wide)?;
+                values.clear();
+                values.extend(wide.iter().map(|v| *v as f32));
+            }
+        }
         let mut computed = values.chunks_exact(dim);
         let mut cells = Vec::with_capacity(centres.len() * dim);
         for k in keep {
-            match k {
-                true => cells.extend(computed.next().expect("one row per kept cell").iter().map(|v| *v as f32)),
-                false => cells.extend(std::iter::repeat_n(f32::NAN, dim)),
+            if k {
+                cells.extend_from_slice(computed.next().expect("one row per kept cell"));
+            } else {
+                cells.extend(std::iter::repeat_n(f32::NAN, dim));
             }
         }
         writer.write_rows(&cells)?;
