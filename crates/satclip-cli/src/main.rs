@@ -48,8 +48,8 @@ enum Command {
         /// Official SatCLIP checkpoint (.ckpt).
         #[arg(long)]
         checkpoint: PathBuf,
-        /// Candidate points on the sphere.
-        #[arg(long, default_value_t = 100_000)]
+        /// Candidate points on the sphere (at most 10 million).
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000).map(|v| v as usize))]
         points: usize,
         /// Candidates reported per tile.
         #[arg(long, default_value_t = 1)]
@@ -451,6 +451,14 @@ fn embed(args: EmbedArgs) -> Result<()> {
 fn locate(checkpoint: &std::path::Path, points: usize, top_k: usize, images: &[PathBuf]) -> Result<()> {
     let encoder = LocationEncoder::from_checkpoint(checkpoint)?;
     let tower = satclip::load_tower(checkpoint)?;
+    if tower.head().out_dim != encoder.dim() {
+        anyhow::bail!(
+            "{}: the image head gives {}-d embeddings and the location encoder {}-d: they cannot be compared",
+            checkpoint.display(),
+            tower.head().out_dim,
+            encoder.dim()
+        );
+    }
     let files = satclip::collect_tiles(images)?;
     let locator = satclip::Locator::new(&encoder, satclip::core::geo::fibonacci_lattice(points.max(1)))?;
     let embeddings = satclip::embed_images(&tower, &files)?;

@@ -110,17 +110,43 @@ impl Float for f32 {
 /// A strided view of a matrix: element (i, j) is `data[i·row_stride + j·col_stride]`.
 #[derive(Clone, Copy)]
 pub struct MatRef<'a, T> {
-    pub data: &'a [T],
-    pub rows: usize,
-    pub cols: usize,
-    pub row_stride: usize,
-    pub col_stride: usize,
+    // Private: the GEMM trusts these to describe memory inside `data`, which the constructors
+    // check; public fields would let safe code describe memory outside it.
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
 }
 
 impl<'a, T> MatRef<'a, T> {
     pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
-        assert_eq!(data.len(), rows * cols, "matrix data has the wrong size");
-        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
+        Self::strided(data, rows, cols, cols, 1)
+    }
+
+    /// A view whose element (i, j) is `data[i · row_stride + j · col_stride]`.
+    ///
+    /// # Panics
+    /// If the view reaches past `data` (with the arithmetic checked, so no stride can wrap).
+    pub fn strided(data: &'a [T], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Self {
+        let reach = if rows == 0 || cols == 0 {
+            Some(0)
+        } else {
+            (rows - 1)
+                .checked_mul(row_stride)
+                .and_then(|r| r.checked_add((cols - 1).checked_mul(col_stride)?))
+                .and_then(|r| r.checked_add(1))
+        };
+        assert!(reach.is_some_and(|r| r <= data.len() && r <= isize::MAX as usize), "strided view runs past its data");
+        Self { data, rows, cols, row_stride, col_stride }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
     }
 
     /// The transpose, without copying.
@@ -139,15 +165,7 @@ impl<'a, T> MatRef<'a, T> {
 pub fn gemm<T: Float>(dst: &mut [T], a: MatRef<T>, b: MatRef<T>, alpha: T, accumulate: bool, parallel: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
-    assert_eq!(dst.len(), m * n, "destination has the wrong size");
-    let reach = |x: &MatRef<T>| {
-        if x.rows == 0 || x.cols == 0 {
-            0
-        } else {
-            (x.rows - 1) * x.row_stride + (x.cols - 1) * x.col_stride + 1
-        }
-    };
-    assert!(reach(&a) <= a.data.len() && reach(&b) <= b.data.len(), "strided view runs past its data");
+    assert_eq!(Some(dst.len()), m.checked_mul(n), "destination has the wrong size");
     if m == 0 || n == 0 {
         return;
     }
@@ -158,8 +176,9 @@ pub fn gemm<T: Float>(dst: &mut [T], a: MatRef<T>, b: MatRef<T>, alpha: T, accum
         return;
     }
     let parallelism = if parallel { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
-    // SAFETY: every index the strides reach lies inside its slice (checked above); dst is m×n
-    // row-major and only read when `accumulate`.
+    // SAFETY: every index the strides reach lies inside its slice (checked without overflow when
+    // the view was made, and views cannot be changed after); dst is m×n row-major and only read
+    // when `accumulate`.
     unsafe {
         gemm::gemm(
             m,

@@ -29,12 +29,41 @@ impl Tensor {
     }
 }
 
+/// Reads a tensor's values once its shape has been accepted; the error says what went wrong.
+pub type TensorLoader = Box<dyn FnOnce() -> Result<Vec<f64>, String>>;
+
+enum Entry {
+    Ready(Tensor),
+    /// Known by its header's shape only: read when a constructor takes it, never if none does.
+    Deferred {
+        shape: Vec<usize>,
+        load: TensorLoader,
+    },
+}
+
+impl Entry {
+    fn shape(&self) -> &[usize] {
+        match self {
+            Entry::Ready(t) => &t.shape,
+            Entry::Deferred { shape, .. } => shape,
+        }
+    }
+}
+
 /// Tensors by name. Constructors `take` what they use, so that whatever is left at the end is,
-/// by construction, a key the model does not know.
-#[derive(Clone, Debug, Default)]
+/// by construction, a key the model does not know. A weight file's tensors may be inserted
+/// unread: each is then read only after its name and shape match the architecture, so memory
+/// follows what the model needs, never what a header declares.
+#[derive(Default)]
 pub struct TensorMap {
-    tensors: BTreeMap<String, Tensor>,
+    tensors: BTreeMap<String, Entry>,
     prefix: String,
+}
+
+impl std::fmt::Debug for TensorMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.tensors.iter().map(|(k, e)| (k, e.shape()))).finish()
+    }
 }
 
 impl TensorMap {
@@ -43,11 +72,21 @@ impl TensorMap {
     }
 
     pub fn insert(&mut self, name: impl Into<String>, tensor: Tensor) {
-        self.tensors.insert(name.into(), tensor);
+        self.tensors.insert(name.into(), Entry::Ready(tensor));
+    }
+
+    /// Adds a tensor known by its shape, read by `load` only if a constructor takes it.
+    pub fn insert_deferred(&mut self, name: impl Into<String>, shape: Vec<usize>, load: TensorLoader) {
+        self.tensors.insert(name.into(), Entry::Deferred { shape, load });
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.tensors.keys().map(String::as_str)
+    }
+
+    /// The shape of `name`, known without reading it.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.tensors.get(name).map(Entry::shape)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -58,25 +97,36 @@ impl TensorMap {
         self.tensors.len()
     }
 
-    pub fn get(&self, name: &str) -> Option<&Tensor> {
-        self.tensors.get(name)
-    }
-
     /// Sets a prefix used only in error messages, e.g. `model.location.nnet.`.
     pub fn with_display_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
-    /// Removes `name` and checks its shape.
+    /// Removes `name`, checks its shape, then reads it and checks that every value is finite: a
+    /// NaN or an infinity in a weight would only surface as NaN embeddings.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor, Error> {
-        let tensor = self.tensors.remove(name).ok_or_else(|| {
+        let entry = self.tensors.remove(name).ok_or_else(|| {
             Error::Weights(format!("missing tensor `{}{name}` (expected shape {shape:?})", self.prefix))
         })?;
-        if tensor.shape != shape {
+        if entry.shape() != shape {
             return Err(Error::Weights(format!(
                 "tensor `{}{name}` has shape {:?}, expected {shape:?}",
-                self.prefix, tensor.shape
+                self.prefix,
+                entry.shape()
+            )));
+        }
+        let tensor = match entry {
+            Entry::Ready(t) => t,
+            Entry::Deferred { shape, load } => {
+                let data = load().map_err(|e| Error::Weights(format!("tensor `{}{name}`: {e}", self.prefix)))?;
+                Tensor::new(shape, data)?
+            }
+        };
+        if let Some(at) = tensor.data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Weights(format!(
+                "tensor `{}{name}` holds {} at flat index {at}: weights must be finite",
+                self.prefix, tensor.data[at]
             )));
         }
         Ok(tensor)

@@ -239,7 +239,7 @@ struct Place {
 /// log10(1 + people per km²) within [`DENSITY_RADIUS_KM`] of each point, counting the GeoNames
 /// places with at least 500 inhabitants.
 pub fn population_density(path: &Path, points: &[[f64; 2]]) -> Result<Rows> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = satclip_io::open_regular(path)?;
     let places: HashMap<String, Place> = serde_json::from_reader(std::io::BufReader::new(file))
         .map_err(|e| Error::format(path, format!("GeoNames cities JSON: {e}")))?;
     // 1° cells; a query looks at the cells its radius can reach.

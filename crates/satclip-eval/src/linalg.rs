@@ -11,7 +11,7 @@ const BLOCK: usize = 64;
 fn view(a: &[f64], d: usize, r0: usize, rows: usize, c0: usize, cols: usize) -> MatRef<'_, f64> {
     let start = r0 * d + c0;
     let len = if rows == 0 { 0 } else { (rows - 1) * d + cols };
-    MatRef { data: &a[start..start + len], rows, cols, row_stride: d, col_stride: 1 }
+    MatRef::strided(&a[start..start + len], rows, cols, d, 1)
 }
 
 /// Overwrites the lower triangle of the symmetric `a` (`d × d`, row-major) with L, A = L Lᵀ.

@@ -99,7 +99,7 @@ impl Regions {
 
     /// Reads a GeoJSON FeatureCollection, gzip-compressed when the name ends in `.gz`.
     pub fn read(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = satclip_io::open_regular(path)?;
         let mut text = Vec::new();
         if path.extension().is_some_and(|e| e == "gz") {
             flate2::read::GzDecoder::new(file).take(1 << 30).read_to_end(&mut text).map_err(|e| Error::io(path, e))?;
@@ -135,7 +135,7 @@ impl Regions {
     /// Reads the polygons of a zipped ESRI shapefile (`.shp` + `.dbf`, e.g. Natural Earth admin-0
     /// countries); each record's text fields become its properties.
     pub fn read_shapefile_zip(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = satclip_io::open_regular(path)?;
         let mut zip =
             zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| Error::format(path, e.to_string()))?;
         let mut member = |ext: &str| -> Result<std::io::Cursor<Vec<u8>>> {

@@ -21,7 +21,7 @@ impl Error {
     }
 
     pub fn format(path: &Path, message: impl Into<String>) -> Self {
-        Self::Format { path: path.to_path_buf(), message: message.into() }
+        Self::Format { path: path.to_path_buf(), message: printable(message.into()) }
     }
 
     pub fn model(path: &Path, source: satclip_core::Error) -> Self {
@@ -29,8 +29,17 @@ impl Error {
     }
 
     pub fn row(path: &Path, row: u64, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Row { path: path.to_path_buf(), row, field: field.into(), message: message.into() }
+        Self::Row { path: path.to_path_buf(), row, field: printable(field.into()), message: printable(message.into()) }
     }
+}
+
+/// Messages quote the input; control characters in it (NUL, escapes that drive a terminal) are
+/// shown escaped, never printed raw.
+fn printable(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

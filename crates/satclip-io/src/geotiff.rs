@@ -4,7 +4,6 @@
 //! place a tile on the globe: pixel scale, tie point and EPSG code, with UTM zones (WGS 84,
 //! EPSG 326zz/327zz) and geographic WGS 84 (EPSG 4326) converted to lon/lat.
 
-use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -13,8 +12,9 @@ use tiff::tags::Tag;
 
 use crate::error::{Error, Result};
 
-/// Largest decoded raster accepted (bytes): an S2-100K tile is 1.5 MB.
-const MAX_RASTER_BYTES: usize = 1 << 30;
+/// Largest decoded raster [`read`] accepts (bytes): an S2-100K tile is 1.5 MB. Callers that know
+/// what they need pass a tighter bound to [`read_with_limit`].
+pub const MAX_RASTER_BYTES: usize = 256 << 20;
 
 pub(crate) const MODEL_PIXEL_SCALE: u16 = 33550;
 pub(crate) const MODEL_TIEPOINT: u16 = 33922;
@@ -71,22 +71,53 @@ impl Raster {
 }
 
 pub fn read(path: &Path) -> Result<Raster> {
+    read_with_limit(path, MAX_RASTER_BYTES)
+}
+
+/// As [`read`], refusing a raster whose decoded samples would take more than `max_bytes`: a
+/// compressed bomb declares its size in the header, and is refused before it is inflated.
+pub fn read_with_limit(path: &Path, max_bytes: usize) -> Result<Raster> {
     // The decoder is third-party code fed untrusted bytes: a panic in it must still surface as an
     // error about this file.
-    std::panic::catch_unwind(|| read_unguarded(path))
+    std::panic::catch_unwind(|| read_unguarded(path, max_bytes))
         .unwrap_or_else(|_| Err(Error::format(path, "malformed TIFF (the decoder gave up)")))
 }
 
-fn read_unguarded(path: &Path) -> Result<Raster> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+fn read_unguarded(path: &Path, max_bytes: usize) -> Result<Raster> {
+    let file = crate::open_regular(path)?;
     let bad = |e: tiff::TiffError| Error::format(path, format!("not a readable TIFF: {e}"));
     let mut limits = Limits::default();
-    limits.decoding_buffer_size = MAX_RASTER_BYTES;
+    limits.decoding_buffer_size = max_bytes;
     limits.ifd_value_size = 1 << 20;
-    limits.intermediate_buffer_size = 256 << 20;
+    limits.intermediate_buffer_size = max_bytes.min(64 << 20);
     let mut decoder = Decoder::new(BufReader::new(file)).map_err(bad)?.with_limits(limits);
     let (width, height) = decoder.dimensions().map_err(bad)?;
     let (width, height) = (width as usize, height as usize);
+    let samples = match decoder.find_tag(Tag::SamplesPerPixel).map_err(bad)? {
+        Some(v) => v.into_u32().map_err(bad)? as usize,
+        None => 1,
+    };
+    let planar = match decoder.find_tag(Tag::PlanarConfiguration).map_err(bad)? {
+        Some(v) => v.into_u32().map_err(bad)?,
+        None => 1,
+    };
+    if planar == 2 && samples > 1 {
+        return Err(Error::format(
+            path,
+            format!(
+                "stores its {samples} bands as separate planes (PlanarConfiguration 2), which satclip does not \
+                 read; rewrite it band-interleaved, e.g. `gdal_translate -co INTERLEAVE=PIXEL in.tif out.tif`"
+            ),
+        ));
+    }
+    // f32 values after conversion: bound them too, whatever the stored sample width.
+    let decoded = width.checked_mul(height).and_then(|p| p.checked_mul(samples)).and_then(|n| n.checked_mul(4));
+    if decoded.is_none_or(|b| b > max_bytes.saturating_mul(2)) {
+        return Err(Error::format(
+            path,
+            format!("{width}×{height} pixels × {samples} bands is larger than satclip reads ({max_bytes} bytes)"),
+        ));
+    }
     let image = decoder.read_image().map_err(bad)?;
     let data: Vec<f32> = match image {
         DecodingResult::U8(v) => v.into_iter().map(f32::from).collect(),

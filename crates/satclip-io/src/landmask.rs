@@ -22,7 +22,7 @@ pub struct LandMask {
 impl LandMask {
     /// Reads `mask` from the npz; `factor` fine cells per coarse cell side (12 → 0.1°).
     pub fn read_npz(path: &Path, factor: usize) -> Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = crate::open_regular(path)?;
         let mut zip =
             zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| Error::format(path, e.to_string()))?;
         let entry = zip.by_name("mask.npy").map_err(|e| Error::format(path, format!("no mask.npy: {e}")))?;

@@ -22,6 +22,17 @@ pub use error::{Error, Result};
 pub use lightning::LightningCheckpoint;
 use satclip_core::LocationEncoder;
 
+/// Opens a file for reading only if it is a regular file: a FIFO or a device named as a
+/// checkpoint, tile or table would block forever or never end.
+pub fn open_regular(path: &Path) -> Result<std::fs::File> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() { "a directory" } else { "not a regular file (a pipe, socket or device)" };
+        return Err(Error::format(path, format!("is {kind}; satclip reads regular files")));
+    }
+    std::fs::File::open(path).map_err(|e| Error::io(path, e))
+}
+
 /// Loads a location encoder from an official Lightning `.ckpt` or a native model directory.
 pub fn load_encoder(path: &Path) -> Result<LocationEncoder> {
     if !path.exists() {

@@ -60,26 +60,26 @@ impl LightningCheckpoint {
             Error::format(path, format!("hyper_parameters[`{key}`] is {}, expected {want}", v.kind()))
         };
         let string = |key: &str, target: &mut String| -> Result<()> {
-            match self.hyper_parameter(key) {
+            match &self.hyper_parameter(key) {
                 None => Ok(()),
                 Some(Value::Str(s)) => {
                     *target = s.to_string();
                     Ok(())
                 }
-                Some(v) => Err(wrong(key, &v, "a string")),
+                Some(v) => Err(wrong(key, v, "a string")),
             }
         };
         string("le_type", &mut hp.le_type)?;
         string("pe_type", &mut hp.pe_type)?;
         string("harmonics_calculation", &mut hp.harmonics_calculation)?;
         let count = |key: &str, target: &mut usize| -> Result<()> {
-            match self.hyper_parameter(key) {
+            match &self.hyper_parameter(key) {
                 None => Ok(()),
-                Some(Value::Int(i)) if i >= 0 => {
-                    *target = i as usize;
+                Some(Value::Int(i)) if *i >= 0 => {
+                    *target = *i as usize;
                     Ok(())
                 }
-                Some(v) => Err(wrong(key, &v, "a non-negative integer")),
+                Some(v) => Err(wrong(key, v, "a non-negative integer")),
             }
         };
         count("legendre_polys", &mut hp.legendre_polys)?;
@@ -88,17 +88,17 @@ impl LightningCheckpoint {
         count("capacity", &mut hp.capacity)?;
         count("num_hidden_layers", &mut hp.num_hidden_layers)?;
         let real = |key: &str, target: &mut f64| -> Result<()> {
-            match self.hyper_parameter(key) {
+            match &self.hyper_parameter(key) {
                 None => Ok(()),
                 Some(Value::Float(f)) => {
-                    *target = f;
+                    *target = *f;
                     Ok(())
                 }
                 Some(Value::Int(i)) => {
-                    *target = i as f64;
+                    *target = *i as f64;
                     Ok(())
                 }
-                Some(v) => Err(wrong(key, &v, "a number")),
+                Some(v) => Err(wrong(key, v, "a number")),
             }
         };
         real("min_radius", &mut hp.min_radius)?;
@@ -118,8 +118,8 @@ impl LightningCheckpoint {
     /// Reads one state-dict tensor as f64.
     pub fn tensor(&mut self, name: &str) -> Result<Tensor> {
         let found = self.state_dict_items().into_iter().find(|(k, _)| k.as_str() == Some(name));
-        match found {
-            Some((_, Value::Tensor(t))) => self.archive.read_f64(name, &t),
+        match &found {
+            Some((_, Value::Tensor(t))) => self.archive.read_f64(name, t),
             Some((_, other)) => Err(Error::format(self.path(), format!("state_dict[`{name}`] is {}", other.kind()))),
             None => Err(Error::format(self.path(), format!("state_dict has no tensor `{name}`"))),
         }
@@ -137,9 +137,9 @@ impl LightningCheckpoint {
         self.tensors_with_prefix(prefix)
     }
 
-    /// Every tensor whose name starts with `prefix`, keyed by the rest of its name, as f64. Batch
-    /// norm's integer step counters (`num_batches_tracked`) are left out; any other integer tensor
-    /// is a dtype error.
+    /// Every tensor whose name starts with `prefix`, keyed by the rest of its name, as f64, each
+    /// read only when a model takes it. Batch norm's integer step counters (`num_batches_tracked`)
+    /// are left out; any other integer tensor is a dtype error.
     pub fn tensors_with_prefix(&mut self, prefix: &str) -> Result<TensorMap> {
         let mut map = TensorMap::new().with_display_prefix(prefix);
         for (key, value) in self.state_dict_items() {
@@ -147,8 +147,7 @@ impl LightningCheckpoint {
             if !name.starts_with(prefix) || (name.ends_with(".num_batches_tracked") && !t.storage.dtype.is_float()) {
                 continue;
             }
-            let tensor = self.archive.read_f64(name, t)?;
-            map.insert(&name[prefix.len()..], tensor);
+            self.archive.insert_deferred(&mut map, &name[prefix.len()..], name, t)?;
         }
         Ok(map)
     }

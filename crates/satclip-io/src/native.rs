@@ -2,10 +2,14 @@
 //! hyper-parameter names) and `model.safetensors` (f64 tensors under `location.nnet.*`, the key
 //! names of the official `SatCLIP.location` module).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-use safetensors::{Dtype, SafeTensors, View};
+use safetensors::tensor::Metadata;
+use safetensors::{Dtype, View};
 use satclip_core::{Hyperparameters, LocationEncoder, Tensor, TensorMap};
 use serde::{Deserialize, Serialize};
 
@@ -18,8 +22,9 @@ pub const MODEL_TYPE: &str = "satclip-location-encoder";
 const FORMAT_VERSION: u32 = 1;
 /// Key prefixes accepted in a safetensors file, ours first.
 const PREFIXES: [&str; 3] = ["location.nnet.", "model.location.nnet.", "nnet."];
-const MAX_WEIGHTS_BYTES: u64 = 4 << 30;
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// A safetensors header is JSON naming each tensor; a location encoder's is a few KB.
+const MAX_HEADER_BYTES: u64 = 16 << 20;
 
 #[derive(Serialize, Deserialize)]
 struct NativeConfig {
@@ -47,14 +52,27 @@ pub fn load(path: &Path) -> Result<LocationEncoder> {
     let dir = model_dir(path);
     let config_path = dir.join(CONFIG_FILE);
     let weights_path = dir.join(WEIGHTS_FILE);
-    let config = read_limited(&config_path, MAX_CONFIG_BYTES)?;
-    let weights = read_limited(&weights_path, MAX_WEIGHTS_BYTES)?;
-    from_bytes(&config, &weights, &dir)
+    let config = crate::open_regular(&config_path)?;
+    let len = config.metadata().map_err(|e| Error::io(&config_path, e))?.len();
+    if len > MAX_CONFIG_BYTES {
+        return Err(Error::format(
+            &config_path,
+            format!("file is {len} bytes; a model's config.json has a few hundred"),
+        ));
+    }
+    let mut json = Vec::new();
+    config.take(MAX_CONFIG_BYTES).read_to_end(&mut json).map_err(|e| Error::io(&config_path, e))?;
+    let weights = crate::open_regular(&weights_path)?;
+    build(&json, weights, &dir)
 }
 
 /// Builds an encoder from the two files' contents (e.g. a model compiled into the binary);
 /// `origin` names them in errors.
 pub fn from_bytes(config_json: &[u8], weights: &[u8], origin: &Path) -> Result<LocationEncoder> {
+    build(config_json, Cursor::new(weights.to_vec()), origin)
+}
+
+fn build(config_json: &[u8], weights: impl Read + Seek + 'static, origin: &Path) -> Result<LocationEncoder> {
     let config_path = origin.join(CONFIG_FILE);
     let config: NativeConfig = serde_json::from_slice(config_json)
         .map_err(|e| Error::format(&config_path, format!("line {}, column {}: {e}", e.line(), e.column())))?;
@@ -73,40 +91,59 @@ pub fn from_bytes(config_json: &[u8], weights: &[u8], origin: &Path) -> Result<L
             ),
         ));
     }
+    config.hyperparameters.validate().map_err(|e| Error::model(&config_path, e))?;
     let weights_path = origin.join(WEIGHTS_FILE);
     let tensors = read_safetensors(&weights_path, weights)?;
     LocationEncoder::from_tensors(config.hyperparameters, tensors).map_err(|e| Error::model(&weights_path, e))
 }
 
-fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
-    if len > limit {
-        return Err(Error::format(path, format!("file is {len} bytes, more than the {limit} a model file may have")));
+/// Reads a safetensors header, then defers each location-encoder tensor to a loader that reads
+/// only its own bytes, once the model has accepted its name and shape.
+fn read_safetensors<R: Read + Seek + 'static>(path: &Path, mut file: R) -> Result<TensorMap> {
+    let bad = |m: String| Error::format(path, format!("not a safetensors file: {m}"));
+    let io = |e: std::io::Error| Error::io(path, e);
+    let file_len = file.seek(SeekFrom::End(0)).map_err(io)?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let mut n = [0u8; 8];
+    file.read_exact(&mut n).map_err(|_| bad("shorter than its 8-byte header length".into()))?;
+    let n = u64::from_le_bytes(n);
+    if n > MAX_HEADER_BYTES || n > file_len - 8 {
+        return Err(bad(format!("header of {n} bytes in a file of {file_len}")));
     }
-    std::fs::read(path).map_err(|e| Error::io(path, e))
-}
-
-fn read_safetensors(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
-    let st =
-        SafeTensors::deserialize(bytes).map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
-    let names = st.names();
-    let Some(prefix) = PREFIXES.iter().find(|p| names.iter().any(|n| n.starts_with(*p))) else {
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    let metadata: Metadata = serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
+    let data_start = 8 + n;
+    let data_len = file_len - data_start;
+    let tensors = metadata.tensors();
+    let Some(prefix) = PREFIXES.iter().find(|p| tensors.keys().any(|n| n.starts_with(*p))) else {
         return Err(Error::format(path, "no location-encoder tensors (`location.nnet.*`)"));
     };
+    let file = Rc::new(RefCell::new(file));
     let mut map = TensorMap::new().with_display_prefix(*prefix);
-    for (name, view) in st.iter() {
+    for (name, info) in tensors {
         let Some(short) = name.strip_prefix(prefix) else { continue };
-        let data: Vec<f64> = match view.dtype() {
-            Dtype::F64 => view.data().chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8"))).collect(),
-            Dtype::F32 => {
-                view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4")) as f64).collect()
-            }
-            other => {
-                return Err(Error::format(path, format!("tensor `{name}` has dtype {other:?}; expected F64 or F32")))
-            }
+        let (start, end) = (info.data_offsets.0 as u64, info.data_offsets.1 as u64);
+        if end > data_len {
+            return Err(bad(format!("tensor `{name}` ends at byte {end} of a data section of {data_len}")));
+        }
+        let dtype = info.dtype;
+        if !matches!(dtype, Dtype::F64 | Dtype::F32) {
+            return Err(Error::format(path, format!("tensor `{name}` has dtype {dtype:?}; expected F64 or F32")));
+        }
+        let file = file.clone();
+        let load = move || -> std::result::Result<Vec<f64>, String> {
+            let mut raw = vec![0u8; (end - start) as usize];
+            let mut file = file.borrow_mut();
+            file.seek(SeekFrom::Start(data_start + start))
+                .and_then(|_| file.read_exact(&mut raw))
+                .map_err(|e| e.to_string())?;
+            Ok(match dtype {
+                Dtype::F64 => raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8"))).collect(),
+                _ => raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4")) as f64).collect(),
+            })
         };
-        let tensor = Tensor::new(view.shape().to_vec(), data).map_err(|e| Error::model(path, e))?;
-        map.insert(short, tensor);
+        map.insert_deferred(short, info.shape.clone(), Box::new(load));
     }
     Ok(map)
 }

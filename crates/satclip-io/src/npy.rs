@@ -159,7 +159,7 @@ pub fn read_array<R: Read>(path: &Path, reader: &mut R, len: u64) -> Result<(Vec
 
 /// Reads a whole 1-D or 2-D float array into row-major f64.
 pub fn read_matrix(path: &Path) -> Result<(usize, usize, Vec<f64>)> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::open_regular(path)?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let (shape, data) = read_array(path, &mut std::io::BufReader::new(file), len)?;
     match shape[..] {
@@ -171,7 +171,7 @@ pub fn read_matrix(path: &Path) -> Result<(usize, usize, Vec<f64>)> {
 
 /// Reads every array of an `.npz` archive: (name without `.npy`, shape, values).
 pub fn read_npz(path: &Path) -> Result<Vec<(String, Vec<usize>, Vec<f64>)>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::open_regular(path)?;
     let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
         .map_err(|e| Error::format(path, format!("not an .npz archive: {e}")))?;
     let mut arrays = Vec::new();

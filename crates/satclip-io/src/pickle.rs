@@ -5,11 +5,20 @@
 //! torch checkpoints need (`_rebuild_tensor_v2`, `OrderedDict`, …) is interpreted by hand, and any
 //! other call becomes an opaque [`Object`] that records its class name and arguments. Lengths are
 //! checked against the bytes that remain before anything is allocated, so a lying file gives an
-//! error, never a huge allocation or a panic.
+//! error, never a huge allocation or a panic. The number of values a file may build is capped,
+//! and nothing walks or drops a value tree by recursion, so a deeply nested file cannot overflow
+//! the stack.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+
+/// Values a pickle may build. A torch checkpoint's object tree has thousands; a file of one-byte
+/// opcodes would otherwise turn each byte into a heap allocation.
+pub const MAX_VALUES: usize = 1 << 22;
+/// Hops through an object's BUILD state while looking for its items: a state that is the object
+/// itself (or a longer cycle) must end the search, not the process.
+const MAX_STATE_HOPS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 #[error("pickle byte {offset}: {message}")]
@@ -134,20 +143,26 @@ impl Value {
         }
     }
 
-    /// Key-value pairs of a dict, an `OrderedDict` or a dict-like object.
+    /// Key-value pairs of a dict, an `OrderedDict` or a dict-like object. A key set twice keeps
+    /// its first position and its last value, as a Python dict does.
     pub fn dict_items(&self) -> Option<Vec<(Value, Value)>> {
-        match self {
-            Value::Dict(d) => Some(d.borrow().clone()),
-            Value::Object(o) => {
-                let o = o.borrow();
-                if !o.items.is_empty() {
-                    return Some(o.items.clone());
+        let mut current = self.clone();
+        for _ in 0..MAX_STATE_HOPS {
+            let next = match &current {
+                Value::Dict(d) => return Some(last_value_wins(&d.borrow())),
+                Value::Object(o) => {
+                    let o = o.borrow();
+                    if !o.items.is_empty() {
+                        return Some(last_value_wins(&o.items));
+                    }
+                    // Objects pickled by `__reduce_ex__` keep their attributes in the BUILD state.
+                    o.state.clone()?
                 }
-                // Objects pickled by `__reduce_ex__` keep their attributes in the BUILD state.
-                o.state.as_ref().and_then(|s| s.dict_items())
-            }
-            _ => None,
+                _ => return None,
+            };
+            current = next;
         }
+        None
     }
 
     /// Looks up a string key in a dict-like value.
@@ -177,15 +192,95 @@ impl Value {
     }
 }
 
+/// Keys a dict may repeat and Python would merge: strings, integers and booleans.
+#[derive(PartialEq, Eq, Hash)]
+enum ScalarKey<'a> {
+    Str(&'a str),
+    Int(i64),
+}
+
+fn last_value_wins(pairs: &[(Value, Value)]) -> Vec<(Value, Value)> {
+    let mut first_at: HashMap<ScalarKey, usize> = HashMap::new();
+    let mut out: Vec<(Value, Value)> = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        let key = match k {
+            Value::Str(s) => Some(ScalarKey::Str(s)),
+            Value::Int(i) => Some(ScalarKey::Int(*i)),
+            Value::Bool(b) => Some(ScalarKey::Int(*b as i64)),
+            _ => None,
+        };
+        match key.and_then(|key| match first_at.get(&key) {
+            Some(&at) => Some(at),
+            None => {
+                first_at.insert(key, out.len());
+                None
+            }
+        }) {
+            Some(at) => out[at].1 = v.clone(),
+            None => out.push((k.clone(), v.clone())),
+        }
+    }
+    out
+}
+
+/// Dropping a value tree by recursion overflows the stack on a million nested tuples: children
+/// that this value alone owns are moved onto a work list and dropped one level at a time.
+impl Drop for Value {
+    fn drop(&mut self) {
+        let mut work = Vec::new();
+        take_children(self, &mut work);
+        while let Some(mut v) = work.pop() {
+            take_children(&mut v, &mut work);
+        }
+    }
+}
+
+fn take_children(value: &mut Value, work: &mut Vec<Value>) {
+    match value {
+        Value::Tuple(items) => {
+            if let Some(items) = Rc::get_mut(items) {
+                work.extend(items.iter_mut().map(|v| std::mem::replace(v, Value::None)));
+            }
+        }
+        Value::List(items) | Value::Set(items) => {
+            if let Some(items) = Rc::get_mut(items) {
+                work.append(items.get_mut());
+            }
+        }
+        Value::Dict(pairs) => {
+            if let Some(pairs) = Rc::get_mut(pairs) {
+                for (k, v) in pairs.get_mut().drain(..) {
+                    work.push(k);
+                    work.push(v);
+                }
+            }
+        }
+        Value::Object(o) => {
+            if let Some(o) = Rc::get_mut(o) {
+                let o = o.get_mut();
+                work.append(&mut o.args);
+                work.extend(o.state.take());
+                for (k, v) in o.items.drain(..) {
+                    work.push(k);
+                    work.push(v);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Decodes a pickle. `STOP` ends it; the value on top of the stack is returned.
 pub fn unpickle(data: &[u8]) -> Result<Value, PickleError> {
-    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
+    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), built: 0 }.run()
 }
 
 struct Machine<'a> {
     data: &'a [u8],
     pos: usize,
     stack: Vec<Value>,
+    /// Values pushed so far, against [`MAX_VALUES`].
+    built: usize,
     marks: Vec<usize>,
     memo: HashMap<u64, Value>,
 }
@@ -226,12 +321,17 @@ impl<'a> Machine<'a> {
         usize::try_from(n).or_else(|_| self.fail("length does not fit in memory"))
     }
 
+    fn push(&mut self, v: Value) {
+        self.built += 1;
+        self.stack.push(v);
+    }
+
     fn pop(&mut self) -> Result<Value, PickleError> {
         match self.stack.pop() {
             Some(v) if self.marks.last().is_none_or(|&m| self.stack.len() >= m) => Ok(v),
             Some(v) => {
                 // Popping below the innermost mark: the file is malformed; keep the error precise.
-                self.stack.push(v);
+                self.push(v);
                 self.fail("stack underflow below a MARK")
             }
             None => self.fail("stack underflow"),
@@ -263,7 +363,7 @@ impl<'a> Machine<'a> {
         match self.memo.get(&index) {
             Some(v) => {
                 let v = v.clone();
-                self.stack.push(v);
+                self.push(v);
                 Ok(())
             }
             None => self.fail(format!("memo entry {index} was never stored")),
@@ -278,6 +378,9 @@ impl<'a> Machine<'a> {
 
     fn run(mut self) -> Result<Value, PickleError> {
         loop {
+            if self.built > MAX_VALUES {
+                return self.fail(format!("builds more than {MAX_VALUES} values: not a checkpoint's object tree"));
+            }
             let op = self.u8()?;
             match op {
                 0x80 => {
@@ -299,28 +402,28 @@ impl<'a> Machine<'a> {
                 }
                 b'2' => {
                     let v = self.top()?.clone();
-                    self.stack.push(v);
+                    self.push(v);
                 }
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
+                b'N' => self.push(Value::None),
+                0x88 => self.push(Value::Bool(true)),
+                0x89 => self.push(Value::Bool(false)),
                 b'J' => {
                     let v = i32::from_le_bytes(self.le()?);
-                    self.stack.push(Value::Int(v.into()));
+                    self.push(Value::Int(v.into()));
                 }
                 b'K' => {
                     let v = self.u8()?;
-                    self.stack.push(Value::Int(v.into()));
+                    self.push(Value::Int(v.into()));
                 }
                 b'M' => {
                     let v = u16::from_le_bytes(self.le()?);
-                    self.stack.push(Value::Int(v.into()));
+                    self.push(Value::Int(v.into()));
                 }
                 0x8a | 0x8b => {
                     let n = if op == 0x8a { self.u8()? as u64 } else { u32::from_le_bytes(self.le()?) as u64 };
                     let n = self.len_u64(n)?;
                     let bytes = self.take(n)?;
-                    self.stack.push(long_from_bytes(bytes));
+                    self.push(long_from_bytes(bytes));
                 }
                 b'I' | b'L' => {
                     let line = self.line()?.trim_end_matches('L');
@@ -332,33 +435,33 @@ impl<'a> Machine<'a> {
                             Err(_) => return self.fail(format!("bad integer literal {line:?}")),
                         },
                     };
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 b'G' => {
                     let v = f64::from_be_bytes(self.le()?);
-                    self.stack.push(Value::Float(v));
+                    self.push(Value::Float(v));
                 }
                 b'F' => {
                     let line = self.line()?;
                     let Ok(v) = line.parse::<f64>() else { return self.fail(format!("bad float literal {line:?}")) };
-                    self.stack.push(Value::Float(v));
+                    self.push(Value::Float(v));
                 }
                 b'X' => {
                     let n = u32::from_le_bytes(self.le()?) as u64;
                     let n = self.len_u64(n)?;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 0x8c => {
                     let n = self.u8()? as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 0x8d => {
                     let n = u64::from_le_bytes(self.le()?);
                     let n = self.len_u64(n)?;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 b'T' | b'U' => {
                     // Python 2 byte strings; torch writes none, but older metadata might.
@@ -367,11 +470,11 @@ impl<'a> Machine<'a> {
                         return self.fail("negative string length");
                     }
                     let bytes = self.take(n as usize)?;
-                    self.stack.push(Value::Str(String::from_utf8_lossy(bytes).into()));
+                    self.push(Value::Str(String::from_utf8_lossy(bytes).into()));
                 }
                 b'V' => {
                     let line = self.line()?;
-                    self.stack.push(Value::Str(line.into()));
+                    self.push(Value::Str(line.into()));
                 }
                 b'B' | b'C' | 0x8e => {
                     let n = match op {
@@ -381,12 +484,12 @@ impl<'a> Machine<'a> {
                     };
                     let n = self.len_u64(n)?;
                     let bytes = self.take(n)?;
-                    self.stack.push(Value::Bytes(bytes.into()));
+                    self.push(Value::Bytes(bytes.into()));
                 }
-                b')' => self.stack.push(Value::Tuple(Rc::new([]))),
+                b')' => self.push(Value::Tuple(Rc::new([]))),
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items.into()));
+                    self.push(Value::Tuple(items.into()));
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -395,23 +498,23 @@ impl<'a> Machine<'a> {
                         items.push(self.pop()?);
                     }
                     items.reverse();
-                    self.stack.push(Value::Tuple(items.into()));
+                    self.push(Value::Tuple(items.into()));
                 }
-                b']' => self.stack.push(Value::List(Rc::default())),
+                b']' => self.push(Value::List(Rc::default())),
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::List(Rc::new(RefCell::new(items))));
+                    self.push(Value::List(Rc::new(RefCell::new(items))));
                 }
-                b'}' => self.stack.push(Value::Dict(Rc::default())),
+                b'}' => self.push(Value::Dict(Rc::default())),
                 b'd' => {
                     let items = self.pop_mark()?;
                     let pairs = self.pairs(items)?;
-                    self.stack.push(Value::Dict(Rc::new(RefCell::new(pairs))));
+                    self.push(Value::Dict(Rc::new(RefCell::new(pairs))));
                 }
-                0x8f => self.stack.push(Value::Set(Rc::default())),
+                0x8f => self.push(Value::Set(Rc::default())),
                 0x91 => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Set(Rc::new(RefCell::new(items))));
+                    self.push(Value::Set(Rc::new(RefCell::new(items))));
                 }
                 b'a' => {
                     let v = self.pop()?;
@@ -464,39 +567,39 @@ impl<'a> Machine<'a> {
                 b'c' => {
                     let module = self.line()?;
                     let name = self.line()?;
-                    self.stack.push(Value::Global(format!("{module}.{name}").into()));
+                    self.push(Value::Global(format!("{module}.{name}").into()));
                 }
                 0x93 => {
                     let name = self.pop()?;
                     let module = self.pop()?;
                     match (module.as_str(), name.as_str()) {
-                        (Some(m), Some(n)) => self.stack.push(Value::Global(format!("{m}.{n}").into())),
+                        (Some(m), Some(n)) => self.push(Value::Global(format!("{m}.{n}").into())),
                         _ => return self.fail("STACK_GLOBAL needs two strings"),
                     }
                 }
                 b'Q' => {
                     let pid = self.pop()?;
                     let v = self.persistent_load(pid)?;
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 b'R' => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
                     let v = self.call(callable, args)?;
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 0x81 => {
                     let args = self.pop()?;
                     let class = self.pop()?;
                     let v = self.call(class, args)?;
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 0x92 => {
                     let _kwargs = self.pop()?;
                     let args = self.pop()?;
                     let class = self.pop()?;
                     let v = self.call(class, args)?;
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 b'b' => {
                     let state = self.pop()?;
@@ -573,7 +676,7 @@ impl<'a> Machine<'a> {
         let Value::Global(name) = &callable else {
             return self.fail(format!("call of a {}, not a class or function", callable.kind()));
         };
-        let args: Vec<Value> = match args {
+        let args: Vec<Value> = match &args {
             Value::Tuple(t) => t.to_vec(),
             other => return self.fail(format!("call arguments are a {}, not a tuple", other.kind())),
         };
@@ -652,12 +755,12 @@ mod tests {
         p.extend_from_slice(&2.5f64.to_be_bytes());
         p.extend_from_slice(&[b'X', 1, 0, 0, 0, b'x', b'e', 0x8c, 1, b'b', b'N', 0x88, 0x86, b'u', b'.']);
         let v = unpickle(&p).unwrap();
-        let Value::List(a) = v.get("a").unwrap() else { panic!() };
+        let Value::List(a) = &v.get("a").unwrap() else { panic!() };
         let a = a.borrow();
         assert!(matches!(a[0], Value::Int(1)));
         assert!(matches!(a[1], Value::Float(f) if f == 2.5));
         assert_eq!(a[2].as_str(), Some("x"));
-        let Value::Tuple(b) = v.get("b").unwrap() else { panic!() };
+        let Value::Tuple(b) = &v.get("b").unwrap() else { panic!() };
         assert!(matches!(b[..], [Value::None, Value::Bool(true)]));
     }
 
@@ -666,7 +769,7 @@ mod tests {
         // d = {}; [d, d] then d['k'] = 1 after memoising: both list entries see it.
         let p = [0x80, 2, b']', b'(', b'}', b'q', 7, b'h', 7, b'e', b'h', 7, 0x8c, 1, b'k', b'K', 1, b's', b'0', b'.'];
         let v = unpickle(&p).unwrap();
-        let Value::List(l) = v else { panic!() };
+        let Value::List(l) = &v else { panic!() };
         for item in l.borrow().iter() {
             assert!(matches!(item.get("k"), Some(Value::Int(1))));
         }
@@ -677,7 +780,7 @@ mod tests {
         // os.system('echo hi') as a pickle: GLOBAL, args, REDUCE. It must become inert data.
         let mut p = b"\x80\x02cos\nsystem\nq\x00X\x07\x00\x00\x00echo hi\x85R.".to_vec();
         let v = unpickle(&p).unwrap();
-        let Value::Object(o) = v else { panic!("expected an opaque object") };
+        let Value::Object(o) = &v else { panic!("expected an opaque object") };
         assert_eq!(o.borrow().class, "os.system");
         assert_eq!(o.borrow().args[0].as_str(), Some("echo hi"));
         p.truncate(p.len() - 1);
@@ -704,11 +807,55 @@ mod tests {
     fn rebuilds_tensor_references() {
         let mut p = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nDoubleStorage\nX\x01\x00\x00\x003X\x03\x00\x00\x00cpuK\x06tQ".to_vec();
         p.extend_from_slice(b"K\x00K\x02K\x03\x86K\x03K\x01\x86\x89)tR.");
-        let Value::Tensor(t) = unpickle(&p).unwrap() else { panic!() };
+        let Value::Tensor(t) = &unpickle(&p).unwrap() else { panic!() };
         assert_eq!(t.storage.key, "3");
         assert_eq!(t.storage.dtype, StorageDtype::F64);
         assert_eq!(t.storage.numel, 6);
         assert_eq!((t.shape.clone(), t.stride.clone()), (vec![2, 3], vec![3, 1]));
+    }
+
+    #[test]
+    fn deep_nesting_is_neither_walked_nor_dropped_by_recursion() {
+        // A million TUPLE1s, then a million nested lists (MARK … LIST), each around the last.
+        let mut p = vec![0x80, 2, b'N'];
+        p.extend(std::iter::repeat_n(0x85, 1_000_000));
+        p.push(b'.');
+        assert!(matches!(unpickle(&p), Ok(Value::Tuple(_))));
+        let mut p = vec![0x80, 2];
+        p.extend(std::iter::repeat_n(b'(', 1_000_000));
+        p.push(b'N');
+        p.extend(std::iter::repeat_n(b'l', 1_000_000));
+        p.push(b'.');
+        let v = unpickle(&p).unwrap();
+        assert!(v.dict_items().is_none());
+    }
+
+    #[test]
+    fn an_object_whose_state_is_itself_has_no_items() {
+        // o = C(); BUILD o with o as its state.
+        let p = b"\x80\x02cm\nC\n)\x81q\x00h\x00b.";
+        let v = unpickle(p).unwrap();
+        assert!(v.dict_items().is_none());
+        assert!(v.get("anything").is_none());
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_the_last_value_as_python_does() {
+        // {'w': 1, 'x': 2, 'w': 3} built with SETITEMS.
+        let p = b"\x80\x02}(X\x01\x00\x00\x00wK\x01X\x01\x00\x00\x00xK\x02X\x01\x00\x00\x00wK\x03u.";
+        let v = unpickle(p).unwrap();
+        assert!(matches!(v.get("w"), Some(Value::Int(3))));
+        let keys: Vec<_> = v.dict_items().unwrap().iter().map(|(k, _)| k.as_str().unwrap().to_owned()).collect();
+        assert_eq!(keys, ["w", "x"]);
+    }
+
+    #[test]
+    fn a_flood_of_values_is_refused() {
+        let mut p = vec![0x80, 2, b']'];
+        p.extend(std::iter::repeat_n(b'2', MAX_VALUES + 10));
+        p.push(b'.');
+        let err = unpickle(&p).unwrap_err();
+        assert!(err.message.contains("more than"), "{err}");
     }
 
     #[test]

@@ -87,7 +87,7 @@ enum Kind {
 impl PointReader {
     pub fn open(path: &Path, options: &ReadOptions) -> Result<Self> {
         let format = TableFormat::from_path(path)?;
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = crate::open_regular(path)?;
         let batch_size = options.batch_size.max(1);
         let (schema, total_rows, kind) = match format {
             TableFormat::Csv => open_csv(path, file, options)?,
@@ -306,6 +306,7 @@ fn open_csv(path: &Path, file: File, options: &ReadOptions) -> Result<(SchemaRef
     if names.iter().all(String::is_empty) {
         return Err(Error::format(path, "empty file: expected a header row with lon and lat columns"));
     }
+    check_column_names(path, &names)?;
     let lon = find_column(path, &names, options.lon_col.as_deref(), &LON_NAMES, "longitude", "--lon-col")?;
     let lat = find_column(path, &names, options.lat_col.as_deref(), &LAT_NAMES, "latitude", "--lat-col")?;
     let fields: Vec<Field> = names
@@ -315,6 +316,30 @@ fn open_csv(path: &Path, file: File, options: &ReadOptions) -> Result<(SchemaRef
         .collect();
     let width = names.len();
     Ok((Arc::new(Schema::new(fields)), None, Kind::Csv { reader, lon, lat, width }))
+}
+
+/// Input columns travel to the output; more than this many is not a table of points.
+pub const MAX_COLUMNS: usize = 4096;
+
+/// The output repeats the input's columns: names must be unique (Parquet readers refuse
+/// duplicates) and their number bounded (each costs memory in every batch).
+fn check_column_names(path: &Path, names: &[String]) -> Result<()> {
+    if names.len() > MAX_COLUMNS {
+        return Err(Error::format(
+            path,
+            format!("has {} columns; satclip carries at most {MAX_COLUMNS} input columns to its output", names.len()),
+        ));
+    }
+    let mut seen = std::collections::HashMap::new();
+    for (i, name) in names.iter().enumerate() {
+        if let Some(first) = seen.insert(name.as_str(), i) {
+            return Err(Error::format(
+                path,
+                format!("columns {} and {} are both named `{name}`; column names must be unique", first + 1, i + 1),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn open_parquet(
@@ -328,6 +353,7 @@ fn open_parquet(
     let schema = builder.schema().clone();
     let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    check_column_names(path, &names)?;
     let asked = options.lon_col.is_some() || options.lat_col.is_some();
     let geometry = if asked { None } else { geoparquet_points_column(path, &schema)? };
     let coords = match geometry {
@@ -368,15 +394,33 @@ fn geoparquet_points_column(path: &Path, schema: &Schema) -> Result<Option<usize
     match column.get("crs") {
         None | Some(serde_json::Value::Null) => {}
         Some(crs) => {
-            let id = &crs["id"];
-            let (authority, code) = (id["authority"].as_str().unwrap_or(""), id["code"].to_string());
-            let lonlat = matches!((authority, code.trim_matches('"')), ("EPSG", "4326") | ("OGC", "CRS84"));
+            // PROJJSON as the specification asks, or an "AUTHORITY:CODE" string as some writers give.
+            let (authority, code) = match crs {
+                serde_json::Value::String(text) => match text.split_once(':') {
+                    Some((a, c)) => (a.to_string(), c.to_string()),
+                    None => (String::new(), text.clone()),
+                },
+                _ => {
+                    let id = &crs["id"];
+                    let code = match &id["code"] {
+                        serde_json::Value::String(c) => c.clone(),
+                        serde_json::Value::Null => String::new(),
+                        other => other.to_string(),
+                    };
+                    (id["authority"].as_str().unwrap_or("").to_string(), code)
+                }
+            };
+            let lonlat =
+                matches!((authority.to_ascii_uppercase().as_str(), code.as_str()), ("EPSG", "4326") | ("OGC", "CRS84"));
             if !lonlat {
-                let crs_name = crs.get("name").and_then(|v| v.as_str()).unwrap_or("unnamed");
-                return Err(bad(format!(
-                    "geometry column `{name}` is in {authority}:{} ({crs_name}); reproject it to EPSG:4326 first",
-                    code.trim_matches('"')
-                )));
+                let named = match (authority.is_empty(), crs.get("name").and_then(|v| v.as_str())) {
+                    (false, Some(n)) => format!("{authority}:{code} ({n})"),
+                    (false, None) => format!("{authority}:{code}"),
+                    (true, Some(n)) => format!("a CRS without an authority code ({n})"),
+                    (true, None) if !code.is_empty() => format!("the CRS `{code}`"),
+                    (true, None) => "a CRS without an authority code or name".to_string(),
+                };
+                return Err(bad(format!("geometry column `{name}` is in {named}; reproject it to EPSG:4326 first")));
             }
         }
     }

@@ -95,6 +95,13 @@ pub fn featurize(
             .enumerate()
             .map(|(i, entry)| -> Result<Vec<f32>> {
                 let image = load_tile(&entry.file)?;
+                let side = extractor.min_side();
+                if image.width < side || image.height < side {
+                    return Err(Error::format(
+                        &entry.file,
+                        format!("is {}×{} pixels; the tower needs at least {side}×{side}", image.width, image.height),
+                    ));
+                }
                 let mut all = Vec::new();
                 for view in 0..views {
                     let augmented = match view_augmentation(seed, c * CHUNK + i, view) {
@@ -161,11 +168,15 @@ impl FeatureCache {
             files.push(record.get(2).unwrap_or("").to_string());
         }
         let features_path = dir.join(FEATURES_FILE);
-        let file = std::fs::File::open(&features_path).map_err(|e| Error::io(&features_path, e))?;
-        // SAFETY: the cache is written once, atomically, and never modified in place; a file
-        // truncated by someone else would show up as a size mismatch below or a read error.
+        let file = satclip_io::open_regular(&features_path)?;
+        // SAFETY: a mapping is sound while no one truncates or rewrites the file in place. satclip
+        // writes a cache once and replaces it only by renaming a new file over it (the mapping
+        // keeps the old inode), and never edits one in place. Another program that truncated it
+        // during training would make reads past the new end raise SIGBUS: the contract of every
+        // memory-mapped data set, stated in docs/pretraining.md.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&features_path, e))?;
-        let expected = meta.tiles * meta.views * meta.dim * 4;
+        let expected = [meta.views, meta.dim, 4].iter().try_fold(meta.tiles, |acc, &f| acc.checked_mul(f));
+        let expected = expected.unwrap_or(usize::MAX);
         if map.len() != expected || lon.len() != meta.tiles {
             return Err(Error::format(
                 &features_path,

@@ -363,12 +363,11 @@ pub fn export(
     native_dir: &Path,
     official: &Path,
 ) -> Result<LocationEncoder> {
+    let official_tensors: Vec<(String, Tensor)> = model.location.to_network().state_dict();
     let mut tensors = TensorMap::new();
-    for (name, t) in model.location.to_network().state_dict() {
-        tensors.insert(name, t);
+    for (name, t) in &official_tensors {
+        tensors.insert(name, t.clone());
     }
-    let official_tensors: Vec<(String, Tensor)> =
-        tensors.names().map(|n| (n.to_string(), tensors.get(n).expect("listed").clone())).collect();
     let encoder = LocationEncoder::from_tensors(hp.clone(), tensors).map_err(|e| Error::model(native_dir, e))?;
     satclip_io::native::save(&encoder, native_dir)?;
 

@@ -35,6 +35,14 @@ pub(crate) fn take_f32(t: &mut TensorMap, name: &str, shape: &[usize]) -> Result
         .map_err(|e| Error::Weights(e.to_string()))
 }
 
+/// The projection head's width comes from the file: bounded like a location encoder's.
+pub(crate) fn check_head_width(width: usize) -> Result<(), Error> {
+    if width == 0 || width > 8192 {
+        return Err(Error::Weights(format!("projection head has {width} outputs; satclip accepts 1 to 8192")));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug)]
 pub enum Tower {
     ResNet(ResNet),
@@ -98,11 +106,20 @@ impl Tower {
 /// Anything that turns a tile into a fixed-length feature vector (the input of a trainable head).
 pub trait FeatureExtractor: Sync {
     fn features(&self, image: &Image) -> Vec<f32>;
+
+    /// The smallest side an input may have; `features` may panic on a smaller one.
+    fn min_side(&self) -> usize {
+        1
+    }
 }
 
 impl FeatureExtractor for Tower {
     fn features(&self, image: &Image) -> Vec<f32> {
         self.pooled(image)
+    }
+
+    fn min_side(&self) -> usize {
+        self.input_size()
     }
 }
 

@@ -108,9 +108,10 @@ impl ResNet {
             }
         }
         let fc_out = t
-            .get("fc.weight")
-            .map(|w| w.shape[0])
+            .shape("fc.weight")
+            .and_then(|s| s.first().copied())
             .ok_or_else(|| Error::Weights("missing tensor `fc.weight`".into()))?;
+        crate::check_head_width(fc_out)?;
         let fc = Linear {
             weight: take_f32(t, "fc.weight", &[fc_out, cin])?,
             bias: Some(take_f32(t, "fc.bias", &[fc_out])?),

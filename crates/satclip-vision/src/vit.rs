@@ -116,9 +116,10 @@ impl VisionTransformer {
             .collect::<Result<_, Error>>()?;
         let norm = LayerNorm::load(t, "norm")?;
         let head_out = t
-            .get("head.weight")
-            .map(|w| w.shape[0])
+            .shape("head.weight")
+            .and_then(|s| s.first().copied())
             .ok_or_else(|| Error::Weights("missing tensor `head.weight`".into()))?;
+        crate::check_head_width(head_out)?;
         let head = linear(t, "head", WIDTH, head_out)?;
         Ok(Self { patch_embed, cls_token, pos_embed, blocks, norm, head })
     }
@@ -157,13 +158,7 @@ fn attention(qkv: &Linear<f32>, proj: &Linear<f32>, x: &[f32], n: usize) -> Vec<
     let scale = 1.0 / (head_dim as f32).sqrt();
     let mut context = vec![0f32; n * WIDTH];
     let mut scores = vec![0f32; n * n];
-    let view = |offset: usize| MatRef {
-        data: &qkv_out[offset..],
-        rows: n,
-        cols: head_dim,
-        row_stride: 3 * WIDTH,
-        col_stride: 1,
-    };
+    let view = |offset: usize| MatRef::strided(&qkv_out[offset..], n, head_dim, 3 * WIDTH, 1);
     for h in 0..HEADS {
         let (q, k, v) = (view(h * head_dim), view(WIDTH + h * head_dim), view(2 * WIDTH + h * head_dim));
         gemm(&mut scores, q, k.t(), scale, false, false);

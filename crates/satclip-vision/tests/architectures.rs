@@ -6,7 +6,7 @@ use satclip_vision::{Image, Tower};
 
 /// Trainable parameters (weights and biases; batch-norm running statistics excluded).
 fn trainable(t: &satclip_core::TensorMap) -> usize {
-    t.names().filter(|n| !n.contains("running_")).map(|n| t.get(n).unwrap().data.len()).sum()
+    t.names().filter(|n| !n.contains("running_")).map(|n| t.shape(n).unwrap().iter().product::<usize>()).sum()
 }
 
 #[test]

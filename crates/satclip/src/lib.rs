@@ -177,7 +177,7 @@ pub enum Progress {
 /// The image tower of an official checkpoint (`vision_layers` and the `model.visual.*` tensors).
 pub fn load_tower(checkpoint: &Path) -> Result<Tower> {
     let mut ckpt = LightningCheckpoint::open(checkpoint)?;
-    let vision_layers = match ckpt.hyper_parameter("vision_layers") {
+    let vision_layers = match &ckpt.hyper_parameter("vision_layers") {
         Some(satclip_io::pickle::Value::Str(s)) => s.to_string(),
         Some(other) => {
             return Err(satclip_io::Error::format(
@@ -194,10 +194,21 @@ pub fn load_tower(checkpoint: &Path) -> Result<Tower> {
     Tower::load(&vision_layers, tensors).map_err(|e| satclip_io::Error::format(checkpoint, e.to_string()))
 }
 
-/// A 12-band Sentinel-2 L2A GeoTIFF (S2-100K format), preprocessed as the official code does,
-/// with the tile's lon/lat when the file is georeferenced.
-pub fn read_sentinel2(path: &Path) -> Result<(Image, Option<[f64; 2]>)> {
-    let raster = satclip_io::geotiff::read(path)?;
+/// A 12-band Sentinel-2 L2A GeoTIFF (S2-100K format) for a tower that takes `side × side`
+/// inputs, preprocessed as the official code does, with the tile's lon/lat when the file is
+/// georeferenced. Tiles smaller than the input, or more than 4 times its side, are refused.
+pub fn read_sentinel2(path: &Path, side: usize) -> Result<(Image, Option<[f64; 2]>)> {
+    let max_side = 4 * side;
+    let raster = satclip_io::geotiff::read_with_limit(path, max_side * max_side * 12 * 2)?;
+    if raster.width < side || raster.height < side || raster.width > max_side || raster.height > max_side {
+        return Err(satclip_io::Error::format(
+            path,
+            format!(
+                "is {}×{} pixels; this image tower takes tiles from {side}×{side} to {max_side}×{max_side}",
+                raster.width, raster.height
+            ),
+        ));
+    }
     if raster.bands != 12 {
         return Err(satclip_io::Error::format(
             path,
@@ -215,7 +226,7 @@ pub fn embed_images(tower: &Tower, files: &[std::path::PathBuf]) -> Result<Vec<(
     files
         .par_iter()
         .map(|path| {
-            let (image, centre) = read_sentinel2(path)?;
+            let (image, centre) = read_sentinel2(path, tower.input_size())?;
             Ok((tower.embed(&image), centre))
         })
         .collect()

@@ -26,7 +26,7 @@ fn tile_locations_match_the_index() {
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         let (name, lon, lat) = (f[0], f[1].parse::<f64>().unwrap(), f[2].parse::<f64>().unwrap());
-        let (_, centre) = read_sentinel2(&shared_dir().unwrap().join("data/s2-samples").join(name)).unwrap();
+        let (_, centre) = read_sentinel2(&shared_dir().unwrap().join("data/s2-samples").join(name), 256).unwrap();
         let [clon, clat] = centre.expect("S2-100K tiles are georeferenced");
         worst = worst.max((clon - lon).abs()).max((clat - lat).abs());
     }
@@ -47,7 +47,7 @@ fn image_embeddings_match_the_official_towers() {
         assert_eq!(rows, tiles.len());
         let mut worst = 0.0f64;
         for (r, (_, path)) in tiles.iter().enumerate() {
-            let (image, _) = read_sentinel2(path).unwrap();
+            let (image, _) = read_sentinel2(path, tower.input_size()).unwrap();
             let ours = tower.embed(&image);
             assert_eq!(ours.len(), dim);
             let err = ours.iter().zip(&expected[r * dim..]).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);

@@ -26,7 +26,7 @@ fn all_gradients_including_the_image_head_match() {
     let Tower::ResNet(resnet) = satclip::load_tower(&ckpt_path).unwrap() else { panic!("a ResNet18 checkpoint") };
     let mut pooled = Vec::new();
     for f in &files {
-        let (image, _) = satclip::read_sentinel2(&shared.join("data/s2-samples").join(f)).unwrap();
+        let (image, _) = satclip::read_sentinel2(&shared.join("data/s2-samples").join(f), 256).unwrap();
         pooled.extend(resnet.pooled(&image).into_iter().map(|v| v as f64));
     }
     let mut ckpt = LightningCheckpoint::open(&ckpt_path).unwrap();

@@ -26,6 +26,7 @@ pub enum PositionalEncoding {
 impl PositionalEncoding {
     /// Builds the encoding named by `le_type`, reading its parameters from the hyper-parameters.
     pub fn from_hyperparameters(hp: &Hyperparameters) -> Result<Self, Error> {
+        hp.validate()?;
         let frequencies = || geometric_frequencies(hp.frequency_num, hp.min_radius, hp.max_radius);
         Ok(match hp.le_type.as_str() {
             "direct" => Self::Direct,

@@ -28,6 +28,7 @@ pub enum Network {
 impl Network {
     /// Builds the network named by `pe_type` from tensors keyed as in the official `nnet` module.
     pub fn load(hp: &Hyperparameters, input_dim: usize, t: &mut TensorMap) -> Result<Self, Error> {
+        hp.validate()?;
         let (h, out, layers) = (hp.capacity, hp.embed_dim, hp.num_hidden_layers);
         Ok(match hp.pe_type.as_str() {
             "linear" => Self::Linear(Linear::load(t, "", input_dim, out, true)?),
@@ -40,6 +41,7 @@ impl Network {
 
     /// A freshly initialised network, with the official initialisation of each kind.
     pub fn init<R: Rng>(hp: &Hyperparameters, input_dim: usize, rng: &mut R) -> Result<Self, Error> {
+        hp.validate()?;
         let (h, out, layers) = (hp.capacity, hp.embed_dim, hp.num_hidden_layers);
         Ok(match hp.pe_type.as_str() {
             "linear" => Self::Linear(Linear::torch_default(rng, input_dim, out, true)),
@@ -174,24 +176,42 @@ mod tests {
     /// The hidden layer of the official MLP is one module repeated: its keys must agree.
     #[test]
     fn mlp_shares_its_hidden_layer() {
-        let mut t = TensorMap::new();
-        t.insert("features.0.weight", tensor(&[3, 2], &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0]));
-        t.insert("features.0.bias", tensor(&[3], &[0.0, 0.0, -10.0]));
-        let hidden_w = [0.5, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.5];
-        for slot in [2, 4] {
-            t.insert(format!("features.{slot}.weight"), tensor(&[3, 3], &hidden_w));
-            t.insert(format!("features.{slot}.bias"), tensor(&[3], &[0.0, -1.0, 0.0]));
-        }
-        t.insert("features.6.weight", tensor(&[2, 3], &[1.0, 1.0, 1.0, 0.0, 0.0, 0.0]));
-        t.insert("features.6.bias", tensor(&[2], &[0.0, 3.0]));
-        let net = Network::load(&hp("mlp"), 2, &mut t.clone()).unwrap();
+        let tensors = || {
+            let mut t = TensorMap::new();
+            t.insert("features.0.weight", tensor(&[3, 2], &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0]));
+            t.insert("features.0.bias", tensor(&[3], &[0.0, 0.0, -10.0]));
+            let hidden_w = [0.5, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.5];
+            for slot in [2, 4] {
+                t.insert(format!("features.{slot}.weight"), tensor(&[3, 3], &hidden_w));
+                t.insert(format!("features.{slot}.bias"), tensor(&[3], &[0.0, -1.0, 0.0]));
+            }
+            t.insert("features.6.weight", tensor(&[2, 3], &[1.0, 1.0, 1.0, 0.0, 0.0, 0.0]));
+            t.insert("features.6.bias", tensor(&[2], &[0.0, 3.0]));
+            t
+        };
+        let net = Network::load(&hp("mlp"), 2, &mut tensors()).unwrap();
         // x = (4, 8): h0 = relu(4, 8, 2); the shared layer twice: (2, 3, 1), then (1, 0.5, 0.5).
         let got = net.forward(&[4.0, 8.0], 1);
         assert_eq!(got, vec![2.0, 3.0]);
 
+        let mut t = tensors();
         t.insert("features.4.bias", tensor(&[3], &[0.0, 0.0, 0.0]));
         let err = Network::load(&hp("mlp"), 2, &mut t).unwrap_err().to_string();
         assert!(err.contains("features.4"), "{err}");
+    }
+
+    #[test]
+    fn weights_are_read_only_when_taken_and_must_be_finite() {
+        let mut t = TensorMap::new();
+        t.insert_deferred("weight", vec![2, 4], Box::new(|| Ok(vec![0.5; 8])));
+        t.insert_deferred("bias", vec![2], Box::new(|| Ok(vec![f64::NAN, 0.0])));
+        let err = Network::load(&hp("linear"), 4, &mut t).unwrap_err().to_string();
+        assert!(err.contains("`bias`") && err.contains("NaN"), "{err}");
+        // A tensor of the wrong shape is refused before its loader runs.
+        let mut t = TensorMap::new();
+        t.insert_deferred("weight", vec![1 << 40, 4], Box::new(|| panic!("read before its shape was checked")));
+        let err = Network::load(&hp("linear"), 4, &mut t).unwrap_err().to_string();
+        assert!(err.contains("expected [2, 4]"), "{err}");
     }
 
     #[test]
