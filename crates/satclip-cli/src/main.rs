@@ -49,8 +49,8 @@ enum Command {
         #[arg(long)]
         checkpoint: PathBuf,
         /// Candidate points on the sphere (at most 10 million).
-        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000).map(|v| v as usize))]
-        points: usize,
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+        points: u32,
         /// Candidates reported per tile.
         #[arg(long, default_value_t = 1)]
         top_k: usize,
@@ -341,6 +341,7 @@ impl From<Dtype> for OutputDtype {
 }
 
 fn main() -> ExitCode {
+    satclip::io::atomic::remove_temporaries_on_signal();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -366,7 +367,7 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("embedded {n} tiles into {}", output.display());
             Ok(())
         }
-        Command::Locate { checkpoint, points, top_k, images } => locate(&checkpoint, points, top_k, &images),
+        Command::Locate { checkpoint, points, top_k, images } => locate(&checkpoint, points as usize, top_k, &images),
         Command::Corpus { source: CorpusSource::Bluemarble { data, out, samples, seed, patch, pixel_km } } => {
             let spec = satclip_train::bluemarble::CorpusSpec { samples, seed, patch, pixel_km, ..Default::default() };
             let bar = progress_bar(Some(samples as u64), "patches");
@@ -591,6 +592,10 @@ fn train(args: TrainArgs) -> Result<()> {
 
 fn eval(args: EvalArgs) -> Result<()> {
     use satclip_eval::suite::{evaluate, table_lines, EvalConfig, SplitMethod, TABLE_HEADER};
+    if let Some(output) = &args.output {
+        let tasks: Vec<&std::path::Path> = args.task.iter().map(|t| t.as_path()).collect();
+        satclip::io::atomic::check_output(output, &tasks)?;
+    }
     let split = match args.split.as_str() {
         "random" => SplitMethod::Random,
         "block" => SplitMethod::Block(10.0),
@@ -648,6 +653,7 @@ fn eval(args: EvalArgs) -> Result<()> {
 
 /// The PCA map of an encoder, or with `at` its similarity to that place.
 fn draw_map(args: &MapArgs, at: Option<[f64; 2]>) -> Result<()> {
+    satclip::io::atomic::check_output(&args.out, &[])?;
     let extent = satclip::core::geo::GridExtent::global(args.resolution).map_err(anyhow::Error::msg)?;
     let mask = land_mask(&args.data)?;
     let encoder = satclip::FeatureEncoder::load(&args.encoder)?;
@@ -668,6 +674,7 @@ fn parse_count_or_all(text: &str) -> std::result::Result<usize, String> {
 }
 
 fn raster(args: RasterArgs) -> Result<()> {
+    satclip::io::atomic::check_output(&args.out, &[])?;
     let bounds = args.bounds.unwrap_or([-180.0, -90.0, 180.0, 90.0]);
     let extent = satclip::core::geo::GridExtent::new(bounds, args.resolution).map_err(anyhow::Error::msg)?;
     let mask = match args.land_only {

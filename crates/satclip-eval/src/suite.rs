@@ -119,6 +119,15 @@ pub fn evaluate(
     d: usize,
     config: &EvalConfig,
 ) -> Result<Vec<ReportRow>, String> {
+    if let Some(at) = features.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "encoder {encoder} gave {} as feature {} of point {} of {}: probes need finite features",
+            features[at],
+            at % d.max(1),
+            at / d.max(1) + 1,
+            task.path.display()
+        ));
+    }
     let mut rows = Vec::new();
     let n = task.points.len();
     let pick = |mask: &[bool]| -> Vec<usize> { (0..n).filter(|&i| mask[i]).collect() };

@@ -8,6 +8,10 @@ use arrow_array::Array;
 use satclip_io::error::{Error, Result};
 use satclip_io::points::{PointReader, ReadOptions};
 
+/// Probes hold a row per class (one-hot targets, per-class weights): more classes than this are
+/// refused rather than allocated.
+pub const MAX_CLASSES: usize = 10_000;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Regression,
@@ -95,28 +99,57 @@ impl Task {
         if points.len() < 10 {
             return Err(Error::format(path, "fewer than 10 rows"));
         }
-        let numeric = |l: &String| l.parse::<f64>().ok().filter(|v| v.is_finite());
-        let kind = kind.unwrap_or(if labels.iter().all(|l| numeric(l).is_some()) {
-            Kind::Regression
-        } else {
-            Kind::Classification
-        });
+        // Detection counts anything Rust reads as a number (NaN and inf too), so that one odd value
+        // among numbers is reported by row instead of turning the task into classification.
+        let parses = |l: &String| l.parse::<f64>().ok();
+        let numbers = labels.iter().filter(|l| parses(l).is_some()).count();
+        let kind = match kind {
+            Some(kind) => kind,
+            None if numbers == labels.len() => Kind::Regression,
+            None if numbers * 2 > labels.len() => {
+                let (i, l) = labels.iter().enumerate().find(|(_, l)| parses(l).is_none()).expect("a non-number");
+                return Err(Error::row(
+                    path,
+                    i as u64 + 1,
+                    "target",
+                    format!(
+                        "`{l}` is not a number, while {numbers} of {} targets are (pass --kind classification \
+                         if the targets are labels)",
+                        labels.len()
+                    ),
+                ));
+            }
+            None => Kind::Classification,
+        };
         let target = match kind {
-            Kind::Regression => Target::Values(
-                labels
+            Kind::Regression => {
+                let values = labels
                     .iter()
                     .enumerate()
                     .map(|(i, l)| {
-                        numeric(l).ok_or_else(|| {
+                        parses(l).filter(|v| v.is_finite()).ok_or_else(|| {
                             Error::row(path, i as u64 + 1, "target", format!("`{l}` is not a finite number"))
                         })
                     })
-                    .collect::<Result<_>>()?,
-            ),
+                    .collect::<Result<Vec<f64>>>()?;
+                if values.iter().all(|v| *v == values[0]) {
+                    return Err(Error::format(path, format!("every target is {}: nothing to predict", values[0])));
+                }
+                Target::Values(values)
+            }
             Kind::Classification => {
                 let mut names = labels.clone();
                 names.sort();
                 names.dedup();
+                if names.len() < 2 {
+                    return Err(Error::format(path, format!("every target is `{}`: one class, nothing to classify", names[0])));
+                }
+                if names.len() > MAX_CLASSES {
+                    return Err(Error::format(
+                        path,
+                        format!("{} classes; satclip's probes take at most {MAX_CLASSES}", names.len()),
+                    ));
+                }
                 let class = labels.iter().map(|l| names.binary_search(l).expect("listed")).collect();
                 Target::Classes { class, names }
             }
@@ -250,5 +283,30 @@ mod tests {
         std::fs::write(&path, body.replace("forest", "1").replace("desert", "2")).unwrap();
         assert_eq!(Task::read(&path, None).unwrap().target.kind(), Kind::Regression);
         assert_eq!(Task::read(&path, Some(Kind::Classification)).unwrap().target.kind(), Kind::Classification);
+    }
+
+    #[test]
+    fn degenerate_targets_are_errors_that_name_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let write = |targets: &dyn Fn(usize) -> String| {
+            let mut body = String::from("lon,lat,target\n");
+            for i in 0..200 {
+                body.push_str(&format!("{},{},{}\n", i as f64 * 0.5, i as f64 * 0.1, targets(i)));
+            }
+            std::fs::write(&path, body).unwrap();
+        };
+        write(&|i| if i == 57 { "NaN".into() } else { format!("{}", i as f64 * 0.25) });
+        let err = Task::read(&path, None).unwrap_err().to_string();
+        assert!(err.contains("row 58") && err.contains("NaN") && err.contains("finite"), "{err}");
+        write(&|i| if i == 9 { "n/a".into() } else { i.to_string() });
+        let err = Task::read(&path, None).unwrap_err().to_string();
+        assert!(err.contains("row 10") && err.contains("--kind classification"), "{err}");
+        write(&|_| "NaN".into());
+        assert!(Task::read(&path, None).unwrap_err().to_string().contains("row 1"));
+        write(&|_| "forest".into());
+        assert!(Task::read(&path, None).unwrap_err().to_string().contains("one class"));
+        write(&|_| "3".into());
+        assert!(Task::read(&path, None).unwrap_err().to_string().contains("nothing to predict"));
     }
 }

@@ -87,6 +87,7 @@ pub fn embed_file(
     options: &EmbedOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<EmbedSummary> {
+    satclip_io::atomic::check_output(output, &[input])?;
     let reader = PointReader::open(input, &options.read)?;
     if let Some(total) = reader.total_rows() {
         progress(Progress::Total(total));
@@ -306,6 +307,8 @@ pub fn embed_images_to_file(tower: &Tower, files: &[std::path::PathBuf], output:
     use arrow_array::{Float64Array, RecordBatch, StringArray};
     use arrow_schema::{DataType, Field, Schema};
 
+    let inputs: Vec<&Path> = files.iter().map(|f| f.as_path()).collect();
+    satclip_io::atomic::check_output(output, &inputs)?;
     let rows = embed_images(tower, files)?;
     let dim = tower.head().out_dim;
     let schema = Arc::new(Schema::new(vec![
