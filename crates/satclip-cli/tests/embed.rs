@@ -263,6 +263,20 @@ fn bad_inputs_name_file_row_and_field_and_leave_no_output() {
     let not_parquet = csv("fake.parquet", b"lon,lat\n1,2\n");
     assert_rejected(&model, &not_parquet, &[], &["fake.parquet", "Parquet"]);
 
+    // Tables whose columns cannot travel to the output; control characters are shown escaped.
+    let twice = csv("twice.csv", b"lon,lat,name,name\n1,2,a,b\n");
+    assert_rejected(&model, &twice, &[], &["twice.csv", "columns 3 and 4 are both named `name`"]);
+    let wide = csv(
+        "wide.csv",
+        format!("lon,lat{}\n1,2\n", (0..5000).map(|i| format!(",c{i}")).collect::<String>()).as_bytes(),
+    );
+    assert_rejected(&model, &wide, &[], &["wide.csv", "5002 columns", "at most 4096"]);
+    let nul = csv("nul.csv", b"lon,lat\n1,2\nx\x00\x1b[31m,2\n");
+    assert_rejected(&model, &nul, &[], &["row 2", "\\u{0}\\u{1b}[31m"]);
+    let (_, err) =
+        satclip(&["embed", "--checkpoint", p(&model), "--input", p(&nul), "--output", p(&dir.path().join("o.csv"))]);
+    assert!(!err.contains('\0') && !err.contains('\x1b'), "{err:?}");
+
     // A bad checkpoint is named too.
     let bogus = csv("bogus.ckpt", b"not a zip");
     assert_rejected(&bogus, &lon, &[], &["bogus.ckpt", "not a zip-format torch checkpoint"]);
@@ -382,6 +396,13 @@ fn geoparquet_points_embed_like_lon_lat_and_stay_geoparquet() {
     write_geoparquet(&input, coords.iter().map(|c| wkb(1, c)).collect(), projected);
     let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out)]);
     assert!(!ok && err.contains("EPSG:3857") && err.contains("reproject"), "{err}");
+    // A CRS given as a plain string, as some writers do, is named as well.
+    write_geoparquet(&input, coords.iter().map(|c| wkb(1, c)).collect(), r#""EPSG:3857""#);
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out)]);
+    assert!(!ok && err.contains("EPSG:3857") && !err.contains("null"), "{err}");
+    write_geoparquet(&input, coords.iter().map(|c| wkb(1, c)).collect(), r#""OGC:CRS84""#);
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out)]);
+    assert!(ok, "{err}");
     write_geoparquet(&input, vec![wkb(1, &coords[0]), wkb(2, &[0.0, 0.0, 1.0, 1.0])], "null");
     let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out)]);
     assert!(!ok && err.contains("row 2, field `geometry`: a LineString, not a Point"), "{err}");
@@ -425,4 +446,72 @@ fn geoclip_and_unlearned_features_embed_as_in_the_library() {
         let (expected, _) = library.features(&coords).unwrap();
         assert_eq!(values, expected, "{name}: the file holds exactly what the library computes");
     }
+}
+
+#[test]
+fn outputs_that_would_destroy_inputs_or_cannot_be_written_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = native_model(dir.path());
+    let input = dir.path().join("points.csv");
+    let body = "lon,lat\n1,2\n3,4\n";
+    std::fs::write(&input, body).unwrap();
+    let same = dir.path().join(".").join("points.csv");
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&same)]);
+    assert!(!ok && err.contains("is also the input"), "{err}");
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), body, "the input is untouched");
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(dir.path())]);
+    assert!(!ok && err.contains("is a directory"), "{err}");
+    let (ok, err) = satclip(&["raster", "--encoder", "wrap", "--resolution", "10", "--out", p(dir.path())]);
+    assert!(!ok && err.contains("is a directory"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn pipes_named_as_inputs_are_refused_instead_of_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = native_model(dir.path());
+    let fifo = dir.path().join("points.npy");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success());
+    let out = dir.path().join("out.npy");
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&fifo), "--output", p(&out)]);
+    assert!(!ok && err.contains("not a regular file"), "{err}");
+    let ckpt = dir.path().join("model.ckpt");
+    Command::new("mkfifo").arg(&ckpt).status().unwrap();
+    let csv = dir.path().join("p.csv");
+    std::fs::write(&csv, "lon,lat\n1,2\n").unwrap();
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&ckpt), "--input", p(&csv), "--output", p(&out)]);
+    assert!(!ok && err.contains("not a regular file"), "{err}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_interrupted_run_leaves_no_temporary_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("many.npy");
+    let coords: Vec<[f64; 2]> =
+        (0..400_000).map(|i| [(i % 360) as f64 - 180.0, ((i / 360) % 180) as f64 - 90.0]).collect();
+    write_npy(&input, &coords);
+    let out = dir.path().join("out.csv");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_satclip"))
+        .args(["embed", "--encoder", "sh-l40", "--input", p(&input), "--output", p(&out)])
+        .spawn()
+        .unwrap();
+    // Wait until the temporary exists, then interrupt.
+    let temp_exists = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".out.csv."))
+    };
+    let mut waited = 0;
+    while !temp_exists() && waited < 600 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        waited += 1;
+    }
+    assert!(temp_exists(), "the run started writing");
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "exits as interrupted");
+    assert!(!temp_exists() && !out.exists(), "no temporary and no partial output");
 }

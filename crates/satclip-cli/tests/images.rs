@@ -97,3 +97,32 @@ fn a_damaged_tile_is_named() {
     assert!(!ok && err.contains("broken.tif"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn a_tile_smaller_than_the_tower_input_is_refused_not_cropped_into_a_panic() {
+    let Some(ckpt) = shared_file("fixtures/satclip-vit16-l40.ckpt") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small.tif");
+    let layout = satclip_io::geotiff_out::RasterLayout {
+        width: 100,
+        height: 100,
+        bands: 12,
+        georef: satclip_io::geotiff::GeoReference { epsg: 4326, origin: [13.0, 52.0], pixel_size: [0.001, 0.001] },
+        nodata: None,
+    };
+    let mut writer = satclip_io::geotiff_out::GeoTiffWriter::create(&small, layout).unwrap();
+    writer.write_rows(&vec![1000.0; 100 * 100 * 12]).unwrap();
+    writer.finish().unwrap();
+    let out = dir.path().join("o.npy");
+    let (ok, _, err) = satclip(&[
+        "embed-images",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--input",
+        small.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("small.tif") && err.contains("100×100") && err.contains("224×224"), "{err}");
+    assert!(!out.exists());
+}

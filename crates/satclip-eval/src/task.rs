@@ -142,7 +142,10 @@ impl Task {
                 names.sort();
                 names.dedup();
                 if names.len() < 2 {
-                    return Err(Error::format(path, format!("every target is `{}`: one class, nothing to classify", names[0])));
+                    return Err(Error::format(
+                        path,
+                        format!("every target is `{}`: one class, nothing to classify", names[0]),
+                    ));
                 }
                 if names.len() > MAX_CLASSES {
                     return Err(Error::format(

@@ -270,9 +270,102 @@ fn take_children(value: &mut Value, work: &mut Vec<Value>) {
     }
 }
 
-/// Decodes a pickle. `STOP` ends it; the value on top of the stack is returned.
+/// Decodes a pickle. `STOP` ends it; the value on top of the stack is returned. A value that
+/// contains itself (which no checkpoint does) is refused: reference-counted cycles would never be
+/// freed, and a long-running process would leak with every such file.
 pub fn unpickle(data: &[u8]) -> Result<Value, PickleError> {
-    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), built: 0 }.run()
+    let mut machine = Machine {
+        data,
+        pos: 0,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        built: 0,
+        containers: Vec::new(),
+    };
+    let result = machine.run();
+    let reachable = match &result {
+        Ok(root) => reachable_nodes(root),
+        Err(_) => None,
+    };
+    // Empty every mutable container the result does not hold (all of them after an error or a
+    // cycle): that breaks any cycle among them, so everything not returned is freed.
+    for container in std::mem::take(&mut machine.containers) {
+        if reachable.as_ref().is_none_or(|r| !r.contains(&node_id(&container))) {
+            clear(&container);
+        }
+    }
+    match (result, reachable) {
+        (Ok(root), Some(_)) => Ok(root),
+        (Ok(_), None) => Err(PickleError { offset: data.len(), message: "the object tree contains itself".into() }),
+        (Err(e), _) => Err(e),
+    }
+}
+
+fn node_id(value: &Value) -> usize {
+    match value {
+        Value::Tuple(t) => Rc::as_ptr(t) as *const () as usize,
+        Value::List(l) | Value::Set(l) => Rc::as_ptr(l) as *const () as usize,
+        Value::Dict(d) => Rc::as_ptr(d) as *const () as usize,
+        Value::Object(o) => Rc::as_ptr(o) as *const () as usize,
+        _ => 0,
+    }
+}
+
+/// The values directly inside a container; `None` for a scalar.
+fn children(value: &Value) -> Option<Vec<Value>> {
+    Some(match value {
+        Value::Tuple(t) => t.to_vec(),
+        Value::List(l) | Value::Set(l) => l.borrow().clone(),
+        Value::Dict(d) => d.borrow().iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect(),
+        Value::Object(o) => {
+            let o = o.borrow();
+            let mut all = o.args.clone();
+            all.extend(o.state.clone());
+            all.extend(o.items.iter().flat_map(|(k, v)| [k.clone(), v.clone()]));
+            all
+        }
+        _ => return None,
+    })
+}
+
+/// Every container reachable from `root`, by an iterative depth-first walk that visits a shared
+/// value once; `None` when a container is reached again while it is still being walked (a cycle).
+fn reachable_nodes(root: &Value) -> Option<std::collections::HashSet<usize>> {
+    const ON_PATH: bool = false;
+    let mut state: HashMap<usize, bool> = HashMap::new();
+    let mut path: Vec<(usize, Vec<Value>)> = Vec::new();
+    if let Some(c) = children(root) {
+        state.insert(node_id(root), ON_PATH);
+        path.push((node_id(root), c));
+    }
+    while let Some((id, pending)) = path.last_mut() {
+        let Some(child) = pending.pop() else {
+            state.insert(*id, !ON_PATH);
+            path.pop();
+            continue;
+        };
+        let Some(grandchildren) = children(&child) else { continue };
+        let child_id = node_id(&child);
+        match state.get(&child_id) {
+            Some(&ON_PATH) => return None,
+            Some(_) => {}
+            None => {
+                state.insert(child_id, ON_PATH);
+                path.push((child_id, grandchildren));
+            }
+        }
+    }
+    Some(state.into_keys().collect())
+}
+
+fn clear(container: &Value) {
+    match container {
+        Value::List(l) | Value::Set(l) => drop(std::mem::take(&mut *l.borrow_mut())),
+        Value::Dict(d) => drop(std::mem::take(&mut *d.borrow_mut())),
+        Value::Object(o) => drop(std::mem::take(&mut *o.borrow_mut())),
+        _ => {}
+    }
 }
 
 struct Machine<'a> {
@@ -281,6 +374,8 @@ struct Machine<'a> {
     stack: Vec<Value>,
     /// Values pushed so far, against [`MAX_VALUES`].
     built: usize,
+    /// Every mutable container made, so that those not returned can be emptied at the end.
+    containers: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u64, Value>,
 }
@@ -323,6 +418,15 @@ impl<'a> Machine<'a> {
 
     fn push(&mut self, v: Value) {
         self.built += 1;
+        let fresh = match &v {
+            Value::List(l) | Value::Set(l) => Rc::strong_count(l) == 1,
+            Value::Dict(d) => Rc::strong_count(d) == 1,
+            Value::Object(o) => Rc::strong_count(o) == 1,
+            _ => false,
+        };
+        if fresh {
+            self.containers.push(v.clone());
+        }
         self.stack.push(v);
     }
 
@@ -376,7 +480,7 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn run(mut self) -> Result<Value, PickleError> {
+    fn run(&mut self) -> Result<Value, PickleError> {
         loop {
             if self.built > MAX_VALUES {
                 return self.fail(format!("builds more than {MAX_VALUES} values: not a checkpoint's object tree"));
@@ -831,12 +935,16 @@ mod tests {
     }
 
     #[test]
-    fn an_object_whose_state_is_itself_has_no_items() {
+    fn values_that_contain_themselves_are_refused() {
         // o = C(); BUILD o with o as its state.
         let p = b"\x80\x02cm\nC\n)\x81q\x00h\x00b.";
-        let v = unpickle(p).unwrap();
-        assert!(v.dict_items().is_none());
-        assert!(v.get("anything").is_none());
+        assert!(unpickle(p).unwrap_err().message.contains("contains itself"));
+        // l = []; l.append(l), inside a tuple.
+        let p = b"\x80\x02]q\x00h\x00a\x85.";
+        assert!(unpickle(p).is_err());
+        // Shared but acyclic: [d, d] is fine.
+        let p = b"\x80\x02](}q\x07h\x07e.";
+        assert!(unpickle(p).is_ok());
     }
 
     #[test]

@@ -157,7 +157,7 @@ fn random_damage_to_the_pickle_never_panics() {
         state ^= state << 17;
         state
     };
-    let (mut ok, mut failed) = (0, 0);
+    let mut failed = 0;
     for _ in 0..3000 {
         let mut damaged = pickle.clone();
         for _ in 0..1 + next() % 4 {
@@ -167,10 +167,11 @@ fn random_damage_to_the_pickle_never_panics() {
         if next() % 5 == 0 {
             damaged.truncate((next() as usize) % damaged.len());
         }
-        match satclip_io::pickle::unpickle(&damaged) {
-            Ok(_) => ok += 1,
-            Err(_) => failed += 1,
+        // Decoding either succeeds or names a byte inside the pickle; never a panic.
+        if let Err(e) = satclip_io::pickle::unpickle(&damaged) {
+            assert!(e.offset <= damaged.len() && e.to_string().starts_with("pickle byte"), "{e}");
+            failed += 1;
         }
     }
-    assert!(failed > 0 && ok + failed == 3000);
+    assert!(failed > 0, "random damage is sometimes detected");
 }

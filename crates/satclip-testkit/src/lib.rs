@@ -3,24 +3,39 @@
 
 use std::path::{Path, PathBuf};
 
-/// `$SATCLIP_SHARED`, or `../shared` beside the repository.
+/// Set (to anything but `0`) by `.ci/run`: a test that would skip for missing data fails.
+pub const REQUIRE_DATA: &str = "SATCLIP_REQUIRE_DATA";
+
+/// Reports a skipped test, or fails it when [`REQUIRE_DATA`] is set, so that CI cannot pass by
+/// skipping.
+pub fn skip(why: &str) {
+    if std::env::var_os(REQUIRE_DATA).is_some_and(|v| v != "0") {
+        panic!("{REQUIRE_DATA} is set and this test's data is missing: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+/// `$SATCLIP_SHARED`, or `../shared` beside the repository; `None` after [`skip`].
 pub fn shared_dir() -> Option<PathBuf> {
     let dir = match std::env::var_os("SATCLIP_SHARED") {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
     };
-    dir.is_dir().then_some(dir)
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    skip(&format!("{} is not available (set SATCLIP_SHARED to the shared folder)", dir.display()));
+    None
 }
 
-/// The path of `shared/<relative>`, or `None` after printing a skip notice.
+/// The path of `shared/<relative>`, or `None` after [`skip`].
 pub fn shared_file(relative: &str) -> Option<PathBuf> {
-    match shared_dir().map(|d| d.join(relative)) {
-        Some(p) if p.exists() => Some(p),
-        _ => {
-            eprintln!("SKIPPED: shared/{relative} is not available (set SATCLIP_SHARED to the shared folder)");
-            None
-        }
+    let path = shared_dir()?.join(relative);
+    if path.exists() {
+        return Some(path);
     }
+    skip(&format!("shared/{relative} is not available"));
+    None
 }
 
 /// Reads a 2-D `.npy` fixture as row-major f64.
@@ -106,6 +121,6 @@ pub fn data_file(name: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    eprintln!("SKIPPED: {} is not installed (run scripts/install-data.sh, or set SATCLIP_DATA)", path.display());
+    skip(&format!("{} is not installed (run scripts/install-data.sh, or set SATCLIP_DATA)", path.display()));
     None
 }
