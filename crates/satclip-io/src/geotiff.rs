@@ -90,7 +90,13 @@ fn read_unguarded(path: &Path, max_bytes: usize) -> Result<Raster> {
     limits.decoding_buffer_size = max_bytes;
     limits.ifd_value_size = 1 << 20;
     limits.intermediate_buffer_size = max_bytes.min(64 << 20);
-    let mut decoder = Decoder::new(BufReader::new(file)).map_err(bad)?.with_limits(limits);
+    let mut decoder = match Decoder::new(BufReader::new(file)) {
+        Ok(d) => d.with_limits(limits),
+        // The decoder refuses band planes whose chunk layout it cannot reconcile before any tag
+        // can be asked for: say what the file is instead of its inconsistency.
+        Err(_) if declares_band_planes(path) => return Err(band_planes_error(path, None)),
+        Err(e) => return Err(bad(e)),
+    };
     let (width, height) = decoder.dimensions().map_err(bad)?;
     let (width, height) = (width as usize, height as usize);
     let samples = match decoder.find_tag(Tag::SamplesPerPixel).map_err(bad)? {
@@ -102,13 +108,7 @@ fn read_unguarded(path: &Path, max_bytes: usize) -> Result<Raster> {
         None => 1,
     };
     if planar == 2 && samples > 1 {
-        return Err(Error::format(
-            path,
-            format!(
-                "stores its {samples} bands as separate planes (PlanarConfiguration 2), which satclip does not \
-                 read; rewrite it band-interleaved, e.g. `gdal_translate -co INTERLEAVE=PIXEL in.tif out.tif`"
-            ),
-        ));
+        return Err(band_planes_error(path, Some(samples)));
     }
     // f32 values after conversion: bound them too, whatever the stored sample width.
     let decoded = width.checked_mul(height).and_then(|p| p.checked_mul(samples)).and_then(|n| n.checked_mul(4));
@@ -139,6 +139,48 @@ fn read_unguarded(path: &Path, max_bytes: usize) -> Result<Raster> {
     let bands = data.len() / pixels;
     let georef = read_georeference(&mut decoder).map_err(|m| Error::format(path, m))?;
     Ok(Raster { width, height, bands, data, georef })
+}
+
+fn band_planes_error(path: &Path, bands: Option<usize>) -> Error {
+    let bands = bands.map(|b| format!("its {b} bands")).unwrap_or_else(|| "its bands".into());
+    Error::format(
+        path,
+        format!(
+            "stores {bands} as separate planes (PlanarConfiguration 2), which satclip does not read; \
+             rewrite it band-interleaved, e.g. `gdal_translate -co INTERLEAVE=PIXEL in.tif out.tif`"
+        ),
+    )
+}
+
+/// Whether the first directory of a classic TIFF sets PlanarConfiguration (tag 284) to 2; read
+/// with every offset checked, for the error message of a file the decoder refused.
+fn declares_band_planes(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = crate::open_regular(path) else { return false };
+    let mut head = [0u8; 8];
+    if file.read_exact(&mut head).is_err() {
+        return false;
+    }
+    let little = match &head[..4] {
+        b"II*\0" => true,
+        b"MM\0*" => false,
+        _ => return false,
+    };
+    let u16_at = |b: &[u8]| if little { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) };
+    let offset = if little {
+        u32::from_le_bytes(head[4..8].try_into().expect("4"))
+    } else {
+        u32::from_be_bytes(head[4..8].try_into().expect("4"))
+    };
+    let mut count = [0u8; 2];
+    if file.seek(SeekFrom::Start(offset as u64)).is_err() || file.read_exact(&mut count).is_err() {
+        return false;
+    }
+    let mut entries = vec![0u8; 12 * u16_at(&count).min(1024) as usize];
+    if file.read_exact(&mut entries).is_err() {
+        return false;
+    }
+    entries.chunks_exact(12).any(|e| u16_at(&e[0..2]) == 284 && u16_at(&e[2..4]) == 3 && u16_at(&e[8..10]) == 2)
 }
 
 fn read_georeference<R: std::io::Read + std::io::Seek>(
