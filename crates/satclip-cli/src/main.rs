@@ -651,10 +651,20 @@ fn eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+const MAX_MAP_CELLS: usize = 1 << 22;
+
 /// The PCA map of an encoder, or with `at` its similarity to that place.
 fn draw_map(args: &MapArgs, at: Option<[f64; 2]>) -> Result<()> {
     satclip::io::atomic::check_output(&args.out, &[])?;
     let extent = satclip::core::geo::GridExtent::global(args.resolution).map_err(anyhow::Error::msg)?;
+    // A map holds every cell's features in memory; finer grids are what `satclip raster` streams.
+    if extent.width * extent.height > MAX_MAP_CELLS {
+        anyhow::bail!(
+            "a {}×{} map is more than {MAX_MAP_CELLS} cells: use a coarser --resolution, or `satclip raster` for fine grids",
+            extent.width,
+            extent.height
+        );
+    }
     let mask = land_mask(&args.data)?;
     let encoder = satclip::FeatureEncoder::load(&args.encoder)?;
     let embed = |p: &[[f64; 2]]| encoder.features(p);

@@ -121,6 +121,9 @@ pub struct GridExtent {
     pub height: usize,
 }
 
+/// Widest grid (cells per row) that maps and rasters accept.
+pub const MAX_GRID_WIDTH: usize = 1 << 16;
+
 impl GridExtent {
     /// The cells covering `[west, south, east, north]`, which must span a whole number of cells
     /// in each direction (so that the grid is exactly the one asked for).
@@ -147,13 +150,16 @@ impl GridExtent {
                 Ok(n as usize)
             }
         };
-        Ok(Self {
-            west,
-            north,
-            resolution,
-            width: cells(east - west, "longitude")?,
-            height: cells(north - south, "latitude")?,
-        })
+        let (width, height) = (cells(east - west, "longitude")?, cells(north - south, "latitude")?);
+        // A row of cells is embedded at once: its width bounds the memory of every grid product.
+        if width > MAX_GRID_WIDTH {
+            return Err(format!(
+                "{width} cells of {resolution}° across {}° is wider than {MAX_GRID_WIDTH}: use a coarser \
+                 resolution or narrower bounds",
+                east - west
+            ));
+        }
+        Ok(Self { west, north, resolution, width, height })
     }
 
     /// The whole globe, which `resolution` must divide.

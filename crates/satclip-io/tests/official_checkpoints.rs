@@ -65,14 +65,16 @@ fn sh_stats(l: usize, fixture: &str) -> Option<BandStats> {
 fn spherical_harmonics_l10_match_the_official_features() {
     let Some(stats) = sh_stats(10, "fixtures/sh_l10.npy") else { return };
     stats.print("SH features, L=10, vs sh_l10.npy");
-    assert!(stats.band_max(90.1) <= 1e-9, "max error {:e}", stats.band_max(90.1));
+    // Measured 1.3e-10 (README); the bound is about ten times that.
+    assert!(stats.band_max(90.1) <= 1.5e-9, "max error {:e}", stats.band_max(90.1));
 }
 
 #[test]
 fn spherical_harmonics_l40_match_the_official_features_near_the_equator() {
     let Some(stats) = sh_stats(40, "fixtures/sh_l40.npy") else { return };
     stats.print("SH features, L=40, vs sh_l40.npy (the official expanded polynomials are noisy poleward)");
-    assert!(stats.band_max(30.0) <= 1e-6, "|lat| <= 30: {:e}", stats.band_max(30.0));
+    // Measured 4.1e-8.
+    assert!(stats.band_max(30.0) <= 4e-7, "|lat| <= 30: {:e}", stats.band_max(30.0));
 }
 
 fn embedding_stats(ckpt: &str, fixture: &str) -> Option<BandStats> {
@@ -94,7 +96,8 @@ fn resnet18_l10_embeddings_match_everywhere() {
         return;
     };
     stats.print("Embeddings, ResNet18-L10 checkpoint, vs loc_emb_resnet18_l10.npy");
-    assert!(stats.band_max(90.1) <= 1e-8, "max error {:e}", stats.band_max(90.1));
+    // Measured 1.8e-10.
+    assert!(stats.band_max(90.1) <= 2e-9, "max error {:e}", stats.band_max(90.1));
 }
 
 #[test]
@@ -103,8 +106,9 @@ fn vit16_l40_embeddings_match_within_the_documented_tolerances() {
         return;
     };
     stats.print("Embeddings, ViT16-L40 checkpoint, vs loc_emb_vit16_l40.npy");
-    assert!(stats.band_max(30.0) <= 1e-6, "|lat| <= 30: {:e}", stats.band_max(30.0));
-    assert!(stats.band_max(45.0) <= 1e-5, "|lat| <= 45: {:e}", stats.band_max(45.0));
+    // Measured 4.1e-9 and 3.2e-6; poleward the official expanded polynomials lose precision.
+    assert!(stats.band_max(30.0) <= 4e-8, "|lat| <= 30: {:e}", stats.band_max(30.0));
+    assert!(stats.band_max(45.0) <= 3e-5, "|lat| <= 45: {:e}", stats.band_max(45.0));
     let min_cos = stats.min_cos.iter().copied().fold(1.0, f64::min);
     assert!(min_cos >= 0.999, "min cosine {min_cos}");
 }
@@ -196,6 +200,7 @@ fn the_f32_path_stays_within_1e5_of_the_f64_path() {
             worst = worst.max(err / norm);
         }
         eprintln!("{ckpt}: f32 vs f64, max abs error relative to the embedding norm: {worst:.2e}");
-        assert!(worst <= 1e-5, "{ckpt}: {worst:e}");
+        // Measured 3.1e-7 (README: within 3e-7).
+        assert!(worst <= 3e-6, "{ckpt}: {worst:e}");
     }
 }

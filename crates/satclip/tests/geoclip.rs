@@ -100,5 +100,6 @@ fn geoclip_f32_path_agrees_with_f64() {
         })
         .fold(0.0, f64::max);
     eprintln!("GeoCLIP f32 vs f64: worst component error {worst:.2e} of the embedding norm");
-    assert!(worst < 1e-5, "{worst}");
+    // Measured 2.0e-7.
+    assert!(worst < 2e-6, "{worst}");
 }

@@ -31,7 +31,8 @@ fn tile_locations_match_the_index() {
         worst = worst.max((clon - lon).abs()).max((clat - lat).abs());
     }
     eprintln!("tile centres: max |Δ| = {worst:.2e} degrees");
-    assert!(worst <= 1e-4, "{worst}");
+    // Measured 5.3e-8 degrees (index.csv rounds its coordinates).
+    assert!(worst <= 5e-7, "{worst}");
 }
 
 #[test]
@@ -54,6 +55,7 @@ fn image_embeddings_match_the_official_towers() {
             worst = worst.max(err);
         }
         eprintln!("{}: image embeddings max abs error {worst:.2e}", ckpt.display());
-        assert!(worst <= 1e-4, "{}: {worst}", ckpt.display());
+        // Measured 1.1e-6 (ResNet18) and 1.7e-6 (ViT-S/16).
+        assert!(worst <= 2e-5, "{}: {worst}", ckpt.display());
     }
 }

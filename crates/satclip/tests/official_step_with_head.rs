@@ -43,7 +43,10 @@ fn all_gradients_including_the_image_head_match() {
     }
     let out = model.step(&ClipBatch { location_features: &features, image_features: &pooled, n }, None);
     let official_loss = fixture["loss_float64_recomputed_from_same_features"].as_f64().unwrap();
-    assert!((out.loss - official_loss).abs() / official_loss < 1e-5, "{} vs {official_loss}", out.loss);
+    let relative = (out.loss - official_loss).abs() / official_loss;
+    eprintln!("loss: ours {:.10}, official {official_loss:.10}, relative error {relative:.2e}", out.loss);
+    // Measured 3.5e-8 (the tower runs in f32).
+    assert!(relative < 3.5e-7, "{relative:e}");
 
     let mut probe = model.clone();
     let names: Vec<String> = probe.parameters_mut().into_iter().map(|p| p.name).collect();
@@ -55,7 +58,8 @@ fn all_gradients_including_the_image_head_match() {
         let scale = values.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let err = out.gradients.tensors[t].iter().zip(&values).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale;
         eprintln!("grad {name}: max error relative to max |official| {err:.2e}");
-        assert!(err <= 1e-4, "{name}: {err:e}");
+        // Measured at most 3.2e-6.
+        assert!(err <= 3e-5, "{name}: {err:e}");
         checked += 1;
     }
     assert_eq!(checked, 9, "six location tensors, the head's weight and bias, the logit scale");
