@@ -23,9 +23,9 @@ enum Command {
     Embed(EmbedArgs),
     /// Convert an official Lightning .ckpt to the native format (config.json + model.safetensors).
     Convert {
-        /// Official SatCLIP checkpoint (.ckpt).
+        /// Official SatCLIP checkpoint (.ckpt), or `default` for the built-in model.
         #[arg(long)]
-        checkpoint: PathBuf,
+        checkpoint: String,
         /// Directory to write config.json and model.safetensors into.
         #[arg(long)]
         output: PathBuf,
@@ -355,7 +355,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Embed(args) => embed(args),
         Command::Convert { checkpoint, output } => {
-            let encoder = LocationEncoder::from_checkpoint(&checkpoint)?;
+            let encoder = satclip::load_encoder(&checkpoint)?;
             satclip::io::native::save(&encoder, &output)?;
             eprintln!("wrote {}", output.display());
             Ok(())
@@ -511,8 +511,15 @@ fn progress_bar(total: Option<u64>, unit: &str) -> ProgressBar {
 
 fn featurize(args: FeaturizeArgs) -> Result<()> {
     use satclip::vision::FeatureExtractor;
+    // A checkpoint's tower is loaded first: a wrong path fails before the corpus is read.
+    let tower = match args.tower.as_str() {
+        "rcf" => None,
+        path => Some(satclip::load_tower(std::path::Path::new(path))?),
+    };
     let dataset = satclip_train::open_corpus(&args.corpus)?;
-    let (extractor, describe): (Box<dyn FeatureExtractor>, serde_json::Value) = if args.tower == "rcf" {
+    let (extractor, describe): (Box<dyn FeatureExtractor>, serde_json::Value) = if let Some(tower) = tower {
+        (Box::new(tower), serde_json::json!({ "tower": "checkpoint", "checkpoint": args.tower }))
+    } else {
         let rcf = satclip_train::cache::rcf_from_corpus(
             &dataset.entries,
             args.rcf_filters,
@@ -522,9 +529,6 @@ fn featurize(args: FeaturizeArgs) -> Result<()> {
         )?;
         let describe = serde_json::json!({ "tower": "rcf", "rcf": rcf });
         (Box::new(rcf), describe)
-    } else {
-        let tower = satclip::load_tower(std::path::Path::new(&args.tower))?;
-        (Box::new(tower), serde_json::json!({ "tower": "checkpoint", "checkpoint": args.tower }))
     };
     let bar = progress_bar(Some(dataset.entries.len() as u64), "tiles");
     let cache = satclip_train::cache::featurize(
@@ -572,8 +576,13 @@ fn train(args: TrainArgs) -> Result<()> {
     if args.no_dropout {
         config.dropout = false;
     }
+    match satclip_train::trainer::resume_point(&config)? {
+        Some(step) => eprintln!("resuming the run in {} from step {step}", config.out.display()),
+        None => eprintln!("starting a new run in {}", config.out.display()),
+    }
     let bar = progress_bar(None, "steps");
     let outcome = satclip_train::trainer::train(&config, &mut |m| {
+        bar.set_length(m.total_steps);
         bar.set_position(m.step);
         bar.set_message(format!(
             "loss {:.4} scale {:.2}{}",

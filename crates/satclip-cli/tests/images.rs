@@ -126,3 +126,49 @@ fn a_tile_smaller_than_the_tower_input_is_refused_not_cropped_into_a_panic() {
     assert!(!ok && err.contains("small.tif") && err.contains("100×100") && err.contains("224×224"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn every_command_gives_the_download_command_for_a_missing_released_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("satclip-resnet50-l40.ckpt");
+    let missing = missing.to_str().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let tile = dir.path().join("tile.tif");
+    std::fs::write(&tile, b"not read").unwrap();
+    let tile = tile.to_str().unwrap();
+    let corpus = dir.path().join("corpus");
+    satclip_testkit::synthetic_corpus(&corpus, 3);
+    for args in [
+        vec!["convert", "--checkpoint", missing, "--output", out],
+        vec!["embed-images", "--checkpoint", missing, "--input", tile, "--output", out],
+        vec!["locate", "--checkpoint", missing, tile],
+        vec!["featurize", "--corpus", corpus.to_str().unwrap(), "--tower", missing, "--out", out],
+        vec!["embed", "--checkpoint", missing, "--input", tile, "--output", out],
+    ] {
+        let (ok, _, err) = satclip(&args);
+        assert!(
+            !ok && err.contains("curl -L -o") && err.contains("microsoft/SatCLIP-ResNet50-L40"),
+            "{}: {err}",
+            args[0]
+        );
+    }
+}
+
+#[test]
+fn a_native_model_has_no_image_tower_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    let (ok, _, err) = satclip(&["convert", "--checkpoint", "default", "--output", model.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = satclip(&[
+        "embed-images",
+        "--checkpoint",
+        model.to_str().unwrap(),
+        "--input",
+        dir.path().to_str().unwrap(),
+        "--output",
+        dir.path().join("o.npy").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("no image tower") && !err.contains("os error"), "{err}");
+}

@@ -74,7 +74,14 @@ fn kill_9_then_resume_equals_an_uninterrupted_run() {
     child.wait().unwrap();
     let interrupted_at = losses(&killed).len();
     assert!(interrupted_at < 600, "the kill came after the run had finished");
-    assert!(run(&killed).status().unwrap().success());
+    let resumed = run(&killed).output().unwrap();
+    let said = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success() && said.contains("resuming the run in") && said.contains("from step"), "{said}");
+
+    // Another configuration never continues (or overwrites) the run silently.
+    let other = run(&killed).args(["--learning-rate", "0.01"]).output().unwrap();
+    let said = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success() && said.contains("learning_rate: 0.001 in the run, 0.01 now"), "{said}");
 
     let (a, b) = (losses(&whole), losses(&killed));
     assert_eq!(a.len(), 600, "150 epochs × 4 steps");

@@ -12,7 +12,10 @@ pub fn skip(why: &str) {
     if std::env::var_os(REQUIRE_DATA).is_some_and(|v| v != "0") {
         panic!("{REQUIRE_DATA} is set and this test's data is missing: {why}");
     }
-    eprintln!("SKIPPED: {why}");
+    // Straight to the process's stderr: the test harness captures `eprintln!` of passing tests,
+    // which would hide the skip; this line shows in every `cargo test` run.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
 }
 
 /// `$SATCLIP_SHARED`, or `../shared` beside the repository; `None` after [`skip`].

@@ -74,6 +74,9 @@ pub struct Metrics {
     pub logit_scale: f64,
     pub lr: f64,
     pub samples_per_s: f64,
+    /// Steps the whole run takes (epochs × steps per epoch).
+    #[serde(default)]
+    pub total_steps: u64,
 }
 
 pub struct Outcome {
@@ -180,8 +183,55 @@ fn evaluate(
     }
 }
 
-/// Trains (or resumes) the run described by `config`. `on_metrics` sees every step's metrics.
+/// The step a run in `config.out` stopped at, if it holds one, after checking that it was started
+/// with the same configuration: a run continues only what it would have done uninterrupted.
+/// `epochs` and `max_steps` may change (to train longer or stop elsewhere); anything else that
+/// differs is an error naming it.
+pub fn resume_point(config: &TrainConfig) -> Result<Option<u64>> {
+    let latest_path = config.out.join(CHECKPOINT_DIR).join(LATEST);
+    let Ok(latest) = std::fs::read(&latest_path) else { return Ok(None) };
+    let latest: Latest = serde_json::from_slice(&latest).map_err(|e| Error::format(&latest_path, e.to_string()))?;
+    let config_path = config.out.join("config.json");
+    let text = std::fs::read(&config_path).map_err(|e| Error::io(&config_path, e))?;
+    let stored: TrainConfig = serde_json::from_slice(&text).map_err(|e| Error::format(&config_path, e.to_string()))?;
+    let comparable = |c: &TrainConfig| {
+        let mut value = serde_json::to_value(TrainConfig { epochs: 0, max_steps: None, ..c.clone() }).expect("json");
+        value.as_object_mut().expect("a struct").remove("out");
+        value
+    };
+    let (was, now) = (comparable(&stored), comparable(config));
+    if was != now {
+        let differ: Vec<String> = flatten("", &was)
+            .into_iter()
+            .zip(flatten("", &now))
+            .filter(|(a, b)| a != b)
+            .map(|((key, a), (_, b))| format!("{key}: {a} in the run, {b} now"))
+            .collect();
+        return Err(Error::format(
+            &config.out,
+            format!(
+                "holds a run stopped at step {} with another configuration ({}); pass another --out for a new \
+                 run, or the same options to resume it",
+                latest.step,
+                differ.join("; ")
+            ),
+        ));
+    }
+    Ok(Some(latest.step))
+}
+
+/// `(dotted key, value)` of every leaf of a JSON object, in key order.
+fn flatten(prefix: &str, value: &serde_json::Value) -> Vec<(String, String)> {
+    match value {
+        serde_json::Value::Object(map) => map.iter().flat_map(|(k, v)| flatten(&format!("{prefix}{k}."), v)).collect(),
+        leaf => vec![(prefix.trim_end_matches('.').to_string(), leaf.to_string())],
+    }
+}
+
+/// Trains (or resumes, see [`resume_point`]) the run described by `config`. `on_metrics` sees
+/// every step's metrics.
 pub fn train(config: &TrainConfig, on_metrics: &mut dyn FnMut(&Metrics)) -> Result<Outcome> {
+    resume_point(config)?;
     let cache = FeatureCache::open(&config.cache)?;
     let posenc = PositionalEncoding::from_hyperparameters(&config.model).map_err(|e| Error::model(&config.cache, e))?;
     let (train_rows, val_rows) = split(cache.len(), config.val_fraction, config.seed);
@@ -191,8 +241,10 @@ pub fn train(config: &TrainConfig, on_metrics: &mut dyn FnMut(&Metrics)) -> Resu
     let batch = config.batch_size.clamp(2, train_rows.len());
     let steps_per_epoch = train_rows.len().div_ceil(batch) as u64;
     std::fs::create_dir_all(config.out.join(CHECKPOINT_DIR)).map_err(|e| Error::io(&config.out, e))?;
-    std::fs::write(config.out.join("config.json"), serde_json::to_vec_pretty(config).expect("json"))
-        .map_err(|e| Error::io(&config.out, e))?;
+    satclip_io::atomic::write_bytes(
+        &config.out.join("config.json"),
+        &serde_json::to_vec_pretty(config).expect("json"),
+    )?;
 
     let mut model = init_model(config, posenc.dim(), cache.dim())?;
     let mut optimizer =
@@ -247,6 +299,7 @@ pub fn train(config: &TrainConfig, on_metrics: &mut dyn FnMut(&Metrics)) -> Resu
             logit_scale: (model.logit_scale as f64).exp(),
             lr: config.learning_rate,
             samples_per_s: b.n as f64 / started.elapsed().as_secs_f64(),
+            total_steps,
         };
         writeln!(log, "{}", serde_json::to_string(&metrics).expect("json")).map_err(|e| Error::io(&config.out, e))?;
         on_metrics(&metrics);

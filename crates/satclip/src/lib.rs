@@ -35,14 +35,20 @@ pub fn load_encoder(spec: &str) -> Result<LocationEncoder> {
     if builtin::is_builtin_name(spec) {
         return Ok(builtin::encoder());
     }
-    let path = Path::new(spec);
+    LocationEncoder::from_checkpoint(Path::new(spec))
+}
+
+/// Fails, with the download command, when `path` names a released checkpoint that is not there:
+/// the one message every command gives for it.
+fn require_checkpoint(path: &Path) -> Result<()> {
     if !path.exists() {
         if let Some(url) = official::download_url(path) {
-            let hint = format!("no such file; it is a released SatCLIP checkpoint: curl -L -o {spec} {url}");
+            let hint =
+                format!("no such file; it is a released SatCLIP checkpoint: curl -L -o {} {url}", path.display());
             return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, hint)));
         }
     }
-    LocationEncoder::from_checkpoint(path)
+    Ok(())
 }
 
 pub mod prelude {
@@ -56,6 +62,7 @@ pub trait FromCheckpoint: Sized {
 
 impl FromCheckpoint for LocationEncoder {
     fn from_checkpoint(path: &Path) -> Result<Self> {
+        require_checkpoint(path)?;
         satclip_io::load_encoder(path)
     }
 }
@@ -177,6 +184,14 @@ pub enum Progress {
 
 /// The image tower of an official checkpoint (`vision_layers` and the `model.visual.*` tensors).
 pub fn load_tower(checkpoint: &Path) -> Result<Tower> {
+    require_checkpoint(checkpoint)?;
+    if checkpoint.is_dir() || satclip_io::native::is_native_model(checkpoint) {
+        return Err(satclip_io::Error::format(
+            checkpoint,
+            "is a native model, which holds only a location encoder and no image tower: this command \
+             needs an official SatCLIP .ckpt (ResNet18, ResNet50 or ViT16)",
+        ));
+    }
     let mut ckpt = LightningCheckpoint::open(checkpoint)?;
     let vision_layers = match &ckpt.hyper_parameter("vision_layers") {
         Some(satclip_io::pickle::Value::Str(s)) => s.to_string(),
@@ -378,6 +393,25 @@ pub enum FeatureEncoder {
     GeoClip(Box<satclip_core::geoclip::GeoClip>),
 }
 
+/// The encoders known by name (besides checkpoint paths).
+pub const ENCODER_NAMES: [&str; 7] = ["default", "geoclip", "direct", "wrap", "cartesian3d", "sh-l10", "sh-l40"];
+
+/// Levenshtein distance, for "did you mean" on a mistyped name.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 impl FeatureEncoder {
     /// By name: raw coordinates (`direct`, `wrap`, `cartesian3d`), untrained spherical harmonics
     /// (`sh-l10`, `sh-l40`), GeoCLIP (`geoclip`), the built-in model (`default`), or a
@@ -400,14 +434,20 @@ impl FeatureEncoder {
                 && !Path::new(spec).exists()
                 && official::download_url(Path::new(spec)).is_none() =>
             {
+                let guess = ENCODER_NAMES
+                    .iter()
+                    .map(|name| (edit_distance(spec, name), name))
+                    .filter(|(d, _)| *d <= 2)
+                    .min()
+                    .map(|(_, name)| format!("; did you mean `{name}`?"))
+                    .unwrap_or_default();
                 return Err(Error::io(
                     Path::new(spec),
                     std::io::Error::new(
                         std::io::ErrorKind::NotFound,
-                        "no such file or directory, nor an encoder name (default, geoclip, direct, wrap, \
-                         cartesian3d, sh-l10, sh-l40)",
+                        format!("no such file or directory, nor an encoder name ({}){guess}", ENCODER_NAMES.join(", ")),
                     ),
-                ))
+                ));
             }
             None => Self::SatClip { encoder: Box::new(load_encoder(spec)?), source: spec.into() },
         })

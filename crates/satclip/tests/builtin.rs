@@ -51,6 +51,10 @@ fn missing_encoders_say_what_would_have_worked() {
     );
     let err = satclip::FeatureEncoder::load("sh-l11").err().unwrap().to_string();
     assert!(err.starts_with("sh-l11: ") && err.contains("sh-l40") && err.contains("geoclip"), "{err}");
+    let err = satclip::FeatureEncoder::load("geoclp").err().unwrap().to_string();
+    assert!(err.contains("did you mean `geoclip`?"), "{err}");
+    let err = satclip::FeatureEncoder::load("my-model").err().unwrap().to_string();
+    assert!(!err.contains("did you mean"), "{err}");
     let err = satclip::FeatureEncoder::load("satclip-vit16-l10.ckpt").err().unwrap().to_string();
     assert!(err.contains("microsoft/SatCLIP-ViT16-L10"), "{err}");
 }
