@@ -106,8 +106,10 @@ enum CorpusSource {
         /// Output corpus directory (index.csv + images/).
         #[arg(long)]
         out: PathBuf,
+        /// Patches to sample.
         #[arg(long, default_value_t = 100_000)]
         samples: usize,
+        /// Seed of every random draw, for reproducible results.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Patch side in pixels.
@@ -134,12 +136,14 @@ enum TasksAction {
         /// California housing); default $SATCLIP_DATA, else ./data.
         #[arg(long, default_value_os_t = satclip::data_dir())]
         open_data: PathBuf,
+        /// Output directory for the task files.
         #[arg(long, default_value = "tasks")]
         out: PathBuf,
         /// Points sampled uniformly over land for the elevation, population, country, biome and
         /// ecoregion tasks.
         #[arg(long, default_value_t = 10_000)]
         land_points: usize,
+        /// Seed of every random draw, for reproducible results.
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
@@ -151,6 +155,7 @@ struct MapArgs {
     /// direct, wrap, cartesian3d, sh-l10, sh-l40, geoclip, default (built-in), or a checkpoint.
     #[arg(long, default_value = "default")]
     encoder: String,
+    /// Output image (.png).
     #[arg(long)]
     out: PathBuf,
     /// Grid step in degrees.
@@ -221,6 +226,7 @@ struct EvalArgs {
     /// Share of points held out when the task has no split column.
     #[arg(long, default_value_t = 0.5)]
     test_fraction: f64,
+    /// Seed of every random draw, for reproducible results.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// report.json: a list of {task, encoder, probe, split, metric, value, n_train, n_test}.
@@ -245,6 +251,7 @@ struct FeaturizeArgs {
     /// Views per tile: view 0 is the tile itself, the others random flips, rotations and blur.
     #[arg(long, default_value_t = 1)]
     views: usize,
+    /// Seed of every random draw, for reproducible results.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// RCF: number of filters (features = 2 × filters).
@@ -263,28 +270,37 @@ struct TrainArgs {
     /// TOML file with any of the options below (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Feature cache made by `satclip featurize` (default ./cache).
     #[arg(long)]
     cache: Option<PathBuf>,
+    /// Run directory: checkpoints, metrics.jsonl and the final model (default ./run). A run with the same configuration resumes; another configuration is refused.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Passes over the training set (default 500).
     #[arg(long)]
     epochs: Option<usize>,
+    /// Examples per step (default 8192, the paper's).
     #[arg(long)]
     batch_size: Option<usize>,
+    /// AdamW learning rate (default 1e-4).
     #[arg(long)]
     learning_rate: Option<f64>,
+    /// Seed of the split, shuffles, jitter, views and dropout (default 0).
     #[arg(long)]
     seed: Option<u64>,
+    /// Spherical-harmonics degree L (default 10; 40 for the L40 models).
     #[arg(long)]
     legendre_polys: Option<usize>,
     /// Positional encoding (official le_type).
     #[arg(long)]
     le_type: Option<String>,
+    /// Steps between checkpoints (default 100; one is always written at the end).
     #[arg(long)]
     checkpoint_every: Option<usize>,
     /// Stop after this many steps (a later run resumes).
     #[arg(long)]
     max_steps: Option<u64>,
+    /// Train without the SIREN's dropout.
     #[arg(long)]
     no_dropout: bool,
 }
@@ -503,7 +519,7 @@ fn progress_bar(total: Option<u64>, unit: &str) -> ProgressBar {
         None => ProgressBar::new_spinner(),
     };
     let template = format!(
-        "{{spinner}} {{human_pos}}/{{human_len}} {unit} [{{elapsed_precise}}] {{per_sec}} {{wide_bar}} {{msg}}"
+        "{{spinner}} {{human_pos}}/{{human_len}} {unit} [{{elapsed_precise}}, ETA {{eta}}] {{per_sec}} {{wide_bar}} {{msg}}"
     );
     bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
     bar
@@ -602,6 +618,7 @@ fn train(args: TrainArgs) -> Result<()> {
 fn eval(args: EvalArgs) -> Result<()> {
     use satclip_eval::suite::{evaluate, table_lines, EvalConfig, SplitMethod, TABLE_HEADER};
     if let Some(output) = &args.output {
+        require_extension(output, &["json"], "reports")?;
         let tasks: Vec<&std::path::Path> = args.task.iter().map(|t| t.as_path()).collect();
         satclip::io::atomic::check_output(output, &tasks)?;
     }
@@ -625,9 +642,11 @@ fn eval(args: EvalArgs) -> Result<()> {
     };
     let started = std::time::Instant::now();
     let mut report = Vec::new();
+    // Every task is read before anything is printed: a bad file fails the run before a table starts.
+    let tasks: Vec<satclip_eval::Task> =
+        args.task.iter().map(|path| satclip_eval::Task::read(path, args.kind)).collect::<Result<_, _>>()?;
     println!("{TABLE_HEADER}");
-    for task_path in &args.task {
-        let task = satclip_eval::Task::read(task_path, args.kind)?;
+    for (task_path, task) in args.task.iter().zip(&tasks) {
         let how = if args.kind.is_some() { "as given" } else { "detected" };
         eprintln!("{} ({how})", task.describe());
         if matches!(task.target, satclip_eval::Target::Values(_))
@@ -663,7 +682,23 @@ fn eval(args: EvalArgs) -> Result<()> {
 const MAX_MAP_CELLS: usize = 1 << 22;
 
 /// The PCA map of an encoder, or with `at` its similarity to that place.
+/// Refuses an output whose extension is not one of `allowed` (compared case-insensitively):
+/// the format follows the extension, so `map.jpg` would be a PNG under a wrong name.
+fn require_extension(path: &std::path::Path, allowed: &[&str], what: &str) -> Result<()> {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    if !allowed.contains(&ext.as_str()) {
+        let list: Vec<String> = allowed.iter().map(|e| format!(".{e}")).collect();
+        anyhow::bail!(
+            "{}: {what} are written as {}; give the output that extension",
+            path.display(),
+            list.join(" or ")
+        );
+    }
+    Ok(())
+}
+
 fn draw_map(args: &MapArgs, at: Option<[f64; 2]>) -> Result<()> {
+    require_extension(&args.out, &["png"], "maps")?;
     satclip::io::atomic::check_output(&args.out, &[])?;
     let extent = satclip::core::geo::GridExtent::global(args.resolution).map_err(anyhow::Error::msg)?;
     // A map holds every cell's features in memory; finer grids are what `satclip raster` streams.
@@ -677,10 +712,16 @@ fn draw_map(args: &MapArgs, at: Option<[f64; 2]>) -> Result<()> {
     let mask = land_mask(&args.data)?;
     let encoder = satclip::FeatureEncoder::load(&args.encoder)?;
     let embed = |p: &[[f64; 2]]| encoder.features(p);
+    let bar = progress_bar(None, "points");
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
     match at {
-        None => satclip_eval::maps::pca_map(&embed, &extent, mask.as_ref(), &args.out)?,
-        Some(at) => satclip_eval::maps::similarity_map(&embed, at, &extent, mask.as_ref(), &args.out)?,
+        None => satclip_eval::maps::pca_map(&embed, &extent, mask.as_ref(), &args.out, &progress)?,
+        Some(at) => satclip_eval::maps::similarity_map(&embed, at, &extent, mask.as_ref(), &args.out, &progress)?,
     }
+    bar.finish_and_clear();
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }
@@ -693,6 +734,7 @@ fn parse_count_or_all(text: &str) -> std::result::Result<usize, String> {
 }
 
 fn raster(args: RasterArgs) -> Result<()> {
+    require_extension(&args.out, &["tif", "tiff"], "rasters (GeoTIFF)")?;
     satclip::io::atomic::check_output(&args.out, &[])?;
     let bounds = args.bounds.unwrap_or([-180.0, -90.0, 180.0, 90.0]);
     let extent = satclip::core::geo::GridExtent::new(bounds, args.resolution).map_err(anyhow::Error::msg)?;

@@ -310,3 +310,46 @@ fn raster_land_only_leaves_the_ocean_empty() {
     let water = raster.data.iter().step_by(raster.bands).filter(|v| v.is_nan()).count() as f64;
     assert!((0.6..0.8).contains(&(water / (raster.width * raster.height) as f64)), "{water}");
 }
+
+#[test]
+fn outputs_are_checked_by_extension_and_a_bad_task_fails_before_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (ok, _, err) = satclip(&["map", "--encoder", "wrap", "--resolution", "10", "--out", &out("map.jpg")]);
+    assert!(!ok && err.contains("map.jpg") && err.contains(".png"), "{err}");
+    let (ok, _, err) = satclip(&["raster", "--encoder", "wrap", "--resolution", "10", "--out", &out("x.png")]);
+    assert!(!ok && err.contains(".tif or .tiff"), "{err}");
+    std::fs::write(dir.path().join("p.csv"), "lon,lat\n1,2\n").unwrap();
+    let (ok, _, err) = satclip(&["embed", "--encoder", "wrap", "--input", &out("p.csv"), "--output", &out("e.txt")]);
+    assert!(!ok && err.contains(".geoparquet"), "{err}");
+    let task = sphere_task(dir.path());
+    let (ok, stdout, err) = satclip(&[
+        "eval",
+        "--task",
+        task.to_str().unwrap(),
+        "--task",
+        &out("missing.csv"),
+        "--encoder",
+        "wrap",
+        "--output",
+        &out("report.txt"),
+    ]);
+    assert!(!ok && err.contains("report.txt") && err.contains(".json"), "{err}");
+    let (ok, stdout2, err) =
+        satclip(&["eval", "--task", task.to_str().unwrap(), "--task", &out("missing.csv"), "--encoder", "wrap"]);
+    assert!(!ok && err.contains("missing.csv"), "{err}");
+    assert!(stdout.is_empty() && stdout2.is_empty(), "no table before the failure: {stdout2}");
+    // Spans that binary fractions cannot hold are printed as typed.
+    let (ok, _, err) = satclip(&[
+        "raster",
+        "--encoder",
+        "wrap",
+        "--bounds",
+        "-125,31.03,-114,42",
+        "--resolution",
+        "0.5",
+        "--out",
+        &out("r.tif"),
+    ]);
+    assert!(!ok && err.contains("10.97°") && !err.contains("10.9699"), "{err}");
+}

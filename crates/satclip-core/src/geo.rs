@@ -145,6 +145,8 @@ impl GridExtent {
         let cells = |span: f64, what: &str| {
             let n = (span / resolution).round();
             if (n * resolution - span).abs() > 1e-9 * span.max(1.0) {
+                // Spans such as 42 − 31.03 are not exact in binary: print them as typed.
+                let span = (span * 1e9).round() / 1e9;
                 Err(format!("the bounds span {span}° of {what}, not a whole number of {resolution}° cells"))
             } else {
                 Ok(n as usize)

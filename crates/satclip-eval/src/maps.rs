@@ -12,23 +12,69 @@ use satclip_io::landmask::LandMask;
 const OCEAN: [u8; 3] = [24, 30, 42];
 const COAST: [u8; 3] = [235, 235, 235];
 
-/// Projections of every row of `data` (`[n × d]`, row-major) on the top `k` principal axes of its
-/// standardised columns, with rows weighted by `weights` (on a lon/lat grid, cos(lat), so that
-/// the crowded polar rows do not dominate). Subspace iteration on the weighted covariance.
-pub fn principal_components(data: &[f64], d: usize, k: usize, weights: &[f64]) -> Vec<f64> {
-    let n = data.len() / d;
-    let total: f64 = weights.iter().sum();
-    let z = crate::probe::Standardiser::fit(data, d, Some(weights)).apply(data);
-    let weighted: Vec<f64> =
-        z.chunks_exact(d).zip(weights).flat_map(|(row, w)| row.iter().map(move |v| v * (w / total).sqrt())).collect();
-    let mut cov = vec![0.0; d * d];
-    let x = MatRef::row_major(&weighted, n, d);
-    gemm(&mut cov, x.t(), x, 1.0, false, true);
-    // Subspace iteration with Gram–Schmidt: converges to the leading eigenvectors.
+/// Points embedded at once: a map's memory is this many rows of features, whatever its size.
+const CHUNK_POINTS: usize = 8192;
+
+/// Weighted first and second moments of feature rows, accumulated chunk by chunk. Rows are
+/// shifted by the first chunk's mean before they are summed, so that the covariance does not
+/// lose its digits to a large common offset.
+struct WeightedMoments {
+    d: usize,
+    shift: Option<Vec<f64>>,
+    total: f64,
+    sum: Vec<f64>,
+    cross: Vec<f64>,
+}
+
+impl WeightedMoments {
+    fn new(d: usize) -> Self {
+        Self { d, shift: None, total: 0.0, sum: vec![0.0; d], cross: vec![0.0; d * d] }
+    }
+
+    fn add(&mut self, rows: &[f64], weights: &[f64]) {
+        let d = self.d;
+        let shift = self.shift.get_or_insert_with(|| {
+            let mut mean = vec![0.0; d];
+            rows.chunks_exact(d).for_each(|r| mean.iter_mut().zip(r).for_each(|(m, v)| *m += v));
+            mean.iter_mut().for_each(|m| *m /= weights.len().max(1) as f64);
+            mean
+        });
+        let scaled: Vec<f64> = rows
+            .chunks_exact(d)
+            .zip(weights)
+            .flat_map(|(r, w)| {
+                self.total += w;
+                self.sum.iter_mut().zip(r).zip(shift.iter()).for_each(|((s, v), c)| *s += w * (v - c));
+                r.iter().zip(shift.iter()).map(move |(v, c)| (v - c) * w.sqrt())
+            })
+            .collect();
+        let x = MatRef::row_major(&scaled, weights.len(), d);
+        gemm(&mut self.cross, x.t(), x, 1.0, true, true);
+    }
+
+    /// Per-column mean and deviation (constant columns get 1, so they drop out) and the
+    /// covariance of the standardised columns.
+    fn finish(self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let d = self.d;
+        let shift = self.shift.unwrap_or_else(|| vec![0.0; d]);
+        let centre: Vec<f64> = self.sum.iter().map(|s| s / self.total).collect();
+        let mut cov: Vec<f64> =
+            (0..d * d).map(|i| self.cross[i] / self.total - centre[i / d] * centre[i % d]).collect();
+        let scale: Vec<f64> =
+            (0..d).map(|i| if cov[i * d + i] > 1e-24 { cov[i * d + i].sqrt() } else { 1.0 }).collect();
+        cov.iter_mut().enumerate().for_each(|(i, c)| *c /= scale[i / d] * scale[i % d]);
+        let mean = centre.iter().zip(&shift).map(|(c, s)| c + s).collect();
+        (mean, scale, cov)
+    }
+}
+
+/// The `k` leading eigenvectors (as `[d × k]` columns) of a symmetric `d × d` matrix, by subspace
+/// iteration with Gram–Schmidt.
+fn leading_eigenvectors(cov: &[f64], d: usize, k: usize) -> Vec<f64> {
     let mut basis: Vec<f64> = (0..d * k).map(|i| ((i * 7919) % 97) as f64 / 97.0 - 0.5).collect();
     for _ in 0..200 {
         let mut next = vec![0.0; d * k];
-        gemm(&mut next, MatRef::row_major(&cov, d, d), MatRef::row_major(&basis, d, k), 1.0, false, false);
+        gemm(&mut next, MatRef::row_major(cov, d, d), MatRef::row_major(&basis, d, k), 1.0, false, false);
         for j in 0..k {
             for prev in 0..j {
                 let dot: f64 = (0..d).map(|i| next[i * k + j] * next[i * k + prev]).sum();
@@ -39,9 +85,27 @@ pub fn principal_components(data: &[f64], d: usize, k: usize, weights: &[f64]) -
         }
         basis = next;
     }
-    let mut projected = vec![0.0; n * k];
-    gemm(&mut projected, MatRef::row_major(&z, n, d), MatRef::row_major(&basis, d, k), 1.0, false, true);
+    basis
+}
+
+/// Projections of standardised rows on `basis` (`[d × k]`).
+fn project(rows: &[f64], mean: &[f64], scale: &[f64], basis: &[f64], k: usize) -> Vec<f64> {
+    let d = mean.len();
+    let z: Vec<f64> =
+        rows.chunks_exact(d).flat_map(|r| r.iter().zip(mean).zip(scale).map(|((v, m), s)| (v - m) / s)).collect();
+    let mut projected = vec![0.0; z.len() / d * k];
+    gemm(&mut projected, MatRef::row_major(&z, z.len() / d, d), MatRef::row_major(basis, d, k), 1.0, false, true);
     projected
+}
+
+/// Projections of every row of `data` (`[n × d]`, row-major) on the top `k` principal axes of its
+/// standardised columns, with rows weighted by `weights` (on a lon/lat grid, cos(lat), so that
+/// the crowded polar rows do not dominate).
+pub fn principal_components(data: &[f64], d: usize, k: usize, weights: &[f64]) -> Vec<f64> {
+    let mut moments = WeightedMoments::new(d);
+    moments.add(data, weights);
+    let (mean, scale, cov) = moments.finish();
+    project(data, &mean, &scale, &leading_eigenvectors(&cov, d, k), k)
 }
 
 /// Scales each of `k` columns to [0, 1] between its 1st and 99th percentiles.
@@ -116,30 +180,70 @@ pub fn write_png(out: &Path, width: usize, height: usize, rgb: &[u8]) -> Result<
 /// Features of a batch of (lon, lat) points, and their width: any encoder.
 pub type Embedder<'a> = dyn Fn(&[[f64; 2]]) -> Result<(Vec<f64>, usize)> + 'a;
 
-/// The first three principal components of the embeddings as RGB.
-pub fn pca_map(embed: &Embedder<'_>, extent: &GridExtent, mask: Option<&LandMask>, out: &Path) -> Result<()> {
+/// Points embedded so far, of how many (a map of the PCA kind embeds every point twice).
+pub type MapProgress<'a> = dyn Fn(u64, u64) + 'a;
+
+/// Runs `each` on the features of consecutive chunks of the grid's cell centres, with the chunk's
+/// first cell index, reporting progress as `done` of `total` (offset by `before`).
+fn for_each_chunk(
+    embed: &Embedder<'_>,
+    points: &[[f64; 2]],
+    progress: &MapProgress<'_>,
+    (before, total): (u64, u64),
+    mut each: impl FnMut(usize, &[f64], usize),
+) -> Result<()> {
+    for (c, chunk) in points.chunks(CHUNK_POINTS).enumerate() {
+        let (features, d) = embed(chunk)?;
+        each(c * CHUNK_POINTS, &features, d);
+        progress(before + (c * CHUNK_POINTS + chunk.len()) as u64, total);
+    }
+    Ok(())
+}
+
+/// The first three principal components of the embeddings as RGB. Embeddings are computed chunk
+/// by chunk twice (moments, then projections), so memory stays at a chunk of features.
+pub fn pca_map(
+    embed: &Embedder<'_>,
+    extent: &GridExtent,
+    mask: Option<&LandMask>,
+    out: &Path,
+    progress: &MapProgress<'_>,
+) -> Result<()> {
     let (width, height, points) = (extent.width, extent.height, extent.centres(0..extent.height));
-    let (features, d) = embed(&points)?;
-    let weights: Vec<f64> = points.iter().map(|p| p[1].to_radians().cos()).collect();
-    let mut pcs = principal_components(&features, d, 3, &weights);
+    let weight = |p: &[f64; 2]| p[1].to_radians().cos();
+    let total = 2 * points.len() as u64;
+    let mut moments = None;
+    for_each_chunk(embed, &points, progress, (0, total), |at, features, d| {
+        let weights: Vec<f64> = points[at..at + features.len() / d].iter().map(weight).collect();
+        moments.get_or_insert_with(|| WeightedMoments::new(d)).add(features, &weights);
+    })?;
+    let Some(moments) = moments else { return Err(Error::format(out, "an empty grid")) };
+    let (mean, scale, cov) = moments.finish();
+    let basis = leading_eigenvectors(&cov, mean.len(), 3);
+    let mut pcs = Vec::with_capacity(points.len() * 3);
+    for_each_chunk(embed, &points, progress, (points.len() as u64, total), |_, features, _| {
+        pcs.extend(project(features, &mean, &scale, &basis, 3));
+    })?;
     normalise_columns(&mut pcs, 3);
     render(width, height, &points, mask, &|i| [0, 1, 2].map(|j| (pcs[i * 3 + j] * 255.0).round() as u8), out)
 }
 
 /// Cosine similarity of every grid cell's embedding to the embedding at `at`, as a colour ramp,
-/// with the reference place marked.
+/// with the reference place marked. Computed chunk by chunk.
 pub fn similarity_map(
     embed: &Embedder<'_>,
     at: [f64; 2],
     extent: &GridExtent,
     mask: Option<&LandMask>,
     out: &Path,
+    progress: &MapProgress<'_>,
 ) -> Result<()> {
     let (width, height, points) = (extent.width, extent.height, extent.centres(0..extent.height));
-    let (features, d) = embed(&points)?;
     let (reference, _) = embed(&[at])?;
-    let sims: Vec<f64> =
-        features.chunks_exact(d).map(|row| satclip_core::geo::cosine_similarity(row, &reference)).collect();
+    let mut sims = Vec::with_capacity(points.len());
+    for_each_chunk(embed, &points, progress, (0, points.len() as u64), |_, features, d| {
+        sims.extend(features.chunks_exact(d).map(|row| satclip_core::geo::cosine_similarity(row, &reference)));
+    })?;
     let mut sorted = sims.clone();
     sorted.sort_by(f64::total_cmp);
     let (lo, hi) = (sorted[sorted.len() / 100], sorted[sorted.len() - 1]);
@@ -181,6 +285,57 @@ mod tests {
         let norm =
             (pcs.iter().map(|v| v * v).sum::<f64>() * (0..200).map(|i| (i as f64 - 100.0).powi(2)).sum::<f64>()).sqrt();
         assert!(corr / norm > 0.9999);
+    }
+
+    #[test]
+    fn moments_over_chunks_equal_the_standardised_covariance_of_all_rows() {
+        let d = 3;
+        let data: Vec<f64> =
+            (0..500).flat_map(|i| [1e4 + (i as f64 * 0.37).sin(), (i as f64 * 0.11).cos() * 3.0, 7.0]).collect();
+        let weights: Vec<f64> = (0..500).map(|i| 0.5 + (i % 7) as f64 / 7.0).collect();
+        let mut chunked = WeightedMoments::new(d);
+        for (rows, w) in data.chunks(3 * 64).zip(weights.chunks(64)) {
+            chunked.add(rows, w);
+        }
+        let (mean, scale, cov) = chunked.finish();
+        let reference = crate::probe::Standardiser::fit(&data, d, Some(&weights));
+        let z = reference.apply(&data);
+        let total: f64 = weights.iter().sum();
+        for i in 0..d {
+            for j in 0..d {
+                let want: f64 = z.chunks_exact(d).zip(&weights).map(|(r, w)| w * r[i] * r[j]).sum::<f64>() / total;
+                assert!((cov[i * d + j] - want).abs() < 1e-9, "cov[{i}][{j}] {} vs {want}", cov[i * d + j]);
+            }
+        }
+        assert_eq!(scale[2], 1.0, "a constant column keeps unit scale");
+        assert!((mean[0] - data.iter().step_by(3).zip(&weights).map(|(v, w)| v * w).sum::<f64>() / total).abs() < 1e-9);
+    }
+
+    #[test]
+    fn maps_embed_in_bounded_chunks_and_report_progress_to_the_end() {
+        use std::cell::Cell;
+        let dir = tempfile::tempdir().unwrap();
+        let extent = GridExtent::global(1.0).unwrap();
+        let largest = Cell::new(0);
+        let embed = |points: &[[f64; 2]]| -> Result<(Vec<f64>, usize)> {
+            largest.set(largest.get().max(points.len()));
+            Ok((
+                points
+                    .iter()
+                    .flat_map(|[lon, lat]| [lon.to_radians().sin(), lat.to_radians().sin(), lon * lat])
+                    .collect(),
+                3,
+            ))
+        };
+        let last = Cell::new((0, 0));
+        let progress = |done: u64, total: u64| last.set((done, total));
+        pca_map(&embed, &extent, None, &dir.path().join("pca.png"), &progress).unwrap();
+        assert!(largest.get() <= CHUNK_POINTS, "a chunk of {} points", largest.get());
+        assert_eq!(last.get(), (2 * 360 * 180, 2 * 360 * 180), "PCA embeds every cell twice");
+        similarity_map(&embed, [10.0, 50.0], &extent, None, &dir.path().join("sim.png"), &progress).unwrap();
+        assert_eq!(last.get(), (360 * 180, 360 * 180));
+        assert!(largest.get() <= CHUNK_POINTS);
+        assert!(std::fs::metadata(dir.path().join("pca.png")).unwrap().len() > 1000);
     }
 
     #[test]

@@ -281,7 +281,11 @@ pub fn summary_tables(rows: &[ReportRow]) -> String {
                     })
                     .collect();
                 cell.sort_by_key(|r| r.n_train);
-                let values: Vec<String> = cell.iter().map(|r| format!("{:.3}", r.value)).collect();
+                // Several training sizes in one cell: each value says its size.
+                let values: Vec<String> = match cell.len() {
+                    1 => vec![format!("{:.3}", cell[0].value)],
+                    _ => cell.iter().map(|r| format!("{:.3} (n={})", r.value, r.n_train)).collect(),
+                };
                 out.push_str(&format!(" {} |", values.join(" / ")));
             }
             out.push('\n');
@@ -357,7 +361,7 @@ mod tests {
         ];
         let text = summary_tables(&rows);
         assert!(text.contains("| encoder | temp | biome |"), "{text}");
-        assert!(text.contains("| wrap | 0.500 / 0.800 | 0.250 |"), "{text}");
+        assert!(text.contains("| wrap | 0.500 (n=100) / 0.800 (n=300) | 0.250 |"), "{text}");
         assert!(text.contains("| geoclip | 0.900 |  |"), "{text}");
         assert!(!text.contains("9.000"), "only the headline metric: {text}");
         assert_eq!(table_lines(&rows[..2]).len(), 1, "one line per result, metrics in columns");

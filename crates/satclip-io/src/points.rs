@@ -33,7 +33,10 @@ impl TableFormat {
             "csv" => Ok(Self::Csv),
             "parquet" | "pq" | "geoparquet" => Ok(Self::Parquet),
             "npy" => Ok(Self::Npy),
-            _ => Err(Error::format(path, "unknown file type: use a .csv, .parquet (or .pq) or .npy extension")),
+            _ => Err(Error::format(
+                path,
+                "unknown file type: use a .csv, .parquet (or .pq, .geoparquet) or .npy extension",
+            )),
         }
     }
 }
