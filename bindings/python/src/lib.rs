@@ -2,18 +2,80 @@
 //! Thin on purpose: every number comes from the `satclip` crate; this file converts arrays,
 //! releases the GIL while Rust computes, and turns errors into Python exceptions.
 
-use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use satclip::{EmbedOptions, FeatureEncoder, OutputDtype, ReadOptions};
 
 fn to_py(e: satclip::Error) -> PyErr {
+    // The library's messages name the command line's flags; here they are keyword arguments.
+    let message = e.to_string().replace("--lon-col", "lon_col=").replace("--lat-col", "lat_col=").replace(
+        "--wrap-lon",
+        "wrap_lon=True",
+    );
     match &e {
         satclip::Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
-            PyFileNotFoundError::new_err(e.to_string())
+            PyFileNotFoundError::new_err(message)
         }
-        _ => PyValueError::new_err(e.to_string()),
+        _ => PyValueError::new_err(message),
     }
+}
+
+/// (lon, lat) pairs from what NumPy users pass: an `[N, 2]` array of any real dtype, a list of
+/// pairs, one pair, or a pandas DataFrame (lon/lat columns by name or `lon_col`/`lat_col`, or a
+/// GeoDataFrame's point geometry). The flag says whether a single pair was given.
+fn lonlat_pairs(
+    py: Python<'_>,
+    obj: &Bound<'_, PyAny>,
+    lon_col: Option<&str>,
+    lat_col: Option<&str>,
+) -> PyResult<(Vec<[f64; 2]>, bool)> {
+    let np = py.import("numpy")?;
+    let values = if obj.hasattr("columns")? {
+        let names: Vec<String> =
+            obj.getattr("columns")?.try_iter()?.map(|c| c?.str()?.extract()).collect::<PyResult<_>>()?;
+        let find = |asked: Option<&str>, known: &[&str]| match asked {
+            Some(name) => names.iter().find(|n| *n == name).cloned(),
+            None => names.iter().find(|n| known.iter().any(|k| n.trim().eq_ignore_ascii_case(k))).cloned(),
+        };
+        match (find(lon_col, &satclip::io::points::LON_NAMES), find(lat_col, &satclip::io::points::LAT_NAMES)) {
+            (Some(lon), Some(lat)) => np.call_method1("column_stack", ((obj.get_item(lon)?, obj.get_item(lat)?),))?,
+            _ if lon_col.is_none() && obj.hasattr("geometry")? => {
+                let geometry = obj.getattr("geometry")?;
+                np.call_method1("column_stack", ((geometry.getattr("x")?, geometry.getattr("y")?),))?
+            }
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "the frame has no longitude and latitude columns (it has {}); name them lon and lat, or pass \
+                     lon_col= and lat_col=",
+                    names.join(", ")
+                )))
+            }
+        }
+    } else {
+        obj.clone()
+    };
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("dtype", "float64")?;
+    let array = np.call_method("asarray", (values,), Some(&kwargs)).map_err(|e| {
+        PyValueError::new_err(format!("lonlat must be numbers: (lon, lat) pairs as an array or a list ({e})"))
+    })?;
+    let array: PyReadonlyArrayDyn<'_, f64> = array.extract()?;
+    let (shape, view) = (array.shape().to_vec(), array.as_array());
+    let points: Vec<[f64; 2]> = match shape.as_slice() {
+        [2] => vec![[view[[0]], view[[1]]]],
+        [_, 2] => view.rows().into_iter().map(|r| [r[0], r[1]]).collect(),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "lonlat has shape {other:?}; expected [N, 2] (lon, lat) pairs or one (lon, lat) pair"
+            )))
+        }
+    };
+    for (i, &[lon, lat]) in points.iter().enumerate() {
+        satclip::core::check_coordinate(lon, lat).map_err(|p| PyValueError::new_err(format!("lonlat[{i}]: {p}")))?;
+    }
+    Ok((points, shape.len() == 1))
 }
 
 fn dtype(name: &str) -> PyResult<OutputDtype> {
@@ -48,28 +110,24 @@ impl Encoder {
         self.inner.dim()
     }
 
-    /// Embeddings of `lonlat`, an `[N, 2]` array of (longitude, latitude) in degrees, as an
-    /// `[N, dim]` array of `dtype`: `"float32"` runs the float32 path (about twice as fast),
-    /// `"float64"` the official one.
-    #[pyo3(signature = (lonlat, dtype = "float32"))]
+    /// Embeddings of `lonlat` as an `[N, dim]` array of `dtype` (a `[dim]` array for one pair):
+    /// `"float32"` runs the float32 path (about twice as fast), `"float64"` the official one.
+    /// `lonlat` is (longitude, latitude) in degrees: an `[N, 2]` array of any real dtype, a list
+    /// of pairs, one pair, or a pandas DataFrame with lon/lat columns (found by name, or given as
+    /// `lon_col`/`lat_col`) or a GeoDataFrame of points.
+    #[pyo3(signature = (lonlat, dtype = "float32", lon_col = None, lat_col = None))]
     fn embed<'py>(
         &self,
         py: Python<'py>,
-        lonlat: PyReadonlyArray2<'py, f64>,
+        lonlat: &Bound<'py, PyAny>,
         dtype: &str,
+        lon_col: Option<&str>,
+        lat_col: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let precision = self::dtype(dtype)?;
-        let lonlat = lonlat.as_array();
-        if lonlat.ncols() != 2 {
-            let shape = lonlat.shape();
-            return Err(PyValueError::new_err(format!("lonlat has shape {shape:?}; expected [N, 2] (lon, lat)")));
-        }
-        let points: Vec<[f64; 2]> = lonlat.rows().into_iter().map(|r| [r[0], r[1]]).collect();
-        for (i, &[lon, lat]) in points.iter().enumerate() {
-            satclip::core::check_coordinate(lon, lat)
-                .map_err(|p| PyValueError::new_err(format!("lonlat[{i}]: {p}")))?;
-        }
-        let shape = [points.len(), self.inner.dim()];
+        let (points, single) = lonlat_pairs(py, lonlat, lon_col, lat_col)?;
+        let dim = self.inner.dim();
+        let shape = if single { vec![dim] } else { vec![points.len(), dim] };
         Ok(match precision {
             OutputDtype::F64 => {
                 let mut out = Vec::new();
@@ -93,7 +151,8 @@ impl Encoder {
 /// or CSV, by extension), streamed in batches, exactly as `satclip embed` does. Returns the
 /// number of rows.
 #[pyfunction]
-#[pyo3(signature = (input, output, encoder = "default", dtype = "float32", lon_col = None, lat_col = None))]
+#[pyo3(signature = (input, output, encoder = "default", dtype = "float32", lon_col = None, lat_col = None, wrap_lon = false))]
+#[allow(clippy::too_many_arguments)]
 fn embed_file(
     py: Python<'_>,
     input: std::path::PathBuf,
@@ -102,9 +161,12 @@ fn embed_file(
     dtype: &str,
     lon_col: Option<String>,
     lat_col: Option<String>,
+    wrap_lon: bool,
 ) -> PyResult<u64> {
-    let options =
-        EmbedOptions { read: ReadOptions { lon_col, lat_col, ..ReadOptions::default() }, dtype: self::dtype(dtype)? };
+    let options = EmbedOptions {
+        read: ReadOptions { lon_col, lat_col, wrap_lon, ..ReadOptions::default() },
+        dtype: self::dtype(dtype)?,
+    };
     py.detach(|| {
         let encoder = FeatureEncoder::load(encoder)?;
         satclip::embed_file(&encoder, &input, &output, &options, &mut |_| {}).map(|s| s.rows)

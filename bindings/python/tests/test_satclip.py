@@ -94,3 +94,57 @@ class GeoClip(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class WhatNumPyUsersPass(unittest.TestCase):
+    """Any real dtype, lists, one pair and frames give the numbers of a float64 array."""
+
+    def setUp(self):
+        self.encoder = satclip.Encoder("wrap")
+        self.points = np.array([[-122.0, 37.0], [139.0, 35.0], [2.0, 48.0]])
+        self.expected = self.encoder.embed(self.points, dtype="float64")
+
+    def test_integer_and_float32_arrays_lists_and_one_pair(self):
+        np.testing.assert_array_equal(self.encoder.embed(self.points.astype(np.int32), dtype="float64"), self.expected)
+        np.testing.assert_allclose(
+            self.encoder.embed(self.points.astype(np.float32), dtype="float64"), self.expected, rtol=1e-6
+        )
+        np.testing.assert_array_equal(self.encoder.embed(self.points.tolist(), dtype="float64"), self.expected)
+        one = self.encoder.embed((-122.0, 37.0), dtype="float64")
+        self.assertEqual(one.shape, (self.encoder.dim,))
+        np.testing.assert_array_equal(one, self.expected[0])
+        with self.assertRaisesRegex(ValueError, "must be numbers"):
+            self.encoder.embed([["a", "b"]])
+        with self.assertRaisesRegex(ValueError, "one \\(lon, lat\\) pair"):
+            self.encoder.embed([1.0, 2.0, 3.0])
+
+    def test_pandas_frames_by_column_name_and_geometry(self):
+        import pandas as pd
+
+        frame = pd.DataFrame({"name": ["a", "b", "c"], "Longitude": self.points[:, 0], "lat": self.points[:, 1]})
+        np.testing.assert_array_equal(self.encoder.embed(frame, dtype="float64"), self.expected)
+        renamed = frame.rename(columns={"Longitude": "x", "lat": "y"})
+        np.testing.assert_array_equal(self.encoder.embed(renamed, dtype="float64", lon_col="x", lat_col="y"), self.expected)
+        with self.assertRaisesRegex(ValueError, "lon_col= and lat_col="):
+            self.encoder.embed(renamed)
+
+        class Points:  # what a GeoSeries of points offers
+            x = pd.Series(self.points[:, 0])
+            y = pd.Series(self.points[:, 1])
+
+        class GeoFrame:  # a GeoDataFrame without lon/lat columns
+            columns = ["name", "geometry"]
+            geometry = Points()
+
+        np.testing.assert_array_equal(self.encoder.embed(GeoFrame(), dtype="float64"), self.expected)
+
+    def test_file_errors_name_keyword_arguments_not_flags(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            bad = pathlib.Path(tmp, "xy.csv")
+            bad.write_text("x,y\n1,2\n")
+            with self.assertRaisesRegex(ValueError, "lon_col=") as caught:
+                satclip.embed_file(str(bad), str(pathlib.Path(tmp, "o.npy")))
+            self.assertNotIn("--lon-col", str(caught.exception))
+            wrapped = pathlib.Path(tmp, "w.csv")
+            wrapped.write_text("lon,lat\n190,2\n")
+            self.assertEqual(satclip.embed_file(str(wrapped), str(pathlib.Path(tmp, "w.npy")), wrap_lon=True), 1)

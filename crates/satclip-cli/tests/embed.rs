@@ -420,6 +420,20 @@ fn readme_main_command_runs_on_the_builtin_model() {
     assert_eq!(batch.num_rows(), 24);
     let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
     assert_eq!(names, ["name", "lon", "lat", "embedding"]);
+
+    // Every example input format gives the same 24 embeddings.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let embed_to_npy = |input: &str| {
+        let out = dir.path().join(format!("{input}.npy"));
+        let (ok, err) = satclip(&["embed", "--input", p(&examples.join(input)), "--output", p(&out)]);
+        assert!(ok, "{input}: {err}");
+        read_npy(&out)
+    };
+    let reference = embed_to_npy("cities.csv");
+    assert_eq!((reference.0, reference.1), (24, 256));
+    for input in ["cities.parquet", "cities.npy", "cities.geoparquet"] {
+        assert_eq!(embed_to_npy(input), reference, "{input}");
+    }
 }
 
 #[test]
