@@ -28,22 +28,7 @@ impl Drop for Registered {
 
 impl AtomicFile {
     pub fn create(target: &Path) -> Result<Self> {
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if !dir.is_dir() {
-            return Err(Error::io(
-                target,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("output directory {} does not exist", dir.display()),
-                ),
-            ));
-        }
-        if target.is_dir() {
-            return Err(Error::format(target, "is a directory; give a file name for the output"));
-        }
+        let dir = writable_place(target)?;
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         remove_stale_temporaries(dir, &name);
         let prefix = format!(".{name}.satclip-{}.", std::process::id());
@@ -121,9 +106,8 @@ fn process_is_running(pid: u32) -> bool {
     }
 }
 
-/// Refuses, before any work, an output that is a directory, lies in a missing directory, or is
-/// one of the inputs (the input would be replaced by its own results).
-pub fn check_output(target: &Path, inputs: &[&Path]) -> Result<()> {
+/// The directory an output goes to, after checking that it exists and the output is no directory.
+fn writable_place(target: &Path) -> Result<&Path> {
     if target.is_dir() {
         return Err(Error::format(target, "is a directory; give a file name for the output"));
     }
@@ -140,6 +124,13 @@ pub fn check_output(target: &Path, inputs: &[&Path]) -> Result<()> {
             ),
         ));
     }
+    Ok(dir)
+}
+
+/// Refuses, before any work, an output that is a directory, lies in a missing directory, or is
+/// one of the inputs (the input would be replaced by its own results).
+pub fn check_output(target: &Path, inputs: &[&Path]) -> Result<()> {
+    writable_place(target)?;
     if let Ok(out) = target.canonicalize() {
         for input in inputs {
             if input.canonicalize().is_ok_and(|i| i == out) {
