@@ -646,13 +646,16 @@ fn eval(args: EvalArgs) -> Result<()> {
     let tasks: Vec<satclip_eval::Task> =
         args.task.iter().map(|path| satclip_eval::Task::read(path, args.kind)).collect::<Result<_, _>>()?;
     println!("{TABLE_HEADER}");
+    let bar = progress_bar(Some((tasks.len() * args.encoder.len()) as u64), "task × encoder");
+    // Lines go out under the bar, never through it.
+    let say = |line: String| bar.suspend(|| eprintln!("{line}"));
     for (task_path, task) in args.task.iter().zip(&tasks) {
         let how = if args.kind.is_some() { "as given" } else { "detected" };
-        eprintln!("{} ({how})", task.describe());
+        say(format!("{} ({how})", task.describe()));
         if matches!(task.target, satclip_eval::Target::Values(_))
             && config.probes.contains(&satclip_eval::Probe::Logistic)
         {
-            eprintln!("note: logistic is a classifier; skipped for {}", task_path.display());
+            say(format!("note: logistic is a classifier; skipped for {}", task_path.display()));
         }
         for encoder in &args.encoder {
             // `NAME=SPEC` names an encoder in the report (e.g. a checkpoint path by its model).
@@ -660,15 +663,18 @@ fn eval(args: EvalArgs) -> Result<()> {
                 Some((label, spec)) if !label.is_empty() && !label.contains('/') => (label, spec),
                 _ => (encoder.as_str(), encoder.as_str()),
             };
+            bar.set_message(format!("{label} on {}", task_path.display()));
             let (features, d) = satclip::encoder_features(spec, &task.points)?;
-            let rows = evaluate(&task, label, &features, d, &config).map_err(anyhow::Error::msg)?;
+            let rows = evaluate(task, label, &features, d, &config).map_err(anyhow::Error::msg)?;
             if rows.is_empty() {
-                eprintln!("note: {}: no fold of this split has both training and test points", task_path.display());
+                say(format!("note: {}: no fold of this split has both training and test points", task_path.display()));
             }
-            table_lines(&rows).iter().for_each(|line| println!("{line}"));
+            bar.suspend(|| table_lines(&rows).iter().for_each(|line| println!("{line}")));
             report.extend(rows);
+            bar.inc(1);
         }
     }
+    bar.finish_and_clear();
     if args.summary {
         println!("{}", satclip_eval::suite::summary_tables(&report));
     }
