@@ -98,16 +98,6 @@ fn project(rows: &[f64], mean: &[f64], scale: &[f64], basis: &[f64], k: usize) -
     projected
 }
 
-/// Projections of every row of `data` (`[n × d]`, row-major) on the top `k` principal axes of its
-/// standardised columns, with rows weighted by `weights` (on a lon/lat grid, cos(lat), so that
-/// the crowded polar rows do not dominate).
-pub fn principal_components(data: &[f64], d: usize, k: usize, weights: &[f64]) -> Vec<f64> {
-    let mut moments = WeightedMoments::new(d);
-    moments.add(data, weights);
-    let (mean, scale, cov) = moments.finish();
-    project(data, &mean, &scale, &leading_eigenvectors(&cov, d, k), k)
-}
-
 /// Scales each of `k` columns to [0, 1] between its 1st and 99th percentiles.
 fn normalise_columns(values: &mut [f64], k: usize) {
     for j in 0..k {
@@ -210,6 +200,7 @@ pub fn pca_map(
     progress: &MapProgress<'_>,
 ) -> Result<()> {
     let (width, height, points) = (extent.width, extent.height, extent.centres(0..extent.height));
+    // Cells weighted by cos(lat): the crowded polar rows of a lon/lat grid must not dominate.
     let weight = |p: &[f64; 2]| p[1].to_radians().cos();
     let total = 2 * points.len() as u64;
     let mut moments = None;
@@ -279,7 +270,10 @@ mod tests {
                 [0.6 * t - 0.8 * e, 0.8 * t + 0.6 * e]
             })
             .collect();
-        let pcs = principal_components(&data, 2, 1, &[1.0; 200]);
+        let mut moments = WeightedMoments::new(2);
+        moments.add(&data, &[1.0; 200]);
+        let (mean, scale, cov) = moments.finish();
+        let pcs = project(&data, &mean, &scale, &leading_eigenvectors(&cov, 2, 1), 1);
         // The projection on the first axis recovers t up to sign.
         let corr: f64 = (0..200).map(|i| pcs[i] * (i as f64 - 100.0)).sum::<f64>().abs();
         let norm =
