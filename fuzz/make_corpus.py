@@ -262,6 +262,24 @@ def points():
     put("task", "regression.csv", ("lon,lat,target\n" + "".join(f"{i - 20},{i / 2},{i * 0.25}\n" for i in range(40))).encode())
 
 
+def regions_and_npz():
+    square = lambda x, y, s: [[[x, y], [x + s, y], [x + s, y + s], [x, y + s], [x, y]]]
+    collection = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"CONTINENT": "Europe"}, "geometry": {"type": "Polygon", "coordinates": square(0, 40, 20)}},
+            {"type": "Feature", "properties": {"CONTINENT": "Africa", "REALM": "Afrotropic"},
+             "geometry": {"type": "MultiPolygon", "coordinates": [square(-10, -10, 20), square(30, -30, 5)]}},
+        ],
+    }
+    put("regions", "two-regions.geojson", json.dumps(collection).encode())
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("mask.npy", npy([(1.0, 0.0), (0.0, 1.0)]))
+        z.writestr("other.npy", npy([(2.5, -1.0)], "<f4"))
+    put("npz", "two-arrays.npz", out.getvalue())
+
+
 def parquet():
     try:
         import pyarrow as pa
@@ -293,6 +311,7 @@ if __name__ == "__main__":
     native_models()
     geotiffs()
     points()
+    regions_and_npz()
     parquet()
     for target in sorted(os.listdir(ROOT)):
         print(target, len(os.listdir(os.path.join(ROOT, target))))
