@@ -19,17 +19,20 @@ fi
 cargo +nightly fuzz build -O
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
+log="$(mktemp)"
 for target in "${targets[@]}"; do
   scratch="$(mktemp -d)"
   echo "fuzzing $target for ${seconds}s"
+  status=0
   cargo +nightly fuzz run -O "$target" "$scratch" "corpus/$target" -- \
-    -max_total_time="$seconds" -rss_limit_mb=1536 -timeout=10 -print_final_stats=1 2>&1 |
-    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|Done)" || true
-  status=${PIPESTATUS[0]}
+    -max_total_time="$seconds" -rss_limit_mb=1536 -timeout=10 -print_final_stats=1 >"$log" 2>&1 || status=$?
   rm -rf "$scratch"
+  grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|Done)" "$log" || true
   if [ "$status" -ne 0 ]; then
+    tail -n 60 "$log"
     echo "fuzz target $target failed (exit $status); the input is in fuzz/artifacts/$target/"
     exit 1
   fi
 done
+rm -f "$log"
 echo "fuzzed ${#targets[@]} targets, ${seconds}s each: no crash"
