@@ -321,6 +321,31 @@ fn open_csv(path: &Path, file: File, options: &ReadOptions) -> Result<(SchemaRef
     Ok((Arc::new(Schema::new(fields)), None, Kind::Csv { reader, lon, lat, width }))
 }
 
+/// Every column chunk must lie inside the file: the reader asserts that its offsets are not
+/// negative (a panic, found by fuzzing) and would otherwise seek wherever the footer says.
+fn check_column_chunks(path: &Path, metadata: &parquet::file::metadata::ParquetMetaData, file_len: u64) -> Result<()> {
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        for (c, column) in group.columns().iter().enumerate() {
+            let start = column.dictionary_page_offset().unwrap_or_else(|| column.data_page_offset());
+            let len = column.compressed_size();
+            let inside = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(s, l)| s.checked_add(l))
+                .is_some_and(|end| end <= file_len);
+            if !inside {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "row group {g}, column {c}: its bytes {start}..+{len} lie outside the file of {file_len} bytes"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Input columns travel to the output; more than this many is not a table of points.
 pub const MAX_COLUMNS: usize = 4096;
 
@@ -351,8 +376,10 @@ fn open_parquet(
     options: &ReadOptions,
     batch_size: usize,
 ) -> Result<(SchemaRef, Option<u64>, Kind)> {
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| Error::format(path, format!("not a readable Parquet file: {e}")))?;
+    check_column_chunks(path, builder.metadata(), file_len)?;
     let schema = builder.schema().clone();
     let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();

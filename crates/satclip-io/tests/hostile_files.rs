@@ -302,3 +302,16 @@ fn a_sparse_safetensors_file_is_not_read_whole() {
         .unwrap();
     assert!(error_of(&model).contains("ends at byte"));
 }
+
+/// Found by the parquet_points fuzz target: a footer whose column chunk starts at a negative
+/// offset made the Parquet reader assert (a panic) when the first batch was read.
+#[test]
+fn a_parquet_column_chunk_outside_the_file_is_an_error_not_a_panic() {
+    use satclip_io::points::{PointReader, ReadOptions};
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/parquet-negative-column-offset.parquet");
+    let err = match PointReader::open(&path, &ReadOptions::default()) {
+        Ok(reader) => reader.filter_map(Result::err).next().expect("an error, not points").to_string(),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("negative-column-offset.parquet") && err.contains("outside the file"), "{err}");
+}
