@@ -10,10 +10,11 @@ use satclip::{EmbedOptions, FeatureEncoder, OutputDtype, ReadOptions};
 
 fn to_py(e: satclip::Error) -> PyErr {
     // The library's messages name the command line's flags; here they are keyword arguments.
-    let message = e.to_string().replace("--lon-col", "lon_col=").replace("--lat-col", "lat_col=").replace(
-        "--wrap-lon",
-        "wrap_lon=True",
-    );
+    let message = e
+        .to_string()
+        .replace("--lon-col", "lon_col=")
+        .replace("--lat-col", "lat_col=")
+        .replace("--wrap-lon", "wrap_lon=True");
     match &e {
         satclip::Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
             PyFileNotFoundError::new_err(message)
