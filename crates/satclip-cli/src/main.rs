@@ -618,9 +618,9 @@ fn train(args: TrainArgs) -> Result<()> {
 fn eval(args: EvalArgs) -> Result<()> {
     use satclip_eval::suite::{evaluate, table_lines, EvalConfig, SplitMethod, TABLE_HEADER};
     if let Some(output) = &args.output {
-        require_extension(output, &["json"], "reports")?;
         let tasks: Vec<&std::path::Path> = args.task.iter().map(|t| t.as_path()).collect();
         satclip::io::atomic::check_output(output, &tasks)?;
+        require_extension(output, &["json"], "reports")?;
     }
     let split = match args.split.as_str() {
         "random" => SplitMethod::Random,
@@ -704,8 +704,8 @@ fn require_extension(path: &std::path::Path, allowed: &[&str], what: &str) -> Re
 }
 
 fn draw_map(args: &MapArgs, at: Option<[f64; 2]>) -> Result<()> {
-    require_extension(&args.out, &["png"], "maps")?;
     satclip::io::atomic::check_output(&args.out, &[])?;
+    require_extension(&args.out, &["png"], "maps")?;
     let extent = satclip::core::geo::GridExtent::global(args.resolution).map_err(anyhow::Error::msg)?;
     // A map holds every cell's features in memory; finer grids are what `satclip raster` streams.
     if extent.width * extent.height > MAX_MAP_CELLS {
@@ -740,8 +740,8 @@ fn parse_count_or_all(text: &str) -> std::result::Result<usize, String> {
 }
 
 fn raster(args: RasterArgs) -> Result<()> {
-    require_extension(&args.out, &["tif", "tiff"], "rasters (GeoTIFF)")?;
     satclip::io::atomic::check_output(&args.out, &[])?;
+    require_extension(&args.out, &["tif", "tiff"], "rasters (GeoTIFF)")?;
     let bounds = args.bounds.unwrap_or([-180.0, -90.0, 180.0, 90.0]);
     let extent = satclip::core::geo::GridExtent::new(bounds, args.resolution).map_err(anyhow::Error::msg)?;
     let mask = match args.land_only {
