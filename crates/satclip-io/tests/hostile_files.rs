@@ -315,3 +315,13 @@ fn a_parquet_column_chunk_outside_the_file_is_an_error_not_a_panic() {
     };
     assert!(err.contains("negative-column-offset.parquet") && err.contains("outside the file"), "{err}");
 }
+
+/// Found by the pickle fuzz target under LeakSanitizer: a list appended into itself, in a file
+/// that then fails, made an Rc cycle that was never freed. The input stays in the fuzz corpus,
+/// which CI replays under LeakSanitizer; here, that it is an error naming its byte.
+#[test]
+fn the_cyclic_pickle_the_fuzzer_found_is_an_error() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/pickle/leak-cycle-regression.pkl");
+    let err = satclip_io::pickle::unpickle(&std::fs::read(path).unwrap()).unwrap_err();
+    assert!(err.to_string().starts_with("pickle byte 23:"), "{err}");
+}
