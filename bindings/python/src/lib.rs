@@ -6,7 +6,7 @@ use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMetho
 use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use satclip::{EmbedOptions, FeatureEncoder, OutputDtype, ReadOptions};
+use satclip::{Dtype, EmbedOptions, FeatureEncoder, ReadOptions};
 
 fn to_py(e: satclip::Error) -> PyErr {
     // The library's messages name the command line's flags; here they are keyword arguments.
@@ -79,17 +79,12 @@ fn lonlat_pairs(
     Ok((points, shape.len() == 1))
 }
 
-fn dtype(name: &str) -> PyResult<OutputDtype> {
-    match name {
-        "float32" => Ok(OutputDtype::F32),
-        "float64" => Ok(OutputDtype::F64),
-        other => Err(PyValueError::new_err(format!("dtype `{other}`: use \"float32\" or \"float64\""))),
-    }
+fn dtype(name: &str) -> PyResult<Dtype> {
+    name.parse().map_err(PyValueError::new_err)
 }
 
-/// A location encoder: `"default"` (the built-in model), a SatCLIP `.ckpt` or native model
-/// directory, `"geoclip"`, or the unlearned features `"direct"`, `"wrap"`, `"cartesian3d"`,
-/// `"sh-l10"`, `"sh-l40"`.
+/// A location encoder: a name from `satclip.encoders()` (`"default"` is the built-in model), or
+/// a SatCLIP `.ckpt` or native model directory.
 #[pyclass(name = "Encoder", frozen)]
 struct Encoder {
     inner: FeatureEncoder,
@@ -130,12 +125,12 @@ impl Encoder {
         let dim = self.inner.dim();
         let shape = if single { vec![dim] } else { vec![points.len(), dim] };
         Ok(match precision {
-            OutputDtype::F64 => {
+            Dtype::F64 => {
                 let mut out = Vec::new();
-                py.detach(|| self.inner.embed_into(&points, precision, &mut out)).map_err(to_py)?;
+                py.detach(|| self.inner.embed_into_f64(&points, &mut out)).map_err(to_py)?;
                 out.into_pyarray(py).reshape(shape)?.into_any()
             }
-            OutputDtype::F32 => {
+            Dtype::F32 => {
                 let mut out = Vec::new();
                 py.detach(|| self.inner.embed_into_f32(&points, &mut out)).map_err(to_py)?;
                 out.into_pyarray(py).reshape(shape)?.into_any()
@@ -151,6 +146,12 @@ impl Encoder {
 /// Embeds a point table (CSV, Parquet/GeoParquet or NPY) into an embedding table (Parquet, NPY
 /// or CSV, by extension), streamed in batches, exactly as `satclip embed` does. Returns the
 /// number of rows.
+/// The encoders known by name: a list of `(name, dim, description)`.
+#[pyfunction]
+fn encoders() -> Vec<(&'static str, usize, &'static str)> {
+    satclip::ENCODERS.iter().map(|e| (e.name, e.dim, e.description)).collect()
+}
+
 #[pyfunction]
 #[pyo3(signature = (input, output, encoder = "default", dtype = "float32", lon_col = None, lat_col = None, wrap_lon = false))]
 #[allow(clippy::too_many_arguments)]
@@ -180,6 +181,7 @@ fn embed_file(
 fn satclip_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Encoder>()?;
     m.add_function(wrap_pyfunction!(embed_file, m)?)?;
+    m.add_function(wrap_pyfunction!(encoders, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

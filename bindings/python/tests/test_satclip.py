@@ -70,6 +70,18 @@ class BuiltinModel(unittest.TestCase):
         with self.assertRaisesRegex(FileNotFoundError, "sh-l40"):
             satclip.Encoder("sh-l11")
 
+    def test_every_listed_encoder_loads_with_its_listed_width(self):
+        listed = {name: dim for name, dim, _ in satclip.encoders()}
+        self.assertEqual(listed["default"], 256)
+        for name, dim in listed.items():
+            if name != "geoclip":
+                self.assertEqual(satclip.Encoder(name).dim, dim, name)
+        weights = DATA / "geoclip_location_encoder.pth"
+        if not weights.exists() and "SATCLIP_GEOCLIP_WEIGHTS" not in os.environ:
+            skip(f"{weights} is not installed (scripts/install-data.sh)")
+        os.environ.setdefault("SATCLIP_GEOCLIP_WEIGHTS", str(weights))
+        self.assertEqual(satclip.Encoder("geoclip").dim, listed["geoclip"])
+
     def test_embed_file_streams_the_same_numbers_as_embed(self):
         cities = ROOT / "examples" / "cities.csv"
         table = np.genfromtxt(cities, delimiter=",", names=True, dtype=None, encoding="utf-8")
@@ -97,10 +109,6 @@ class GeoClip(unittest.TestCase):
         emb = encoder.embed(np.array([[-74.006, 40.7128]]), dtype="float64")
         # shared/notes/peers.md §3.7: New York's embedding norm.
         self.assertAlmostEqual(float(np.linalg.norm(emb[0])), 0.2243472918, places=9)
-
-
-if __name__ == "__main__":
-    unittest.main()
 
 
 class WhatNumPyUsersPass(unittest.TestCase):
@@ -155,3 +163,7 @@ class WhatNumPyUsersPass(unittest.TestCase):
             wrapped = pathlib.Path(tmp, "w.csv")
             wrapped.write_text("lon,lat\n190,2\n")
             self.assertEqual(satclip.embed_file(str(wrapped), str(pathlib.Path(tmp, "w.npy")), wrap_lon=True), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -8,8 +8,8 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use satclip_core::encoding::SphericalHarmonics;
 use satclip_core::kernels::{gemm, MatRef};
-use satclip_core::network::{Linear, Siren};
-use satclip_core::train::{AdamW, ClipBatch, ClipModel, LocationNet, INITIAL_LOGIT_SCALE};
+use satclip_core::network::{Linear, Network, Siren};
+use satclip_core::train::{AdamW, ClipBatch, ClipModel, INITIAL_LOGIT_SCALE};
 use satclip_core::{Hyperparameters, LocationEncoder};
 
 struct Args {
@@ -186,7 +186,7 @@ fn training_step_seconds(l: usize, n: usize, reps: usize) -> f64 {
     let siren = Siren::init(&mut rng, sh.dim(), 512, 256, 2).cast::<f32>();
     let head = Linear::torch_default(&mut rng, 512, 256, true).cast::<f32>();
     let mut model =
-        ClipModel { location: LocationNet::Siren(siren), head: Some(head), logit_scale: INITIAL_LOGIT_SCALE as f32 };
+        ClipModel { location: Network::Siren(siren), head: Some(head), logit_scale: INITIAL_LOGIT_SCALE as f32 };
     let mut optimizer = AdamW::satclip();
     let mut times = Vec::new();
     for rep in 0..=reps {

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::TypedValueParser;
+use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use satclip::prelude::*;
-use satclip::{embed_file, EmbedOptions, OutputDtype, Progress, ReadOptions};
+use satclip::{embed_file, Dtype, EmbedOptions, Progress, ReadOptions};
 
 #[derive(Parser)]
 #[command(name = "satclip", version, about = "SatCLIP location embeddings: official checkpoints, no Python")]
@@ -88,6 +88,8 @@ enum Command {
     /// Embed every cell of a lon/lat grid into a GeoTIFF, one float32 band per embedding
     /// dimension (EPSG 4326), for GIS tools and rasterio.
     Raster(RasterArgs),
+    /// List the encoders known by name, with their widths.
+    Encoders,
     /// Print a model's hyper-parameters and parameter count.
     Info {
         /// Official .ckpt, native model directory, or `default` for the built-in model.
@@ -152,7 +154,7 @@ enum TasksAction {
 /// What both maps take.
 #[derive(clap::Args)]
 struct MapArgs {
-    /// direct, wrap, cartesian3d, sh-l10, sh-l40, geoclip, default (built-in), or a checkpoint.
+    /// An encoder name (`satclip encoders` lists them) or a checkpoint.
     #[arg(long, default_value = "default")]
     encoder: String,
     /// Output image (.png).
@@ -169,7 +171,7 @@ struct MapArgs {
 
 #[derive(clap::Args)]
 struct RasterArgs {
-    /// As for `embed`: `default`, a checkpoint, `geoclip`, or unlearned features.
+    /// An encoder name (`satclip encoders` lists them) or a checkpoint.
     #[arg(long, visible_alias = "checkpoint", default_value = "default")]
     encoder: String,
     /// The GeoTIFF to write (BigTIFF past 4 GiB).
@@ -189,7 +191,7 @@ struct RasterArgs {
     #[arg(long, default_value_os_t = satclip::data_dir())]
     data: PathBuf,
     /// Precision of the computation (the file holds float32 either way).
-    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    #[arg(long, default_value = "f32", value_parser = dtype_parser())]
     dtype: Dtype,
 }
 
@@ -198,8 +200,8 @@ struct EvalArgs {
     /// Task file (CSV or Parquet: lon, lat, target, optional split); repeatable.
     #[arg(long, required = true)]
     task: Vec<PathBuf>,
-    /// direct, wrap, cartesian3d, sh-l10, sh-l40, geoclip, default (built-in), or a checkpoint;
-    /// `NAME=SPEC` reports it as NAME; repeatable.
+    /// An encoder name (`satclip encoders` lists them) or a checkpoint; `NAME=SPEC` reports it
+    /// as NAME; repeatable.
     #[arg(long, required = true)]
     encoder: Vec<String>,
     /// ridge (ridge classifier for classes), logistic (classes only), mlp, knn; repeatable.
@@ -307,10 +309,8 @@ struct TrainArgs {
 
 #[derive(clap::Args)]
 struct EmbedArgs {
-    /// Official .ckpt, native model directory, `default` for the built-in satclip-bluemarble-l10
-    /// model, `geoclip` for GeoCLIP's pretrained location encoder (512-d; weights from
-    /// scripts/install-data.sh), or the unlearned features `direct`, `wrap`, `cartesian3d`,
-    /// `sh-l10`, `sh-l40`.
+    /// Official .ckpt, native model directory, or an encoder name (`satclip encoders` lists
+    /// them; `default` is the built-in satclip-bluemarble-l10 model).
     #[arg(long, visible_alias = "encoder", default_value = "default")]
     checkpoint: String,
     /// Points: .csv or .parquet with lon/lat columns, or .npy of shape [N, 2] (lon, lat).
@@ -328,7 +328,7 @@ struct EmbedArgs {
     /// Precision of the computation and of the written embeddings: f64 is the official path,
     /// f32 (float32 matrix products on f64 features, for SatCLIP and GeoCLIP) is about twice as
     /// fast. The unlearned features are computed in f64 and written in this precision.
-    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    #[arg(long, default_value = "f32", value_parser = dtype_parser())]
     dtype: Dtype,
     /// Rows read and embedded per batch.
     #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
@@ -339,21 +339,6 @@ struct EmbedArgs {
     /// Wrap longitudes outside [-180, 180] into range instead of rejecting them.
     #[arg(long)]
     wrap_lon: bool,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Dtype {
-    F32,
-    F64,
-}
-
-impl From<Dtype> for OutputDtype {
-    fn from(dtype: Dtype) -> Self {
-        match dtype {
-            Dtype::F32 => OutputDtype::F32,
-            Dtype::F64 => OutputDtype::F64,
-        }
-    }
 }
 
 fn main() -> ExitCode {
@@ -412,6 +397,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Similarity { at, map } => draw_map(&map, Some(at)),
         Command::Train(args) => train(args),
         Command::Raster(args) => raster(args),
+        Command::Encoders => {
+            println!("{}", satclip::registry::describe());
+            println!("or a path: an official SatCLIP .ckpt, or a native model directory");
+            Ok(())
+        }
         Command::Info { checkpoint } => {
             let encoder = satclip::load_encoder(&checkpoint)?;
             let params: usize = encoder.state_dict().iter().map(|(_, t)| t.data.len()).sum();
@@ -439,7 +429,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
             batch_size: args.batch_size as usize,
             wrap_lon: args.wrap_lon,
         },
-        dtype: args.dtype.into(),
+        dtype: args.dtype,
     };
     let interactive = std::io::stderr().is_terminal();
     let bar = if interactive {
@@ -466,38 +456,19 @@ fn embed(args: EmbedArgs) -> Result<()> {
 }
 
 fn locate(checkpoint: &std::path::Path, points: usize, top_k: usize, images: &[PathBuf]) -> Result<()> {
-    let encoder = LocationEncoder::from_checkpoint(checkpoint)?;
-    let tower = satclip::load_tower(checkpoint)?;
-    if tower.head().out_dim != encoder.dim() {
-        anyhow::bail!(
-            "{}: the image head gives {}-d embeddings and the location encoder {}-d: they cannot be compared",
-            checkpoint.display(),
-            tower.head().out_dim,
-            encoder.dim()
-        );
-    }
     let files = satclip::collect_tiles(images)?;
-    let locator = satclip::Locator::new(&encoder, satclip::core::geo::fibonacci_lattice(points.max(1)))?;
-    let embeddings = satclip::embed_images(&tower, &files)?;
+    let located = satclip::locate(checkpoint, points, top_k, &files)?;
     println!("| tile | rank | lon | lat | cosine | tile lon | tile lat | error (km) |");
     println!("|---|---|---|---|---|---|---|---|");
-    let mut errors = Vec::new();
-    for (file, (embedding, centre)) in files.iter().zip(&embeddings) {
-        let name = file.file_name().unwrap_or_default().to_string_lossy();
-        for (rank, ([lon, lat], score)) in locator.top_k(embedding, top_k).into_iter().enumerate() {
-            let (truth, error) = match centre {
-                Some(c) => {
-                    let km = satclip::core::geo::haversine_km(*c, [lon, lat]);
-                    if rank == 0 {
-                        errors.push(km);
-                    }
-                    (format!("{:.4} | {:.4}", c[0], c[1]), format!("{km:.1}"))
-                }
-                None => ("- | -".to_string(), "-".to_string()),
-            };
+    for tile in &located {
+        let name = tile.file.file_name().unwrap_or_default().to_string_lossy();
+        let truth = tile.centre.map_or("- | -".to_string(), |c| format!("{:.4} | {:.4}", c[0], c[1]));
+        for (rank, ([lon, lat], score, km)) in tile.candidates.iter().enumerate() {
+            let error = km.map_or("-".to_string(), |km| format!("{km:.1}"));
             println!("| {name} | {} | {lon:.4} | {lat:.4} | {score:.4} | {truth} | {error} |", rank + 1);
         }
     }
+    let mut errors: Vec<f64> = located.iter().filter_map(|t| t.candidates.first()?.2).collect();
     if !errors.is_empty() {
         errors.sort_by(f64::total_cmp);
         println!(
@@ -616,23 +587,14 @@ fn train(args: TrainArgs) -> Result<()> {
 }
 
 fn eval(args: EvalArgs) -> Result<()> {
-    use satclip_eval::suite::{evaluate, table_lines, EvalConfig, SplitMethod, TABLE_HEADER};
+    use satclip::evaluate::{evaluate_all, split_method, Contender, Event};
+    use satclip_eval::suite::{table_lines, EvalConfig, TABLE_HEADER};
     if let Some(output) = &args.output {
         let tasks: Vec<&std::path::Path> = args.task.iter().map(|t| t.as_path()).collect();
         satclip::io::atomic::check_output(output, &tasks)?;
         require_extension(output, &["json"], "reports")?;
     }
-    let split = match args.split.as_str() {
-        "random" => SplitMethod::Random,
-        "block" => SplitMethod::Block(10.0),
-        "continent" => {
-            let path = args.regions.unwrap_or_else(|| satclip::data_dir().join(satclip_eval::build::COUNTRIES_FILE));
-            let regions = satclip_eval::regions::Regions::open(&path)
-                .context("the continent split needs regions: run scripts/install-data.sh, or pass --regions")?;
-            SplitMethod::continent(regions, args.region_property.as_deref(), &path).map_err(anyhow::Error::msg)?
-        }
-        other => anyhow::bail!("split `{other}` is not available; use random, block or continent"),
-    };
+    let split = split_method(&args.split, args.regions.as_deref(), args.region_property.as_deref())?;
     let config = EvalConfig {
         probes: args.probe,
         split,
@@ -640,40 +602,26 @@ fn eval(args: EvalArgs) -> Result<()> {
         test_fraction: args.test_fraction,
         seed: args.seed,
     };
+    let contenders: Vec<Contender> = args.encoder.iter().map(|e| Contender::parse(e)).collect();
     let started = std::time::Instant::now();
-    let mut report = Vec::new();
-    // Every task is read before anything is printed: a bad file fails the run before a table starts.
-    let tasks: Vec<satclip_eval::Task> =
-        args.task.iter().map(|path| satclip_eval::Task::read(path, args.kind)).collect::<Result<_, _>>()?;
-    println!("{TABLE_HEADER}");
-    let bar = progress_bar(Some((tasks.len() * args.encoder.len()) as u64), "task × encoder");
-    // Lines go out under the bar, never through it.
-    let say = |line: String| bar.suspend(|| eprintln!("{line}"));
-    for (task_path, task) in args.task.iter().zip(&tasks) {
-        let how = if args.kind.is_some() { "as given" } else { "detected" };
-        say(format!("{} ({how})", task.describe()));
-        if matches!(task.target, satclip_eval::Target::Values(_))
-            && config.probes.contains(&satclip_eval::Probe::Logistic)
-        {
-            say(format!("note: logistic is a classifier; skipped for {}", task_path.display()));
-        }
-        for encoder in &args.encoder {
-            // `NAME=SPEC` names an encoder in the report (e.g. a checkpoint path by its model).
-            let (label, spec) = match encoder.split_once('=') {
-                Some((label, spec)) if !label.is_empty() && !label.contains('/') => (label, spec),
-                _ => (encoder.as_str(), encoder.as_str()),
-            };
-            bar.set_message(format!("{label} on {}", task_path.display()));
-            let (features, d) = satclip::encoder_features(spec, &task.points)?;
-            let rows = evaluate(task, label, &features, d, &config).map_err(anyhow::Error::msg)?;
-            if rows.is_empty() {
-                say(format!("note: {}: no fold of this split has both training and test points", task_path.display()));
+    let bar = progress_bar(Some((args.task.len() * contenders.len()) as u64), "task × encoder");
+    let how = if args.kind.is_some() { "as given" } else { "detected" };
+    // Lines go out under the bar, never through it; the table starts once every task is read.
+    let mut started_table = false;
+    let report = evaluate_all(&args.task, args.kind, &contenders, &config, &mut |event| match event {
+        Event::Task(task) => {
+            if !std::mem::replace(&mut started_table, true) {
+                println!("{TABLE_HEADER}");
             }
-            bar.suspend(|| table_lines(&rows).iter().for_each(|line| println!("{line}")));
-            report.extend(rows);
+            bar.suspend(|| eprintln!("{} ({how})", task.describe()));
+        }
+        Event::Note(line) => bar.suspend(|| eprintln!("{line}")),
+        Event::Encoder(label, task) => bar.set_message(format!("{label} on {}", task.path.display())),
+        Event::Rows(rows) => {
+            bar.suspend(|| table_lines(rows).iter().for_each(|line| println!("{line}")));
             bar.inc(1);
         }
-    }
+    })?;
     bar.finish_and_clear();
     if args.summary {
         println!("{}", satclip_eval::suite::summary_tables(&report));
@@ -732,6 +680,10 @@ fn draw_map(args: &MapArgs, at: Option<[f64; 2]>) -> Result<()> {
     Ok(())
 }
 
+fn dtype_parser() -> impl TypedValueParser<Value = Dtype> {
+    clap::builder::PossibleValuesParser::new(["f32", "f64"]).map(|s| s.parse::<Dtype>().expect("a listed dtype"))
+}
+
 fn parse_count_or_all(text: &str) -> std::result::Result<usize, String> {
     match text {
         "all" => Ok(usize::MAX),
@@ -758,7 +710,7 @@ fn raster(args: RasterArgs) -> Result<()> {
         Progress::Total(n) => bar.set_length(n),
         Progress::Done(n) => bar.set_position(n),
     };
-    satclip::embed_raster(&encoder, &extent, mask.as_ref(), args.dtype.into(), &args.out, &mut on_progress)?;
+    satclip::embed_raster(&encoder, &extent, mask.as_ref(), args.dtype, &args.out, &mut on_progress)?;
     bar.finish_and_clear();
     eprintln!("wrote {} ({} × {} cells, {} bands)", args.out.display(), extent.width, extent.height, encoder.dim());
     Ok(())

@@ -33,7 +33,7 @@ fn native_model(dir: &Path) -> PathBuf {
 
 fn write_npy(path: &Path, coords: &[[f64; 2]]) {
     let file = std::fs::File::create(path).unwrap();
-    let mut w = satclip::io::npy::NpyWriter::new(file, satclip::io::npy::NpyDtype::F64, 2).unwrap();
+    let mut w = satclip::io::npy::NpyWriter::new(file, satclip::Dtype::F64, 2).unwrap();
     w.write_rows(&coords.iter().flatten().copied().collect::<Vec<_>>()).unwrap();
     w.finish().unwrap();
 }

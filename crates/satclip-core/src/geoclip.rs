@@ -120,13 +120,13 @@ fn embed_tile<T: Float>(branches: &[Branch<T>], tile: &[[f64; 2]], dst: &mut [T]
             features.extend(row.iter().map(|p| T::from_f64(p.cos())));
             features.extend(row.iter().map(|p| T::from_f64(p.sin())));
         }
-        branch.layers[0].forward_into(&features, n, &mut a);
+        branch.layers[0].forward_into(&features, n, &mut a, false);
         relu_in_place(&mut a);
-        branch.layers[1].forward_into(&a, n, &mut b);
+        branch.layers[1].forward_into(&a, n, &mut b, false);
         relu_in_place(&mut b);
-        branch.layers[2].forward_into(&b, n, &mut a);
+        branch.layers[2].forward_into(&b, n, &mut a, false);
         relu_in_place(&mut a);
-        branch.head.forward_into(&a, n, &mut b);
+        branch.head.forward_into(&a, n, &mut b, false);
         dst.iter_mut().zip(&b).for_each(|(o, x)| *o += *x);
     }
 }

@@ -8,6 +8,36 @@ use std::fmt::Debug;
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
+/// The precision of a computation, and of the numbers a file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    F64,
+}
+
+impl Dtype {
+    /// Bytes per value.
+    pub fn size(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F64 => 8,
+        }
+    }
+}
+
+impl std::str::FromStr for Dtype {
+    type Err = String;
+
+    /// `f32`/`float32` or `f64`/`float64`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" | "float32" => Ok(Self::F32),
+            "f64" | "float64" => Ok(Self::F64),
+            other => Err(format!("dtype `{other}`: use f32 (float32) or f64 (float64)")),
+        }
+    }
+}
+
 pub trait Float:
     Copy
     + Send

@@ -9,12 +9,14 @@ pub mod geo;
 pub mod geoclip;
 pub mod kernels;
 pub mod network;
+pub mod random;
 pub mod tensor;
 pub mod train;
 
 pub use config::Hyperparameters;
 pub use encoder::{Embeddings, LocationEncoder};
 pub use encoding::PositionalEncoding;
+pub use kernels::Dtype;
 pub use network::Network;
 pub use tensor::{Tensor, TensorMap};
 

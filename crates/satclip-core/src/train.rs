@@ -1,91 +1,23 @@
-//! The SatCLIP training step, written out: SIREN forward with saved activations, the symmetric
-//! CLIP loss, every backward pass, and AdamW. Generic over f32 (speed) and f64 (reference).
+//! The SatCLIP training step, written out: the location network's traced forward and backward
+//! (in `network/`), the symmetric CLIP loss with its backward pass, and AdamW. Generic over f32 (speed) and f64 (reference).
 //!
 //! The image side enters as features: either final image embeddings (no head) or pooled backbone
 //! features followed by the trainable projection head, as in the official model where only the
 //! last linear layer of the image tower trains.
 
-use rand::{Rng, RngCore};
+use rand::RngCore;
 use rayon::prelude::*;
 
-use crate::kernels::{add_bias, add_column_sums, gemm, Float, MatRef};
-use crate::network::{FcNet, Linear, Mlp, Network, ResLayer, Siren};
+use crate::kernels::{gemm, Float, MatRef};
+use crate::network::{Linear, Network, Parameter};
 
 /// Rows of the N×N logits computed at a time: the loss never holds more than this many rows.
 const LOSS_BLOCK_ROWS: usize = 256;
 
-/// Any of the official location networks, in a compute precision, for training.
-#[derive(Clone, Debug)]
-pub enum LocationNet<T> {
-    Siren(Siren<T>),
-    Linear(Linear<T>),
-    Mlp(Mlp<T>),
-    FcNet(FcNet<T>),
-}
-
-impl<T: Float> LocationNet<T> {
-    pub fn from_network(network: &Network) -> Self {
-        match network {
-            Network::Siren(s) => Self::Siren(s.cast()),
-            Network::Linear(l) => Self::Linear(l.cast()),
-            Network::Mlp(m) => Self::Mlp(m.cast()),
-            Network::FcNet(f) => Self::FcNet(f.cast()),
-        }
-    }
-
-    /// The network in f64, as the official weights are stored.
-    pub fn to_network(&self) -> Network {
-        match self {
-            Self::Siren(s) => Network::Siren(s.cast()),
-            Self::Linear(l) => Network::Linear(l.cast()),
-            Self::Mlp(m) => Network::Mlp(m.cast()),
-            Self::FcNet(f) => Network::FcNet(f.cast()),
-        }
-    }
-
-    fn out_dim(&self) -> usize {
-        match self {
-            Self::Siren(s) => s.last_layer.out_dim,
-            Self::Linear(l) => l.out_dim,
-            Self::Mlp(m) => m.output.out_dim,
-            Self::FcNet(f) => f.class_emb.out_dim,
-        }
-    }
-
-    /// Trainable tensors under their official names (a shared MLP hidden layer appears once).
-    fn parameters_mut<'a>(&'a mut self, out: &mut Vec<Parameter<'a, T>>) {
-        let p = "location.nnet.";
-        match self {
-            Self::Siren(s) => {
-                for (i, layer) in s.layers.iter_mut().enumerate() {
-                    push_linear(out, format!("{p}layers.{i}."), &mut layer.linear);
-                }
-                push_linear(out, format!("{p}last_layer."), &mut s.last_layer);
-            }
-            Self::Linear(l) => push_linear(out, p.into(), l),
-            Self::Mlp(m) => {
-                push_linear(out, format!("{p}features.0."), &mut m.input);
-                if let Some(h) = &mut m.hidden {
-                    push_linear(out, format!("{p}features.2."), h);
-                }
-                push_linear(out, format!("{p}features.{}.", 2 + 2 * m.num_layers), &mut m.output);
-            }
-            Self::FcNet(f) => {
-                push_linear(out, format!("{p}feats.0."), &mut f.input);
-                for (i, b) in f.blocks.iter_mut().enumerate() {
-                    push_linear(out, format!("{p}feats.{}.w1.", i + 2), &mut b.w1);
-                    push_linear(out, format!("{p}feats.{}.w2.", i + 2), &mut b.w2);
-                }
-                push_linear(out, format!("{p}class_emb."), &mut f.class_emb);
-            }
-        }
-    }
-}
-
 /// The trainable parts of SatCLIP: location network, optional image projection head, logit scale.
 #[derive(Clone, Debug)]
 pub struct ClipModel<T> {
-    pub location: LocationNet<T>,
+    pub location: Network<T>,
     pub head: Option<Linear<T>>,
     /// The raw parameter s; logits are scaled by exp(s). Official initial value ln(1/0.07).
     pub logit_scale: T,
@@ -114,20 +46,13 @@ pub struct StepOutput<T> {
     pub gradients: Gradients<T>,
 }
 
-/// One trainable tensor: its values, and whether weight decay applies (weight matrices only).
-pub struct Parameter<'a, T> {
-    pub name: String,
-    pub values: &'a mut [T],
-    pub decay: bool,
-}
-
 impl<T: Float> ClipModel<T> {
     /// Parameters in a fixed order: location network (forward order), head, logit scale.
     pub fn parameters_mut(&mut self) -> Vec<Parameter<'_, T>> {
         let mut out = Vec::new();
-        self.location.parameters_mut(&mut out);
+        self.location.parameters_mut("location.nnet.", &mut out);
         if let Some(head) = &mut self.head {
-            push_linear(&mut out, "visual.head.".into(), head);
+            head.parameters_mut("visual.head.", &mut out);
         }
         out.push(Parameter {
             name: "logit_scale".into(),
@@ -140,13 +65,13 @@ impl<T: Float> ClipModel<T> {
     /// Loss and gradients for one batch. With `dropout`, the SIREN runs in training mode.
     pub fn step(&self, batch: &ClipBatch<T>, dropout: Option<&mut dyn RngCore>) -> StepOutput<T> {
         let n = batch.n;
-        let embed_dim = self.location.out_dim();
+        let embed_dim = self.location.output_dim();
 
         // Location branch, keeping what the backward pass needs.
-        let trace = Trace::forward(&self.location, batch.location_features, n, dropout);
+        let trace = self.location.trace(batch.location_features, n, dropout);
         // Image branch.
         let image = match &self.head {
-            Some(head) => head.forward(batch.image_features, n),
+            Some(head) => head.forward(batch.image_features, n, false),
             None => batch.image_features.to_vec(),
         };
         assert_eq!(image.len(), n * embed_dim, "image features do not match the embedding width");
@@ -159,285 +84,13 @@ impl<T: Float> ClipModel<T> {
         let d_image = normalize_rows_backward(&image_unit, &image_norm, &loss.d_image, embed_dim);
         let d_location = normalize_rows_backward(&location_unit, &location_norm, &loss.d_location, embed_dim);
 
-        let mut tensors = trace.backward(&self.location, batch.location_features, &d_location);
+        let mut tensors = self.location.backward(&trace, batch.location_features, &d_location);
         if let Some(head) = &self.head {
-            let (dw, db) = linear_backward_params(batch.image_features, &d_image, n, head.in_dim, head.out_dim);
-            tensors.push(dw);
-            tensors.push(db);
+            head.push_gradients(head.backward_parameters(batch.image_features, &d_image, n), &mut tensors);
         }
         tensors.push(vec![T::from_f64(loss.d_logit_scale)]);
         StepOutput { loss: loss.value, gradients: Gradients { tensors } }
     }
-}
-
-fn push_linear<'a, T>(out: &mut Vec<Parameter<'a, T>>, prefix: String, l: &'a mut Linear<T>) {
-    out.push(Parameter { name: format!("{prefix}weight"), values: &mut l.weight, decay: true });
-    if let Some(b) = &mut l.bias {
-        out.push(Parameter { name: format!("{prefix}bias"), values: b, decay: false });
-    }
-}
-
-/// What the backward pass of each network needs from its forward pass.
-enum Trace<T> {
-    Siren(SirenTrace<T>),
-    Linear {
-        output: Vec<T>,
-    },
-    /// Post-ReLU activations h₀ … h_L, and the output.
-    Mlp {
-        hidden: Vec<Vec<T>>,
-        output: Vec<T>,
-    },
-    /// Block inputs h₀ … h₄, per block (relu(h W1ᵀ + b1), dropout multiplier, its dropped-out
-    /// version, relu(… W2ᵀ + b2)), and the output.
-    FcNet {
-        inputs: Vec<Vec<T>>,
-        blocks: Vec<(Vec<T>, Option<Vec<T>>, Vec<T>, Vec<T>)>,
-        output: Vec<T>,
-    },
-}
-
-fn relu<T: Float>(mut x: Vec<T>) -> Vec<T> {
-    x.iter_mut().for_each(|v| *v = v.max(T::ZERO));
-    x
-}
-
-/// Zeroes the gradient where the ReLU's output was zero.
-fn relu_backward<T: Float>(d: &mut [T], output: &[T]) {
-    d.iter_mut().zip(output).for_each(|(g, y)| {
-        if *y <= T::ZERO {
-            *g = T::ZERO;
-        }
-    });
-}
-
-fn linear_out<T: Float>(l: &Linear<T>, x: &[T], n: usize) -> Vec<T> {
-    let mut out = vec![T::ZERO; n * l.out_dim];
-    forward_parallel(l, x, n, &mut out);
-    out
-}
-
-fn dropout_mask<T: Float>(len: usize, rng: &mut dyn RngCore) -> Vec<T> {
-    let two = T::from_f64(2.0);
-    (0..len).map(|_| if rng.random::<bool>() { two } else { T::ZERO }).collect()
-}
-
-impl<T: Float> Trace<T> {
-    fn forward(net: &LocationNet<T>, x: &[T], n: usize, mut dropout: Option<&mut dyn RngCore>) -> Self {
-        match net {
-            LocationNet::Siren(s) => Self::Siren(SirenTrace::forward(s, x, n, dropout)),
-            LocationNet::Linear(l) => Self::Linear { output: linear_out(l, x, n) },
-            LocationNet::Mlp(m) => {
-                let mut hidden = vec![relu(linear_out(&m.input, x, n))];
-                if let Some(h) = &m.hidden {
-                    for _ in 0..m.num_layers {
-                        let next = relu(linear_out(h, hidden.last().expect("h0"), n));
-                        hidden.push(next);
-                    }
-                }
-                let output = linear_out(&m.output, hidden.last().expect("h0"), n);
-                Self::Mlp { hidden, output }
-            }
-            LocationNet::FcNet(f) => {
-                let mut inputs = vec![relu(linear_out(&f.input, x, n))];
-                let mut blocks = Vec::new();
-                for ResLayer { w1, w2 } in &f.blocks {
-                    let h = inputs.last().expect("h0");
-                    let y1 = relu(linear_out(w1, h, n));
-                    let mask: Option<Vec<T>> = dropout.as_deref_mut().map(|rng| dropout_mask(y1.len(), rng));
-                    let dropped: Vec<T> = match &mask {
-                        Some(m) => y1.iter().zip(m).map(|(a, b)| *a * *b).collect(),
-                        None => y1.clone(),
-                    };
-                    let y2 = relu(linear_out(w2, &dropped, n));
-                    let next: Vec<T> = h.iter().zip(&y2).map(|(a, b)| *a + *b).collect();
-                    blocks.push((y1, mask, dropped, y2));
-                    inputs.push(next);
-                }
-                let output = linear_out(&f.class_emb, inputs.last().expect("h0"), n);
-                Self::FcNet { inputs, blocks, output }
-            }
-        }
-    }
-
-    fn output(&self) -> &[T] {
-        match self {
-            Self::Siren(t) => &t.output,
-            Self::Linear { output } | Self::Mlp { output, .. } | Self::FcNet { output, .. } => output,
-        }
-    }
-
-    /// Gradients in the order of `LocationNet::parameters_mut`.
-    fn backward(&self, net: &LocationNet<T>, x: &[T], d_out: &[T]) -> Vec<Vec<T>> {
-        let n = d_out.len() / net.out_dim();
-        match (self, net) {
-            (Self::Siren(t), LocationNet::Siren(s)) => t.backward(s, x, d_out),
-            (Self::Linear { .. }, LocationNet::Linear(l)) => {
-                let (dw, db) = linear_backward_params(x, d_out, n, l.in_dim, l.out_dim);
-                vec![dw, db]
-            }
-            (Self::Mlp { hidden, .. }, LocationNet::Mlp(m)) => {
-                let last = hidden.last().expect("h0");
-                let (dw_out, db_out) = linear_backward_params(last, d_out, n, m.output.in_dim, m.output.out_dim);
-                let mut dh = linear_backward_input(&m.output, d_out, n);
-                let mut shared = None;
-                if let Some(h) = &m.hidden {
-                    let (mut dw_h, mut db_h) = (vec![T::ZERO; h.weight.len()], vec![T::ZERO; h.out_dim]);
-                    for i in (0..m.num_layers).rev() {
-                        relu_backward(&mut dh, &hidden[i + 1]);
-                        let (dw, db) = linear_backward_params(&hidden[i], &dh, n, h.in_dim, h.out_dim);
-                        dw_h.iter_mut().zip(&dw).for_each(|(a, b)| *a += *b);
-                        db_h.iter_mut().zip(&db).for_each(|(a, b)| *a += *b);
-                        dh = linear_backward_input(h, &dh, n);
-                    }
-                    shared = Some((dw_h, db_h));
-                }
-                relu_backward(&mut dh, &hidden[0]);
-                let (dw_in, db_in) = linear_backward_params(x, &dh, n, m.input.in_dim, m.input.out_dim);
-                let mut grads = vec![dw_in, db_in];
-                if let Some((dw, db)) = shared {
-                    grads.push(dw);
-                    grads.push(db);
-                }
-                grads.push(dw_out);
-                grads.push(db_out);
-                grads
-            }
-            (Self::FcNet { inputs, blocks, .. }, LocationNet::FcNet(f)) => {
-                let (dw_c, _) = linear_backward_params(
-                    inputs.last().expect("h4"),
-                    d_out,
-                    n,
-                    f.class_emb.in_dim,
-                    f.class_emb.out_dim,
-                );
-                let mut dh = linear_backward_input(&f.class_emb, d_out, n);
-                let mut block_grads = Vec::new();
-                for (k, ResLayer { w1, w2 }) in f.blocks.iter().enumerate().rev() {
-                    let (y1, mask, dropped, y2) = &blocks[k];
-                    let mut dy2 = dh.clone();
-                    relu_backward(&mut dy2, y2);
-                    let (dw2, db2) = linear_backward_params(dropped, &dy2, n, w2.in_dim, w2.out_dim);
-                    let mut dz1 = linear_backward_input(w2, &dy2, n);
-                    if let Some(m) = mask {
-                        dz1.iter_mut().zip(m).for_each(|(g, m)| *g *= *m);
-                    }
-                    relu_backward(&mut dz1, y1);
-                    let (dw1, db1) = linear_backward_params(&inputs[k], &dz1, n, w1.in_dim, w1.out_dim);
-                    let through = linear_backward_input(w1, &dz1, n);
-                    dh.iter_mut().zip(&through).for_each(|(a, b)| *a += *b);
-                    block_grads.push([dw1, db1, dw2, db2]);
-                }
-                relu_backward(&mut dh, &inputs[0]);
-                let (dw0, db0) = linear_backward_params(x, &dh, n, f.input.in_dim, f.input.out_dim);
-                let mut grads = vec![dw0, db0];
-                for g in block_grads.into_iter().rev() {
-                    grads.extend(g);
-                }
-                grads.push(dw_c);
-                grads
-            }
-            _ => unreachable!("a trace is always replayed on the network that made it"),
-        }
-    }
-}
-
-/// Activations of a SIREN forward pass in training.
-struct SirenTrace<T> {
-    /// Per hidden layer: its output sin(w0·z) (the next layer's input), w0·cos(w0·z), and the
-    /// dropout multiplier (0 or 2) when dropout was on.
-    layers: Vec<(Vec<T>, Vec<T>, Option<Vec<T>>)>,
-    output: Vec<T>,
-    n: usize,
-}
-
-impl<T: Float> SirenTrace<T> {
-    fn forward(siren: &Siren<T>, x: &[T], n: usize, mut dropout: Option<&mut dyn RngCore>) -> Self {
-        let mut layers: Vec<(Vec<T>, Vec<T>, Option<Vec<T>>)> = Vec::with_capacity(siren.layers.len());
-        for layer in &siren.layers {
-            let input = layers.last().map_or(x, |l| l.0.as_slice());
-            let mut z = vec![T::ZERO; n * layer.linear.out_dim];
-            forward_parallel(&layer.linear, input, n, &mut z);
-            let mask = match (layer.dropout, dropout.as_deref_mut()) {
-                (true, Some(rng)) => {
-                    let mask: Vec<T> = dropout_mask(z.len(), rng);
-                    z.iter_mut().zip(&mask).for_each(|(v, m)| *v *= *m);
-                    Some(mask)
-                }
-                _ => None,
-            };
-            let w0 = T::from_f64(layer.w0);
-            let mut cos = vec![T::ZERO; z.len()];
-            z.par_chunks_mut(1 << 14)
-                .zip(cos.par_chunks_mut(1 << 14))
-                .for_each(|(zc, cc)| T::sin_cos_scaled(zc, w0, Some(cc)));
-            cos.iter_mut().for_each(|c| *c *= w0);
-            layers.push((z, cos, mask));
-        }
-        let input = layers.last().map_or(x, |l| l.0.as_slice());
-        let mut output = vec![T::ZERO; n * siren.last_layer.out_dim];
-        forward_parallel(&siren.last_layer, input, n, &mut output);
-        Self { layers, output, n }
-    }
-
-    /// Gradients of all SIREN parameters given d(output), in `parameters_mut` order.
-    fn backward(&self, siren: &Siren<T>, x: &[T], d_output: &[T]) -> Vec<Vec<T>> {
-        let n = self.n;
-        let last = &siren.last_layer;
-        let last_input = self.layers.last().map_or(x, |l| l.0.as_slice());
-        let (dw_last, db_last) = linear_backward_params(last_input, d_output, n, last.in_dim, last.out_dim);
-        let mut grads: Vec<Vec<T>> = Vec::new();
-        let mut d_act = if self.layers.is_empty() { Vec::new() } else { linear_backward_input(last, d_output, n) };
-        for (i, layer) in siren.layers.iter().enumerate().rev() {
-            let (_, cos, mask) = &self.layers[i];
-            // d z = d act · w0 cos(w0 z) (· dropout multiplier)
-            let mut dz = d_act;
-            dz.iter_mut().zip(cos).for_each(|(d, c)| *d *= *c);
-            if let Some(mask) = mask {
-                dz.iter_mut().zip(mask).for_each(|(d, m)| *d *= *m);
-            }
-            let input = if i == 0 { x } else { self.layers[i - 1].0.as_slice() };
-            let (dw, db) = linear_backward_params(input, &dz, n, layer.linear.in_dim, layer.linear.out_dim);
-            grads.push(db);
-            grads.push(dw);
-            d_act = if i > 0 { linear_backward_input(&layer.linear, &dz, n) } else { Vec::new() };
-        }
-        grads.reverse(); // now weight, bias per layer in forward order
-        grads.push(dw_last);
-        grads.push(db_last);
-        grads
-    }
-}
-
-fn forward_parallel<T: Float>(l: &Linear<T>, x: &[T], n: usize, out: &mut [T]) {
-    let w = MatRef::row_major(&l.weight, l.out_dim, l.in_dim).t();
-    gemm(out, MatRef::row_major(x, n, l.in_dim), w, T::ONE, false, true);
-    if let Some(b) = &l.bias {
-        add_bias(out, b);
-    }
-}
-
-/// dW = dYᵀ X and db = Σ dY for y = x Wᵀ + b.
-fn linear_backward_params<T: Float>(x: &[T], dy: &[T], n: usize, in_dim: usize, out_dim: usize) -> (Vec<T>, Vec<T>) {
-    let mut dw = vec![T::ZERO; out_dim * in_dim];
-    gemm(&mut dw, MatRef::row_major(dy, n, out_dim).t(), MatRef::row_major(x, n, in_dim), T::ONE, false, true);
-    let mut db = vec![T::ZERO; out_dim];
-    add_column_sums(dy, out_dim, &mut db);
-    (dw, db)
-}
-
-/// dX = dY W.
-fn linear_backward_input<T: Float>(l: &Linear<T>, dy: &[T], n: usize) -> Vec<T> {
-    let mut dx = vec![T::ZERO; n * l.in_dim];
-    gemm(
-        &mut dx,
-        MatRef::row_major(dy, n, l.out_dim),
-        MatRef::row_major(&l.weight, l.out_dim, l.in_dim),
-        T::ONE,
-        false,
-        true,
-    );
-    dx
 }
 
 /// Rows divided by their L2 norms (no epsilon, as the official code); returns the norms too.

@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use satclip_core::network::{Linear, Siren};
-use satclip_core::train::{clip_loss, AdamW, ClipBatch, ClipModel, Gradients, LocationNet, INITIAL_LOGIT_SCALE};
+use satclip_core::train::{clip_loss, AdamW, ClipBatch, ClipModel, Gradients, INITIAL_LOGIT_SCALE};
 
 fn small_model(rng: &mut Pcg64) -> ClipModel<f64> {
     // din 9 (L = 3 harmonics), hidden 8, two sine layers, embedding 4; head 5 → 4.
@@ -12,7 +12,7 @@ fn small_model(rng: &mut Pcg64) -> ClipModel<f64> {
     // Larger first-layer weights than the official init, so that the sines are far from linear.
     siren.layers[0].linear.weight.iter_mut().for_each(|w| *w *= 20.0);
     ClipModel {
-        location: LocationNet::Siren(siren),
+        location: satclip_core::Network::Siren(siren),
         head: Some(Linear::torch_default(rng, 5, 4, true)),
         logit_scale: INITIAL_LOGIT_SCALE,
     }
@@ -51,11 +51,7 @@ fn other_networks(rng: &mut Pcg64) -> Vec<ClipModel<f64>> {
                 ..Default::default()
             };
             let net = satclip_core::Network::init(&hp, 9, rng).unwrap();
-            ClipModel {
-                location: LocationNet::from_network(&net),
-                head: Some(head.clone()),
-                logit_scale: INITIAL_LOGIT_SCALE,
-            }
+            ClipModel { location: net.cast(), head: Some(head.clone()), logit_scale: INITIAL_LOGIT_SCALE }
         })
         .collect()
 }

@@ -14,14 +14,13 @@ pub mod task;
 pub use probe::{fit_predict, Fitted, Labels, Predictions, Probe};
 pub use task::{ClassificationMetrics, Kind, RegressionMetrics, Target, Task};
 
+use rand::SeedableRng;
+use rand_pcg::Pcg64;
+use satclip_core::random::{permutation, shuffle};
+
 /// A seeded random split: `true` marks training rows; `test_fraction` of the rows are test.
 pub fn random_split(n: usize, test_fraction: f64, seed: u64) -> Vec<bool> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
-    let mut order: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        order.swap(i, rng.random_range(0..=i));
-    }
+    let order = permutation(n, &mut Pcg64::seed_from_u64(seed));
     let n_test = (n as f64 * test_fraction).round() as usize;
     let mut train = vec![true; n];
     for &i in &order[..n_test] {
@@ -54,15 +53,11 @@ pub fn block_cell_size(points: &[[f64; 2]], cell_degrees: f64) -> f64 {
 /// training points (a harder, more honest test of generalisation than a random split). A cell
 /// that would leave no training point is not held out.
 pub fn block_split(points: &[[f64; 2]], cell_degrees: f64, test_fraction: f64, seed: u64) -> Vec<bool> {
-    use rand::{Rng, SeedableRng};
     let cell = |p: &[f64; 2]| ((p[0] / cell_degrees).floor() as i64, (p[1] / cell_degrees).floor() as i64);
     let mut counts: std::collections::BTreeMap<(i64, i64), usize> = Default::default();
     points.iter().for_each(|p| *counts.entry(cell(p)).or_default() += 1);
     let mut cells: Vec<((i64, i64), usize)> = counts.into_iter().collect();
-    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
-    for i in (1..cells.len()).rev() {
-        cells.swap(i, rng.random_range(0..=i));
-    }
+    shuffle(&mut cells, &mut Pcg64::seed_from_u64(seed));
     let target = (points.len() as f64 * test_fraction).round() as usize;
     let mut held = std::collections::HashSet::new();
     let mut count = 0;
@@ -81,12 +76,8 @@ pub fn block_split(points: &[[f64; 2]], cell_degrees: f64, test_fraction: f64, s
 /// Keeps the first `n` training rows of a seeded shuffle (a learning-curve subset); others become
 /// unused (neither train nor test).
 pub fn subsample_train(train: &[bool], n: usize, seed: u64) -> Vec<bool> {
-    use rand::{Rng, SeedableRng};
     let mut idx: Vec<usize> = (0..train.len()).filter(|&i| train[i]).collect();
-    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed ^ 0x5eed);
-    for i in (1..idx.len()).rev() {
-        idx.swap(i, rng.random_range(0..=i));
-    }
+    shuffle(&mut idx, &mut Pcg64::seed_from_u64(seed ^ 0x5eed));
     let mut keep = vec![false; train.len()];
     for &i in idx.iter().take(n) {
         keep[i] = true;

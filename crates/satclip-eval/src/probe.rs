@@ -3,10 +3,11 @@
 //! either fixed or chosen by 5-fold cross-validation on the training rows from a fixed grid, the
 //! same for every encoder and task: nothing adapts to make one row of a table look better.
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use satclip_core::kernels::{add_bias, add_column_sums, gemm, MatRef};
-use satclip_core::network::Linear;
-use satclip_core::train::{AdamW, Gradients, Parameter};
+use satclip_core::network::{Mlp, Network};
+use satclip_core::random::{permutation, shuffle};
+use satclip_core::train::{AdamW, Gradients};
 
 use crate::linalg::{cholesky, cholesky_solve};
 
@@ -431,36 +432,33 @@ fn mlp(z: &[f64], labels: Labels, zt: &[f64], d: usize, seed: u64) -> Fitted {
         }
         Labels::Classes { count, .. } => (count, 0.0, 1.0),
     };
-    let mut order: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        order.swap(i, rng.random_range(0..=i));
-    }
+    let order = permutation(n, &mut rng);
     let n_val = (n / 10).max(1).min(n - 1);
     let (val_rows, train_rows) = order.split_at(n_val);
     let mut train_rows = train_rows.to_vec();
-    let dims = [d, MLP_HIDDEN, MLP_HIDDEN, k];
-    let mut net = Mlp::new(&dims, &mut rng);
+    // The official MLP with one hidden layer: d → 256 → 256 → k, PyTorch's initialisation.
+    let mut net = Network::Mlp(Mlp::init(&mut rng, d, MLP_HIDDEN, k, 1));
     let gather =
         |rows: &[usize]| -> Vec<f64> { rows.iter().flat_map(|&i| z[i * d..(i + 1) * d].iter().copied()).collect() };
     let z_val = gather(val_rows);
-    let val_loss = |net: &Mlp| -> f64 {
-        let mut out = net.forward(&z_val, val_rows.len()).pop().expect("output layer");
+    let val_loss = |net: &Network| -> f64 {
+        let mut out = net.trace(&z_val, val_rows.len(), None).output().to_vec();
         loss_and_gradient(&mut out, labels, val_rows, k, y_mean, y_scale)
     };
     let (mut best_loss, mut best_net, mut since) = (val_loss(&net), net.clone(), 0);
     // Plain Adam: AdamW without weight decay.
     let mut adam = AdamW { lr: 1e-3, weight_decay: 0.0, ..AdamW::satclip() };
     for _ in 0..MLP_MAX_EPOCHS {
-        for i in (1..train_rows.len()).rev() {
-            train_rows.swap(i, rng.random_range(0..=i));
-        }
+        shuffle(&mut train_rows, &mut rng);
         for batch in train_rows.chunks(MLP_BATCH) {
             let x = gather(batch);
-            let mut acts = net.forward(&x, batch.len());
-            let mut grad = acts.pop().expect("output layer");
+            let trace = net.trace(&x, batch.len(), None);
+            let mut grad = trace.output().to_vec();
             loss_and_gradient(&mut grad, labels, batch, k, y_mean, y_scale);
-            let grads = net.backward(&x, &acts, grad, batch.len());
-            adam.update(net.parameters_mut(), &grads);
+            let gradients = Gradients { tensors: net.backward(&trace, &x, &grad) };
+            let mut parameters = Vec::new();
+            net.parameters_mut("", &mut parameters);
+            adam.update(parameters, &gradients);
         }
         let loss = val_loss(&net);
         if loss < best_loss {
@@ -472,7 +470,7 @@ fn mlp(z: &[f64], labels: Labels, zt: &[f64], d: usize, seed: u64) -> Fitted {
             }
         }
     }
-    let out = best_net.forward(zt, zt.len() / d).pop().expect("output layer");
+    let out = best_net.trace(zt, zt.len() / d, None).output().to_vec();
     let out = match labels {
         Labels::Values(_) => out.iter().map(|v| v * y_scale + y_mean).collect(),
         Labels::Classes { .. } => out,
@@ -502,85 +500,6 @@ fn loss_and_gradient(out: &mut [f64], labels: Labels, rows: &[usize], k: usize, 
             }
             loss
         }
-    }
-}
-
-/// The probe's network: `Linear` layers (PyTorch's `[out, in]` layout and default
-/// initialisation), ReLU between them.
-#[derive(Clone)]
-struct Mlp {
-    layers: Vec<Linear>,
-}
-
-impl Mlp {
-    fn new(dims: &[usize], rng: &mut impl Rng) -> Self {
-        Self { layers: dims.windows(2).map(|w| Linear::torch_default(rng, w[0], w[1], true)).collect() }
-    }
-
-    /// Activations after each layer (ReLU on all but the last).
-    fn forward(&self, x: &[f64], n: usize) -> Vec<Vec<f64>> {
-        let mut acts: Vec<Vec<f64>> = Vec::with_capacity(self.layers.len());
-        for (l, layer) in self.layers.iter().enumerate() {
-            let input = if l == 0 { x } else { &acts[l - 1] };
-            // Linear::forward runs single-threaded (the encoder parallelises over tiles); a probe's
-            // whole batch is one product, so it runs the product in parallel itself.
-            let mut out = vec![0.0; n * layer.out_dim];
-            let w = MatRef::row_major(&layer.weight, layer.out_dim, layer.in_dim).t();
-            gemm(&mut out, MatRef::row_major(input, n, layer.in_dim), w, 1.0, false, true);
-            add_bias(&mut out, layer.bias.as_deref().expect("probe layers have a bias"));
-            if l + 1 < self.layers.len() {
-                out.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
-            acts.push(out);
-        }
-        acts
-    }
-
-    /// Gradients of every layer's weights and bias, in the order of [`Mlp::parameters_mut`],
-    /// given the hidden activations and the gradient at the output.
-    fn backward(&self, x: &[f64], hidden: &[Vec<f64>], mut grad: Vec<f64>, n: usize) -> Gradients<f64> {
-        let mut tensors = vec![Vec::new(); 2 * self.layers.len()];
-        for (l, layer) in self.layers.iter().enumerate().rev() {
-            let (i, o) = (layer.in_dim, layer.out_dim);
-            let input = if l == 0 { x } else { &hidden[l - 1] };
-            let mut gw = vec![0.0; o * i];
-            gemm(&mut gw, MatRef::row_major(&grad, n, o).t(), MatRef::row_major(input, n, i), 1.0, false, true);
-            let mut gb = vec![0.0; o];
-            add_column_sums(&grad, o, &mut gb);
-            (tensors[2 * l], tensors[2 * l + 1]) = (gw, gb);
-            if l > 0 {
-                let mut back = vec![0.0; n * i];
-                gemm(
-                    &mut back,
-                    MatRef::row_major(&grad, n, o),
-                    MatRef::row_major(&layer.weight, o, i),
-                    1.0,
-                    false,
-                    true,
-                );
-                // ReLU: no gradient where the activation was clipped.
-                back.iter_mut().zip(input).for_each(|(g, a)| {
-                    if *a <= 0.0 {
-                        *g = 0.0
-                    }
-                });
-                grad = back;
-            }
-        }
-        Gradients { tensors }
-    }
-
-    fn parameters_mut(&mut self) -> Vec<Parameter<'_, f64>> {
-        self.layers
-            .iter_mut()
-            .flat_map(|layer| {
-                let bias = layer.bias.as_mut().expect("probe layers have a bias");
-                [
-                    Parameter { name: "weight".into(), values: &mut layer.weight, decay: false },
-                    Parameter { name: "bias".into(), values: bias, decay: false },
-                ]
-            })
-            .collect()
     }
 }
 
@@ -663,6 +582,8 @@ fn knn(z: &[f64], labels: Labels, zt: &[f64], d: usize) -> Fitted {
 
 #[cfg(test)]
 mod tests {
+    use rand::Rng;
+
     use super::*;
 
     fn grid(n: usize, d: usize, seed: u64) -> Vec<f64> {

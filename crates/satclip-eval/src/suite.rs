@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use satclip_io::Error;
 use serde::Serialize;
 
 use crate::probe::{fit_predict, Labels, Predictions, Probe};
@@ -118,14 +119,16 @@ pub fn evaluate(
     features: &[f64],
     d: usize,
     config: &EvalConfig,
-) -> Result<Vec<ReportRow>, String> {
+) -> Result<Vec<ReportRow>, Error> {
     if let Some(at) = features.iter().position(|v| !v.is_finite()) {
-        return Err(format!(
-            "encoder {encoder} gave {} as feature {} of point {} of {}: probes need finite features",
-            features[at],
-            at % d.max(1),
-            at / d.max(1) + 1,
-            task.path.display()
+        return Err(Error::format(
+            &task.path,
+            format!(
+                "encoder {encoder} gave {} as feature {} of point {}: probes need finite features",
+                features[at],
+                at % d.max(1),
+                at / d.max(1) + 1
+            ),
         ));
     }
     let mut rows = Vec::new();
@@ -165,7 +168,7 @@ pub fn evaluate(
                     }
                 };
                 let fit = fit_predict(probe, &x_train, labels, &x_test, d, config.seed)
-                    .map_err(|e| format!("{} / {encoder} / {probe} / {}: {e}", task.path.display(), fold.name))?;
+                    .map_err(|e| Error::format(&task.path, format!("{encoder} / {probe} / {}: {e}", fold.name)))?;
                 let metrics: Vec<(&str, f64)> = match (&task.target, &fit.predictions) {
                     (Target::Values(v), Predictions::Values(p)) => {
                         let truth: Vec<f64> = test.iter().map(|&i| v[i]).collect();

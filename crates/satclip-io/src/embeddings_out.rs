@@ -15,9 +15,12 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
+use satclip_core::kernels::Float;
+use satclip_core::Dtype;
+
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
-use crate::npy::{NpyDtype, NpyWriter};
+use crate::npy::NpyWriter;
 use crate::points::TableFormat;
 
 /// Name of the embedding column in Parquet output.
@@ -25,16 +28,10 @@ pub const EMBEDDING_COLUMN: &str = "embedding";
 /// Parquet row groups are sized to hold about this many bytes of embeddings, bounding memory.
 const ROW_GROUP_BYTES: usize = 32 << 20;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutputDtype {
-    F32,
-    F64,
-}
-
 pub struct EmbeddingWriter {
     target: PathBuf,
     dim: usize,
-    dtype: OutputDtype,
+    dtype: Dtype,
     sink: Sink,
     // Declared last: dropped (deleting the temporary file) after the sink has closed its handle.
     file: AtomicFile,
@@ -48,16 +45,13 @@ enum Sink {
 
 impl EmbeddingWriter {
     /// `input_schema` lists the input columns to carry (CSV and Parquet outputs).
-    pub fn create(target: &Path, input_schema: &Schema, dim: usize, dtype: OutputDtype) -> Result<Self> {
+    pub fn create(target: &Path, input_schema: &Schema, dim: usize, dtype: Dtype) -> Result<Self> {
         let format = TableFormat::from_path(target)?;
         let mut file = AtomicFile::create(target)?;
         let writer = file.writer()?;
         let io = |e: std::io::Error| Error::io(target, e);
         let sink = match format {
-            TableFormat::Npy => {
-                let npy_dtype = if dtype == OutputDtype::F64 { NpyDtype::F64 } else { NpyDtype::F32 };
-                Sink::Npy(NpyWriter::new(writer, npy_dtype, dim).map_err(io)?)
-            }
+            TableFormat::Npy => Sink::Npy(NpyWriter::new(writer, dtype, dim).map_err(io)?),
             TableFormat::Csv => {
                 let mut csv = csv::Writer::from_writer(writer);
                 let header =
@@ -73,8 +67,8 @@ impl EmbeddingWriter {
                     ));
                 }
                 let item = match dtype {
-                    OutputDtype::F32 => DataType::Float32,
-                    OutputDtype::F64 => DataType::Float64,
+                    Dtype::F32 => DataType::Float32,
+                    Dtype::F64 => DataType::Float64,
                 };
                 let mut fields: Vec<Arc<Field>> = input_schema.fields().iter().cloned().collect();
                 fields.push(Arc::new(Field::new(
@@ -83,7 +77,7 @@ impl EmbeddingWriter {
                     false,
                 )));
                 let schema = Arc::new(Schema::new_with_metadata(fields, input_schema.metadata().clone()));
-                let row_bytes = dim.max(1) * if dtype == OutputDtype::F64 { 8 } else { 4 };
+                let row_bytes = dim.max(1) * dtype.size();
                 let props = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
                     .set_max_row_group_row_count(Some((ROW_GROUP_BYTES / row_bytes).max(1)))
@@ -96,8 +90,9 @@ impl EmbeddingWriter {
         Ok(Self { target: target.to_path_buf(), dim, dtype, sink, file })
     }
 
-    /// Appends rows: the carried input columns and their `[rows × dim]` embeddings.
-    pub fn write(&mut self, columns: &RecordBatch, embeddings: &[f64]) -> Result<()> {
+    /// Appends rows: the carried input columns and their `[rows × dim]` embeddings, in either
+    /// precision (converted to the file's).
+    pub fn write<T: Float>(&mut self, columns: &RecordBatch, embeddings: &[T]) -> Result<()> {
         let rows = columns.num_rows();
         assert_eq!(embeddings.len(), rows * self.dim, "one embedding per row");
         let target = &self.target;
@@ -119,28 +114,26 @@ impl EmbeddingWriter {
                     record.clear();
                     record.extend(formatters.iter().map(|f| f.value(r).to_string()));
                     match self.dtype {
-                        OutputDtype::F64 => record.extend(emb.iter().map(|v| v.to_string())),
-                        OutputDtype::F32 => record.extend(emb.iter().map(|v| (*v as f32).to_string())),
+                        Dtype::F64 => record.extend(emb.iter().map(|v| v.to_f64().to_string())),
+                        Dtype::F32 => record.extend(emb.iter().map(|v| (v.to_f64() as f32).to_string())),
                     }
                     w.write_record(&record).map_err(|e| fmt(&e))?;
                 }
             }
             Sink::Parquet(w, schema) => {
                 let list: ArrayRef = match self.dtype {
-                    OutputDtype::F64 => {
+                    Dtype::F64 => {
                         let mut b = ListBuilder::with_capacity(Float64Builder::with_capacity(embeddings.len()), rows);
                         for emb in embeddings.chunks_exact(self.dim.max(1)).take(rows) {
-                            b.values().append_slice(emb);
+                            emb.iter().for_each(|v| b.values().append_value(v.to_f64()));
                             b.append(true);
                         }
                         Arc::new(b.finish())
                     }
-                    OutputDtype::F32 => {
+                    Dtype::F32 => {
                         let mut b = ListBuilder::with_capacity(Float32Builder::with_capacity(embeddings.len()), rows);
                         for emb in embeddings.chunks_exact(self.dim.max(1)).take(rows) {
-                            for v in emb {
-                                b.values().append_value(*v as f32);
-                            }
+                            emb.iter().for_each(|v| b.values().append_value(v.to_f64() as f32));
                             b.append(true);
                         }
                         Arc::new(b.finish())

@@ -4,6 +4,9 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use satclip_core::kernels::Float;
+use satclip_core::Dtype;
+
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -11,31 +14,16 @@ const MAX_HEADER_BYTES: usize = 1 << 16;
 /// Header size we reserve when writing, so the final shape can be patched in place.
 const WRITE_HEADER_BYTES: usize = 128;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NpyDtype {
-    F64,
-    F32,
-}
-
-impl NpyDtype {
-    pub fn size(self) -> usize {
-        match self {
-            Self::F64 => 8,
-            Self::F32 => 4,
-        }
-    }
-
-    fn descr(self) -> &'static str {
-        match self {
-            Self::F64 => "<f8",
-            Self::F32 => "<f4",
-        }
+fn descr(dtype: Dtype) -> &'static str {
+    match dtype {
+        Dtype::F64 => "<f8",
+        Dtype::F32 => "<f4",
     }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct NpyHeader {
-    pub dtype: NpyDtype,
+    pub dtype: Dtype,
     pub big_endian: bool,
     pub fortran_order: bool,
     pub shape: Vec<usize>,
@@ -50,10 +38,10 @@ impl NpyHeader {
 
     pub fn decode(&self, bytes: &[u8]) -> f64 {
         match (self.dtype, self.big_endian) {
-            (NpyDtype::F64, false) => f64::from_le_bytes(bytes.try_into().expect("8 bytes")),
-            (NpyDtype::F64, true) => f64::from_be_bytes(bytes.try_into().expect("8 bytes")),
-            (NpyDtype::F32, false) => f32::from_le_bytes(bytes.try_into().expect("4 bytes")) as f64,
-            (NpyDtype::F32, true) => f32::from_be_bytes(bytes.try_into().expect("4 bytes")) as f64,
+            (Dtype::F64, false) => f64::from_le_bytes(bytes.try_into().expect("8 bytes")),
+            (Dtype::F64, true) => f64::from_be_bytes(bytes.try_into().expect("8 bytes")),
+            (Dtype::F32, false) => f32::from_le_bytes(bytes.try_into().expect("4 bytes")) as f64,
+            (Dtype::F32, true) => f32::from_be_bytes(bytes.try_into().expect("4 bytes")) as f64,
         }
     }
 }
@@ -88,10 +76,10 @@ pub fn read_header<R: Read>(path: &Path, reader: &mut R, file_len: u64) -> Resul
     let descr = dict_value(&text, "descr").ok_or_else(|| bad("no 'descr'"))?;
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
     let (big_endian, dtype) = match descr {
-        "<f8" | "|f8" | "=f8" => (false, NpyDtype::F64),
-        ">f8" => (true, NpyDtype::F64),
-        "<f4" | "|f4" | "=f4" => (false, NpyDtype::F32),
-        ">f4" => (true, NpyDtype::F32),
+        "<f8" | "|f8" | "=f8" => (false, Dtype::F64),
+        ">f8" => (true, Dtype::F64),
+        "<f4" | "|f4" | "=f4" => (false, Dtype::F32),
+        ">f4" => (true, Dtype::F32),
         other => return Err(bad(&format!("dtype {other} is not float64 or float32"))),
     };
     let fortran_order = match dict_value(&text, "fortran_order").map(str::trim) {
@@ -189,24 +177,24 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, Vec<usize>, Vec<f64>)>> {
 /// Streams rows of a `[rows × cols]` array; the header's row count is patched in at `finish`.
 pub struct NpyWriter<W: Write + Seek> {
     out: W,
-    dtype: NpyDtype,
+    dtype: Dtype,
     cols: usize,
     rows: usize,
 }
 
 impl<W: Write + Seek> NpyWriter<W> {
-    pub fn new(mut out: W, dtype: NpyDtype, cols: usize) -> std::io::Result<Self> {
+    pub fn new(mut out: W, dtype: Dtype, cols: usize) -> std::io::Result<Self> {
         out.write_all(&header_bytes(dtype, 0, cols))?;
         Ok(Self { out, dtype, cols, rows: 0 })
     }
 
-    /// Appends rows given as row-major f64 (converted to the file's dtype).
-    pub fn write_rows(&mut self, values: &[f64]) -> std::io::Result<()> {
+    /// Appends row-major rows, converted to the file's dtype.
+    pub fn write_rows<T: Float>(&mut self, values: &[T]) -> std::io::Result<()> {
         debug_assert_eq!(values.len() % self.cols.max(1), 0);
         let mut buf = Vec::with_capacity(values.len() * self.dtype.size());
         match self.dtype {
-            NpyDtype::F64 => values.iter().for_each(|v| buf.extend_from_slice(&v.to_le_bytes())),
-            NpyDtype::F32 => values.iter().for_each(|v| buf.extend_from_slice(&(*v as f32).to_le_bytes())),
+            Dtype::F64 => values.iter().for_each(|v| buf.extend_from_slice(&v.to_f64().to_le_bytes())),
+            Dtype::F32 => values.iter().for_each(|v| buf.extend_from_slice(&(v.to_f64() as f32).to_le_bytes())),
         }
         self.out.write_all(&buf)?;
         self.rows += values.len() / self.cols.max(1);
@@ -222,8 +210,8 @@ impl<W: Write + Seek> NpyWriter<W> {
     }
 }
 
-fn header_bytes(dtype: NpyDtype, rows: usize, cols: usize) -> Vec<u8> {
-    let dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}", dtype.descr());
+fn header_bytes(dtype: Dtype, rows: usize, cols: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}", descr(dtype));
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&[1, 0]);
     let header_len = WRITE_HEADER_BYTES - out.len() - 2;
@@ -243,7 +231,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.npy");
         let file = std::fs::File::create(&path).unwrap();
-        let mut w = NpyWriter::new(file, NpyDtype::F64, 3).unwrap();
+        let mut w = NpyWriter::new(file, Dtype::F64, 3).unwrap();
         w.write_rows(&[1.0, 2.0, 3.0]).unwrap();
         w.write_rows(&[4.0, 5.0, 6.0, 7.0, 8.0, 9.5]).unwrap();
         w.finish().unwrap();
@@ -257,7 +245,7 @@ mod tests {
     fn lying_shapes_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.npy");
-        let mut bytes = header_bytes(NpyDtype::F64, 1_000_000_000_000, 2);
+        let mut bytes = header_bytes(Dtype::F64, 1_000_000_000_000, 2);
         bytes.extend_from_slice(&[0u8; 16]);
         std::fs::write(&path, &bytes).unwrap();
         let err = read_matrix(&path).unwrap_err().to_string();

@@ -66,26 +66,4 @@ impl S2Dataset {
         }
         Ok(Self { root: root.to_path_buf(), entries, skipped_small })
     }
-
-    /// A deterministic split: a seeded shuffle, the first `val_fraction` of it for validation.
-    /// Returns (train, validation) indices into `entries`.
-    pub fn split(&self, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
-        let mut order: Vec<usize> = (0..self.entries.len()).collect();
-        let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            // splitmix64
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
-        for i in (1..order.len()).rev() {
-            order.swap(i, (next() % (i as u64 + 1)) as usize);
-        }
-        let n_val = (self.entries.len() as f64 * val_fraction).round() as usize;
-        let val = order[..n_val].to_vec();
-        let train = order[n_val..].to_vec();
-        (train, val)
-    }
 }

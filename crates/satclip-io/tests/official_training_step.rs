@@ -4,7 +4,7 @@
 
 use satclip_core::encoding::SphericalHarmonics;
 use satclip_core::network::Network;
-use satclip_core::train::{ClipBatch, ClipModel, LocationNet};
+use satclip_core::train::{ClipBatch, ClipModel};
 use satclip_io::LightningCheckpoint;
 use satclip_testkit::{read_npy, shared_file};
 
@@ -38,7 +38,7 @@ fn loss_logits_and_gradients_match_the_official_step() {
     let (_, dim, images) = read_npy(&img_emb);
     let images = &images[..n * dim];
 
-    let model = ClipModel { location: LocationNet::Siren(siren.clone()), head: None, logit_scale };
+    let model = ClipModel { location: Network::Siren(siren.clone()), head: None, logit_scale };
     let out = model.step(&ClipBatch { location_features: &features, image_features: images, n }, None);
     let official_loss = fixture["loss_float64_recomputed_from_same_features"].as_f64().unwrap();
     let relative = (out.loss - official_loss).abs() / official_loss;

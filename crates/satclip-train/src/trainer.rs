@@ -11,12 +11,24 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use satclip_core::network::{Linear, Network};
-use satclip_core::train::{AdamW, ClipBatch, ClipModel, Gradients, LocationNet, INITIAL_LOGIT_SCALE};
+use satclip_core::train::{AdamW, ClipBatch, ClipModel, Gradients, INITIAL_LOGIT_SCALE};
 use satclip_core::{Hyperparameters, LocationEncoder, PositionalEncoding, Tensor, TensorMap};
-use satclip_io::error::{Error, Result};
+use satclip_io::error::Error;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::FeatureCache;
+
+/// What stops a run: a file (named), or hyper-parameters that describe no valid model (they come
+/// from the configuration and flags, not from any file).
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    File(#[from] Error),
+    #[error("the model configuration: {0}")]
+    Config(#[from] satclip_core::Error),
+}
+
+type Result<T, E = TrainError> = std::result::Result<T, E>;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -101,11 +113,7 @@ fn stream(seed: u64, a: u64, b: u64) -> Pcg64 {
 
 /// Training and validation rows: a seeded shuffle, the first `val_fraction` for validation.
 pub fn split(n: usize, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = stream(seed, u64::MAX, 0);
-    for i in (1..n).rev() {
-        order.swap(i, rng.random_range(0..=i));
-    }
+    let order = satclip_core::random::permutation(n, &mut stream(seed, u64::MAX, 0));
     let n_val = ((n as f64) * val_fraction).round() as usize;
     let val = order[..n_val].to_vec();
     (order[n_val..].to_vec(), val)
@@ -145,16 +153,14 @@ fn make_batch(
     Batch { features, images, n: rows.len() }
 }
 
-fn init_model(config: &TrainConfig, input_dim: usize, image_dim: usize) -> Result<ClipModel<f32>> {
+/// A freshly initialised model for `config`: the location network and, for pooled backbone
+/// features of width `image_dim`, the image projection head.
+pub fn init_model(config: &TrainConfig, input_dim: usize, image_dim: usize) -> Result<ClipModel<f32>> {
     let mut rng = stream(config.seed, 0, 1);
     let hp = &config.model;
-    let network = Network::init(hp, input_dim, &mut rng).map_err(|e| Error::model(&config.cache, e))?;
+    let network = Network::init(hp, input_dim, &mut rng)?;
     let head = Linear::torch_default(&mut rng, image_dim, hp.embed_dim, true).cast::<f32>();
-    Ok(ClipModel {
-        location: LocationNet::from_network(&network),
-        head: Some(head),
-        logit_scale: INITIAL_LOGIT_SCALE as f32,
-    })
+    Ok(ClipModel { location: network.cast(), head: Some(head), logit_scale: INITIAL_LOGIT_SCALE as f32 })
 }
 
 /// Mean loss over `rows` in batches, without dropout, jitter or augmentation.
@@ -215,7 +221,7 @@ pub fn resume_point(config: &TrainConfig) -> Result<Option<u64>> {
                 latest.step,
                 differ.join("; ")
             ),
-        ));
+        ).into());
     }
     Ok(Some(latest.step))
 }
@@ -233,10 +239,10 @@ fn flatten(prefix: &str, value: &serde_json::Value) -> Vec<(String, String)> {
 pub fn train(config: &TrainConfig, on_metrics: &mut dyn FnMut(&Metrics)) -> Result<Outcome> {
     resume_point(config)?;
     let cache = FeatureCache::open(&config.cache)?;
-    let posenc = PositionalEncoding::from_hyperparameters(&config.model).map_err(|e| Error::model(&config.cache, e))?;
+    let posenc = PositionalEncoding::from_hyperparameters(&config.model)?;
     let (train_rows, val_rows) = split(cache.len(), config.val_fraction, config.seed);
     if train_rows.len() < 2 {
-        return Err(Error::format(&config.cache, "fewer than two training samples"));
+        return Err(Error::format(&config.cache, "fewer than two training samples").into());
     }
     let batch = config.batch_size.clamp(2, train_rows.len());
     let steps_per_epoch = train_rows.len().div_ceil(batch) as u64;
@@ -273,10 +279,7 @@ pub fn train(config: &TrainConfig, on_metrics: &mut dyn FnMut(&Metrics)) -> Resu
             epoch_loss = (0.0, 0);
         }
         let mut order = train_rows.clone();
-        let mut shuffle = stream(config.seed, 1, epoch as u64);
-        for i in (1..order.len()).rev() {
-            order.swap(i, shuffle.random_range(0..=i));
-        }
+        satclip_core::random::shuffle(&mut order, &mut stream(config.seed, 1, epoch as u64));
         let rows = &order[in_epoch * batch..((in_epoch + 1) * batch).min(order.len())];
         let started = Instant::now();
         let mut jitter_rng = stream(config.seed, 2, step);
@@ -322,7 +325,7 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
     if !body.is_empty() {
         body.push('\n');
     }
-    satclip_io::atomic::write_bytes(path, body.as_bytes())
+    Ok(satclip_io::atomic::write_bytes(path, body.as_bytes())?)
 }
 
 fn tensor_bytes(values: &[f32]) -> Vec<u8> {
@@ -380,7 +383,7 @@ fn load_checkpoint(out: &Path, model: &mut ClipModel<f32>, optimizer: &mut AdamW
     let read = |name: &str, into: &mut [f32]| -> Result<()> {
         let view = st.tensor(name).map_err(|e| Error::format(&path, format!("`{name}`: {e}")))?;
         if view.data().len() != into.len() * 4 {
-            return Err(Error::format(&path, format!("`{name}` has another size than this model's")));
+            return Err(Error::format(&path, format!("`{name}` has another size than this model's")).into());
         }
         for (v, b) in into.iter_mut().zip(view.data().chunks_exact(4)) {
             *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -416,7 +419,7 @@ pub fn export(
     native_dir: &Path,
     official: &Path,
 ) -> Result<LocationEncoder> {
-    let official_tensors: Vec<(String, Tensor)> = model.location.to_network().state_dict();
+    let official_tensors: Vec<(String, Tensor)> = model.location.cast::<f64>().state_dict();
     let mut tensors = TensorMap::new();
     for (name, t) in &official_tensors {
         tensors.insert(name, t.clone());
@@ -470,8 +473,4 @@ pub fn step_on_rows(
     let b = make_batch(cache, &posenc, rows, None, None);
     let out = model.step(&ClipBatch { location_features: &b.features, image_features: &b.images, n: b.n }, None);
     Ok((out.loss, out.gradients))
-}
-
-pub fn new_model(config: &TrainConfig, input_dim: usize, image_dim: usize) -> Result<ClipModel<f32>> {
-    init_model(config, input_dim, image_dim)
 }

@@ -8,7 +8,7 @@ use satclip_core::train::ClipBatch;
 use satclip_core::Hyperparameters;
 use satclip_testkit::synthetic_corpus;
 use satclip_train::cache::{featurize, load_tile, FeatureCache};
-use satclip_train::trainer::{new_model, step_on_rows, train, Metrics, TrainConfig};
+use satclip_train::trainer::{init_model, step_on_rows, train, Metrics, TrainConfig};
 use satclip_vision::rcf::RandomConvFeatures;
 use satclip_vision::FeatureExtractor;
 
@@ -89,7 +89,7 @@ fn cached_features_give_the_same_step_as_running_the_tower() {
     let cache = FeatureCache::open(&cache_dir).unwrap();
     let cfg = config(&cache_dir, &dir.path().join("run"));
     let posenc = PositionalEncoding::from_hyperparameters(&cfg.model).unwrap();
-    let model = new_model(&cfg, posenc.dim(), cache.dim()).unwrap();
+    let model = init_model(&cfg, posenc.dim(), cache.dim()).unwrap();
     let rows: Vec<usize> = (0..40).collect();
     let (cached_loss, cached_grads) = step_on_rows(&model, &cache, &cfg.model, &rows).unwrap();
 

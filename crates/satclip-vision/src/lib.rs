@@ -99,7 +99,7 @@ impl Tower {
 
     /// The image embedding (not normalised), as `model.visual(image)`.
     pub fn embed(&self, image: &Image) -> Vec<f32> {
-        self.head().forward(&self.pooled(image), 1)
+        self.head().forward(&self.pooled(image), 1, false)
     }
 }
 

@@ -141,9 +141,9 @@ impl VisionTransformer {
         for block in &self.blocks {
             let attended = attention(&block.qkv, &block.proj, &block.norm1.forward(&x), n);
             x.iter_mut().zip(&attended).for_each(|(v, a)| *v += a);
-            let mut hidden = block.fc1.forward(&block.norm2.forward(&x), n);
+            let mut hidden = block.fc1.forward(&block.norm2.forward(&x), n, false);
             hidden.iter_mut().for_each(|v| *v = gelu(*v));
-            let out = block.fc2.forward(&hidden, n);
+            let out = block.fc2.forward(&hidden, n, false);
             x.iter_mut().zip(&out).for_each(|(v, o)| *v += o);
         }
         self.norm.forward(&x[..WIDTH])
@@ -154,7 +154,7 @@ impl VisionTransformer {
 /// two products per head are GEMMs on strided views of the fused qkv matrix.
 fn attention(qkv: &Linear<f32>, proj: &Linear<f32>, x: &[f32], n: usize) -> Vec<f32> {
     let head_dim = WIDTH / HEADS;
-    let qkv_out = qkv.forward(x, n); // [n, 3·WIDTH]: q, k, v, each heads × head_dim
+    let qkv_out = qkv.forward(x, n, false); // [n, 3·WIDTH]: q, k, v, each heads × head_dim
     let scale = 1.0 / (head_dim as f32).sqrt();
     let mut context = vec![0f32; n * WIDTH];
     let mut scores = vec![0f32; n * n];
@@ -174,7 +174,7 @@ fn attention(qkv: &Linear<f32>, proj: &Linear<f32>, x: &[f32], n: usize) -> Vec<
             context[i * WIDTH + h * head_dim..][..head_dim].copy_from_slice(row);
         }
     }
-    proj.forward(&context, n)
+    proj.forward(&context, n, false)
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ fn resnet50_loads_and_embeds_with_the_official_key_layout() {
     let Tower::ResNet(resnet) = &tower else { panic!() };
     assert_eq!(resnet.pooled(&image).len(), 2048);
     assert_eq!(tower.head().out_dim, 256);
-    let e = tower.head().forward(&resnet.pooled(&image), 1);
+    let e = tower.head().forward(&resnet.pooled(&image), 1, false);
     assert!(e.iter().all(|v| v.is_finite()) && e.len() == 256);
 
     // A missing or misshaped tensor names the key.

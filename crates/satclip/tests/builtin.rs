@@ -58,3 +58,23 @@ fn missing_encoders_say_what_would_have_worked() {
     let err = satclip::FeatureEncoder::load("satclip-vit16-l10.ckpt").err().unwrap().to_string();
     assert!(err.contains("microsoft/SatCLIP-ViT16-L10"), "{err}");
 }
+
+#[test]
+fn every_registered_encoder_loads_with_its_listed_width() {
+    for entry in satclip::ENCODERS {
+        assert!(satclip::registry::find(entry.name).is_some_and(|e| e.name == entry.name));
+        for alias in entry.aliases {
+            assert_eq!(satclip::registry::find(alias).map(|e| e.name), Some(entry.name));
+        }
+        if entry.name == "geoclip" {
+            // data_file reports a skip when the weights are missing (a failure under CI).
+            let Some(weights) = satclip_testkit::data_file(satclip::GEOCLIP_WEIGHTS_FILE) else { continue };
+            // No other test of this binary reads the variable.
+            std::env::set_var("SATCLIP_GEOCLIP_WEIGHTS", weights);
+        }
+        assert_eq!(satclip::FeatureEncoder::load(entry.name).unwrap().dim(), entry.dim, "{}", entry.name);
+        assert!(satclip::registry::describe().contains(entry.description));
+    }
+    let err = satclip::load_encoder("sh-l10").err().unwrap().to_string();
+    assert!(err.contains("not a SatCLIP model"), "{err}");
+}

@@ -4,7 +4,7 @@
 
 use satclip::core::encoding::SphericalHarmonics;
 use satclip::core::network::Network;
-use satclip::core::train::{ClipBatch, ClipModel, LocationNet};
+use satclip::core::train::{ClipBatch, ClipModel};
 use satclip::io::LightningCheckpoint;
 use satclip::vision::Tower;
 use satclip_testkit::{shared_dir, shared_file};
@@ -33,8 +33,7 @@ fn all_gradients_including_the_image_head_match() {
     let logit_scale = ckpt.tensor("model.logit_scale").unwrap().data[0];
     let encoder = ckpt.location_encoder().unwrap();
     let Network::Siren(siren) = encoder.network() else { panic!() };
-    let model =
-        ClipModel { location: LocationNet::Siren(siren.clone()), head: Some(resnet.fc.cast::<f64>()), logit_scale };
+    let model = ClipModel { location: Network::Siren(siren.clone()), head: Some(resnet.fc.cast::<f64>()), logit_scale };
 
     let sh = SphericalHarmonics::new(10).unwrap();
     let mut features = vec![0.0; n * sh.dim()];

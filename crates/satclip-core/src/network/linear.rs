@@ -1,6 +1,6 @@
-use rand::Rng;
+use rand::{Rng, RngCore};
 
-use crate::kernels::{add_bias, gemm, Float, MatRef};
+use crate::kernels::{add_bias, add_column_sums, gemm, Float, MatRef};
 use crate::tensor::{Tensor, TensorMap};
 use crate::Error;
 
@@ -60,32 +60,89 @@ impl<T: Float> Linear<T> {
         }
     }
 
-    /// `out = x Wᵀ + b` for `n` rows of `x` (`[n × in]`); `out` is resized to `[n × out]`.
-    pub fn forward_into(&self, x: &[T], n: usize, out: &mut Vec<T>) {
+    /// `out = x Wᵀ + b` for `n` rows of `x` (`[n × in]`); `out` is resized to `[n × out]`. With
+    /// `parallel` the product uses the rayon pool (training, probes); the encoders run it on one
+    /// thread because they already parallelise over tiles of rows.
+    pub fn forward_into(&self, x: &[T], n: usize, out: &mut Vec<T>, parallel: bool) {
         out.resize(n * self.out_dim, T::ZERO);
         let w = MatRef::row_major(&self.weight, self.out_dim, self.in_dim).t();
-        gemm(out, MatRef::row_major(x, n, self.in_dim), w, T::ONE, false, false);
+        gemm(out, MatRef::row_major(x, n, self.in_dim), w, T::ONE, false, parallel);
         if let Some(bias) = &self.bias {
             add_bias(out, bias);
         }
     }
 
-    pub fn forward(&self, x: &[T], n: usize) -> Vec<T> {
+    pub fn forward(&self, x: &[T], n: usize, parallel: bool) -> Vec<T> {
         let mut out = Vec::new();
-        self.forward_into(x, n, &mut out);
+        self.forward_into(x, n, &mut out, parallel);
         out
+    }
+
+    /// For `y = x Wᵀ + b`: dW = dYᵀ X and db = Σ dY (db empty without a bias).
+    pub fn backward_parameters(&self, x: &[T], dy: &[T], n: usize) -> (Vec<T>, Vec<T>) {
+        let mut dw = vec![T::ZERO; self.out_dim * self.in_dim];
+        let dy_t = MatRef::row_major(dy, n, self.out_dim).t();
+        gemm(&mut dw, dy_t, MatRef::row_major(x, n, self.in_dim), T::ONE, false, true);
+        let mut db = vec![T::ZERO; if self.bias.is_some() { self.out_dim } else { 0 }];
+        if self.bias.is_some() {
+            add_column_sums(dy, self.out_dim, &mut db);
+        }
+        (dw, db)
+    }
+
+    /// For `y = x Wᵀ + b`: dX = dY W.
+    pub fn backward_input(&self, dy: &[T], n: usize) -> Vec<T> {
+        let mut dx = vec![T::ZERO; n * self.in_dim];
+        let w = MatRef::row_major(&self.weight, self.out_dim, self.in_dim);
+        gemm(&mut dx, MatRef::row_major(dy, n, self.out_dim), w, T::ONE, false, true);
+        dx
+    }
+
+    /// The weight (decayed) and the bias (not), named `{prefix}weight` and `{prefix}bias`.
+    pub fn parameters_mut<'a>(&'a mut self, prefix: &str, out: &mut Vec<Parameter<'a, T>>) {
+        out.push(Parameter { name: format!("{prefix}weight"), values: &mut self.weight, decay: true });
+        if let Some(b) = &mut self.bias {
+            out.push(Parameter { name: format!("{prefix}bias"), values: b, decay: false });
+        }
+    }
+
+    /// Gradients in the order of [`Self::parameters_mut`].
+    pub(crate) fn push_gradients(&self, (dw, db): (Vec<T>, Vec<T>), out: &mut Vec<Vec<T>>) {
+        out.push(dw);
+        if self.bias.is_some() {
+            out.push(db);
+        }
     }
 }
 
-pub(crate) fn relu_in_place<T: Float>(x: &mut [T]) {
+/// One trainable tensor: its values, and whether weight decay applies (weight matrices only).
+pub struct Parameter<'a, T> {
+    pub name: String,
+    pub values: &'a mut [T],
+    pub decay: bool,
+}
+
+pub fn relu_in_place<T: Float>(x: &mut [T]) {
     for v in x {
         *v = v.max(T::ZERO);
     }
 }
 
-/// Inverted dropout with p = 0.5, as `F.dropout` in training: zero half, double the rest.
-pub(crate) fn dropout_half_in_place<T: Float, R: Rng + ?Sized>(x: &mut [T], rng: &mut R) {
-    for v in x {
-        *v = if rng.random::<bool>() { *v + *v } else { T::ZERO };
+/// Zeroes the gradient where the ReLU's output was zero.
+pub fn relu_backward<T: Float>(d: &mut [T], output: &[T]) {
+    for (g, y) in d.iter_mut().zip(output) {
+        if *y <= T::ZERO {
+            *g = T::ZERO;
+        }
     }
+}
+
+/// Multipliers of inverted dropout with p = 0.5, as `F.dropout` in training: 0 or 2.
+pub(crate) fn dropout_mask<T: Float>(len: usize, rng: &mut dyn RngCore) -> Vec<T> {
+    let two = T::from_f64(2.0);
+    (0..len).map(|_| if rng.random::<bool>() { two } else { T::ZERO }).collect()
+}
+
+pub(crate) fn multiply_in_place<T: Float>(x: &mut [T], by: &[T]) {
+    x.iter_mut().zip(by).for_each(|(a, b)| *a *= *b);
 }

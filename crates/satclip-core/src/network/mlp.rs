@@ -1,6 +1,6 @@
 use rand::Rng;
 
-use super::linear::{relu_in_place, Linear};
+use super::linear::{relu_backward, relu_in_place, Linear, Parameter};
 use crate::kernels::Float;
 use crate::tensor::{Tensor, TensorMap};
 use crate::Error;
@@ -74,15 +74,67 @@ impl<T: Float> Mlp<T> {
         }
     }
 
-    pub fn forward(&self, x: &[T], n: usize) -> Vec<T> {
-        let mut h = self.input.forward(x, n);
-        relu_in_place(&mut h);
-        if let Some(hidden) = &self.hidden {
+    /// Forward on `n` rows, keeping the post-ReLU activations for [`Self::backward`].
+    pub fn trace(&self, x: &[T], n: usize, parallel: bool) -> MlpTrace<T> {
+        let mut first = self.input.forward(x, n, parallel);
+        relu_in_place(&mut first);
+        let mut hidden = vec![first];
+        if let Some(shared) = &self.hidden {
             for _ in 0..self.num_layers {
-                h = hidden.forward(&h, n);
-                relu_in_place(&mut h);
+                let mut next = shared.forward(hidden.last().expect("h0"), n, parallel);
+                relu_in_place(&mut next);
+                hidden.push(next);
             }
         }
-        self.output.forward(&h, n)
+        let output = self.output.forward(hidden.last().expect("h0"), n, parallel);
+        MlpTrace { hidden, output }
     }
+
+    /// Gradients in the order of [`Self::parameters_mut`]; the shared hidden layer's gradient
+    /// sums over every slot it fills.
+    pub fn backward(&self, trace: &MlpTrace<T>, x: &[T], d_output: &[T], n: usize) -> Vec<Vec<T>> {
+        let hidden = &trace.hidden;
+        let d_out_layer = self.output.backward_parameters(hidden.last().expect("h0"), d_output, n);
+        let mut dh = self.output.backward_input(d_output, n);
+        let mut d_shared: Option<(Vec<T>, Vec<T>)> = None;
+        if let Some(shared) = &self.hidden {
+            for i in (0..self.num_layers).rev() {
+                relu_backward(&mut dh, &hidden[i + 1]);
+                let (dw, db) = shared.backward_parameters(&hidden[i], &dh, n);
+                d_shared = Some(match d_shared {
+                    None => (dw, db),
+                    Some((mut sw, mut sb)) => {
+                        sw.iter_mut().zip(&dw).for_each(|(a, b)| *a += *b);
+                        sb.iter_mut().zip(&db).for_each(|(a, b)| *a += *b);
+                        (sw, sb)
+                    }
+                });
+                dh = shared.backward_input(&dh, n);
+            }
+        }
+        relu_backward(&mut dh, &hidden[0]);
+        let mut grads = Vec::new();
+        self.input.push_gradients(self.input.backward_parameters(x, &dh, n), &mut grads);
+        if let (Some(shared), Some(g)) = (&self.hidden, d_shared) {
+            shared.push_gradients(g, &mut grads);
+        }
+        self.output.push_gradients(d_out_layer, &mut grads);
+        grads
+    }
+
+    /// The shared hidden layer appears once, under its first slot's name.
+    pub fn parameters_mut<'a>(&'a mut self, prefix: &str, out: &mut Vec<Parameter<'a, T>>) {
+        self.input.parameters_mut(&format!("{prefix}features.0."), out);
+        if let Some(shared) = &mut self.hidden {
+            shared.parameters_mut(&format!("{prefix}features.2."), out);
+        }
+        self.output.parameters_mut(&format!("{prefix}features.{}.", 2 + 2 * self.num_layers), out);
+    }
+}
+
+#[derive(Debug)]
+pub struct MlpTrace<T> {
+    /// Post-ReLU activations h₀ … h_L.
+    hidden: Vec<Vec<T>>,
+    pub output: Vec<T>,
 }

@@ -5,27 +5,50 @@ mod linear;
 mod mlp;
 mod siren;
 
-pub use fcnet::{FcNet, ResLayer};
-pub(crate) use linear::relu_in_place;
-pub use linear::Linear;
-pub use mlp::Mlp;
-pub use siren::{Siren, SirenLayer, W0, W0_INITIAL};
+pub use fcnet::{FcNet, FcNetTrace, ResLayer};
+pub use linear::{relu_backward, relu_in_place, Linear, Parameter};
+pub use mlp::{Mlp, MlpTrace};
+pub use siren::{Siren, SirenLayer, SirenTrace, W0, W0_INITIAL};
 
 use rand::{Rng, RngCore};
 
 use crate::config::Hyperparameters;
+use crate::kernels::Float;
 use crate::tensor::{Tensor, TensorMap};
 use crate::Error;
 
+/// A location network in compute precision `T`. Each kind keeps its inference forward, its
+/// training forward ([`Network::trace`]) and its backward pass side by side in its own file; the
+/// same code serves the encoders, training and the MLP probe.
 #[derive(Clone, Debug)]
-pub enum Network {
-    Linear(Linear),
-    Mlp(Mlp),
-    Siren(Siren),
-    FcNet(FcNet),
+pub enum Network<T = f64> {
+    Linear(Linear<T>),
+    Mlp(Mlp<T>),
+    Siren(Siren<T>),
+    FcNet(FcNet<T>),
 }
 
-impl Network {
+/// What a network's backward pass needs from its forward pass.
+#[derive(Debug)]
+pub enum Trace<T> {
+    Linear(Vec<T>),
+    Mlp(MlpTrace<T>),
+    Siren(SirenTrace<T>),
+    FcNet(FcNetTrace<T>),
+}
+
+impl<T> Trace<T> {
+    pub fn output(&self) -> &[T] {
+        match self {
+            Self::Linear(output) => output,
+            Self::Mlp(t) => &t.output,
+            Self::Siren(t) => &t.output,
+            Self::FcNet(t) => &t.output,
+        }
+    }
+}
+
+impl Network<f64> {
     /// Builds the network named by `pe_type` from tensors keyed as in the official `nnet` module.
     pub fn load(hp: &Hyperparameters, input_dim: usize, t: &mut TensorMap) -> Result<Self, Error> {
         hp.validate()?;
@@ -52,34 +75,6 @@ impl Network {
         })
     }
 
-    /// Inference (no dropout) on `n` rows of `x`.
-    pub fn forward(&self, x: &[f64], n: usize) -> Vec<f64> {
-        self.run(x, n, None)
-    }
-
-    /// Training-mode forward: dropout p = 0.5 where the official network has it.
-    pub fn forward_train(&self, x: &[f64], n: usize, rng: &mut dyn RngCore) -> Vec<f64> {
-        self.run(x, n, Some(rng))
-    }
-
-    fn run(&self, x: &[f64], n: usize, dropout: Option<&mut dyn RngCore>) -> Vec<f64> {
-        match self {
-            Self::Linear(l) => l.forward(x, n),
-            Self::Mlp(m) => m.forward(x, n),
-            Self::Siren(s) => s.forward(x, n, dropout),
-            Self::FcNet(f) => f.forward(x, n, dropout),
-        }
-    }
-
-    pub fn output_dim(&self) -> usize {
-        match self {
-            Self::Linear(l) => l.out_dim,
-            Self::Mlp(m) => m.output.out_dim,
-            Self::Siren(s) => s.last_layer.out_dim,
-            Self::FcNet(f) => f.class_emb.out_dim,
-        }
-    }
-
     /// Parameters under their official key names (relative to `nnet.`).
     pub fn state_dict(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
@@ -90,6 +85,80 @@ impl Network {
             Self::FcNet(f) => f.state_dict(&mut out),
         }
         out
+    }
+}
+
+impl<T: Float> Network<T> {
+    pub fn cast<U: Float>(&self) -> Network<U> {
+        match self {
+            Self::Linear(l) => Network::Linear(l.cast()),
+            Self::Mlp(m) => Network::Mlp(m.cast()),
+            Self::Siren(s) => Network::Siren(s.cast()),
+            Self::FcNet(f) => Network::FcNet(f.cast()),
+        }
+    }
+
+    /// Inference on `n` rows of `x` on the calling thread, reusing `scratch`; the result is left
+    /// in `out`.
+    pub fn forward_into(&self, x: &[T], n: usize, scratch: &mut Vec<T>, out: &mut Vec<T>) {
+        match self {
+            Self::Siren(s) => s.forward_into(x, n, scratch, out),
+            Self::Linear(l) => l.forward_into(x, n, out, false),
+            Self::Mlp(m) => *out = m.trace(x, n, false).output,
+            Self::FcNet(f) => *out = f.trace(x, n, None, false).output,
+        }
+    }
+
+    pub fn forward(&self, x: &[T], n: usize) -> Vec<T> {
+        let (mut scratch, mut out) = (Vec::new(), Vec::new());
+        self.forward_into(x, n, &mut scratch, &mut out);
+        out
+    }
+
+    /// Training forward on the rayon pool, keeping the activations for [`Self::backward`]; with
+    /// `dropout`, p = 0.5 where the official network has it.
+    pub fn trace(&self, x: &[T], n: usize, dropout: Option<&mut dyn RngCore>) -> Trace<T> {
+        match self {
+            Self::Linear(l) => Trace::Linear(l.forward(x, n, true)),
+            Self::Mlp(m) => Trace::Mlp(m.trace(x, n, true)),
+            Self::Siren(s) => Trace::Siren(s.trace(x, n, dropout)),
+            Self::FcNet(f) => Trace::FcNet(f.trace(x, n, dropout, true)),
+        }
+    }
+
+    /// Gradients given d(output), in the order of [`Self::parameters_mut`].
+    pub fn backward(&self, trace: &Trace<T>, x: &[T], d_output: &[T]) -> Vec<Vec<T>> {
+        let n = d_output.len() / self.output_dim();
+        match (self, trace) {
+            (Self::Linear(l), Trace::Linear(_)) => {
+                let mut grads = Vec::new();
+                l.push_gradients(l.backward_parameters(x, d_output, n), &mut grads);
+                grads
+            }
+            (Self::Mlp(m), Trace::Mlp(t)) => m.backward(t, x, d_output, n),
+            (Self::Siren(s), Trace::Siren(t)) => s.backward(t, x, d_output, n),
+            (Self::FcNet(f), Trace::FcNet(t)) => f.backward(t, x, d_output, n),
+            _ => unreachable!("a trace is always replayed on the network that made it"),
+        }
+    }
+
+    /// Trainable tensors named `{prefix}` + their official key (a shared MLP layer once).
+    pub fn parameters_mut<'a>(&'a mut self, prefix: &str, out: &mut Vec<Parameter<'a, T>>) {
+        match self {
+            Self::Linear(l) => l.parameters_mut(prefix, out),
+            Self::Mlp(m) => m.parameters_mut(prefix, out),
+            Self::Siren(s) => s.parameters_mut(prefix, out),
+            Self::FcNet(f) => f.parameters_mut(prefix, out),
+        }
+    }
+
+    pub fn output_dim(&self) -> usize {
+        match self {
+            Self::Linear(l) => l.out_dim,
+            Self::Mlp(m) => m.output.out_dim,
+            Self::Siren(s) => s.last_layer.out_dim,
+            Self::FcNet(f) => f.class_emb.out_dim,
+        }
     }
 }
 
@@ -157,8 +226,9 @@ mod tests {
         let x: Vec<f64> = (0..100).map(|i| (i as f64).sin()).collect();
         let a = net.forward(&x, 1);
         assert_eq!(a, net.forward(&x, 1), "inference is deterministic");
-        let b = net.forward_train(&x, 1, &mut rng);
-        assert_ne!(a, b, "training mode drops units");
+        assert_eq!(a, net.trace(&x, 1, None).output(), "a trace without dropout is inference");
+        let b = net.trace(&x, 1, Some(&mut rng));
+        assert_ne!(a, b.output(), "training mode drops units");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 use rand::{Rng, RngCore};
+use rayon::prelude::*;
 
-use super::linear::{dropout_half_in_place, Linear};
+use super::linear::{dropout_mask, multiply_in_place, Linear, Parameter};
 use crate::kernels::Float;
 use crate::tensor::{Tensor, TensorMap};
 use crate::Error;
@@ -87,34 +88,94 @@ impl<T: Float> Siren<T> {
         self.layers.first().map_or(self.last_layer.in_dim, |l| l.linear.in_dim)
     }
 
-    /// Forward pass; with `dropout`, in training mode.
-    pub fn forward(&self, x: &[T], n: usize, dropout: Option<&mut dyn RngCore>) -> Vec<T> {
-        let (mut scratch, mut out) = (Vec::new(), Vec::new());
-        self.forward_into(x, n, dropout, &mut scratch, &mut out);
-        out
-    }
-
-    /// Forward pass on `n` rows reusing two scratch buffers; the result is left in `out`.
-    pub fn forward_into(
-        &self,
-        x: &[T],
-        n: usize,
-        mut dropout: Option<&mut dyn RngCore>,
-        scratch: &mut Vec<T>,
-        out: &mut Vec<T>,
-    ) {
+    /// Inference on `n` rows, reusing two scratch buffers; the result is left in `out`. Unlike
+    /// [`Self::trace`] it keeps no activations: this is the encoder's hot path.
+    pub fn forward_into(&self, x: &[T], n: usize, scratch: &mut Vec<T>, out: &mut Vec<T>) {
         let mut input_is_x = true;
         for layer in &self.layers {
             let src: &[T] = if input_is_x { x } else { scratch };
-            layer.linear.forward_into(src, n, out);
-            if let (true, Some(rng)) = (layer.dropout, dropout.as_deref_mut()) {
-                dropout_half_in_place(out, rng);
-            }
+            layer.linear.forward_into(src, n, out, false);
             T::sin_cos_scaled(out, T::from_f64(layer.w0), None);
             std::mem::swap(scratch, out);
             input_is_x = false;
         }
         let src: &[T] = if input_is_x { x } else { scratch };
-        self.last_layer.forward_into(src, n, out);
+        self.last_layer.forward_into(src, n, out, false);
     }
+
+    /// Training forward on `n` rows, keeping what [`Self::backward`] needs; with `dropout`,
+    /// units are dropped (p = 0.5) before each sine.
+    pub fn trace(&self, x: &[T], n: usize, mut dropout: Option<&mut dyn RngCore>) -> SirenTrace<T> {
+        let mut layers: Vec<SirenActivations<T>> = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let input = layers.last().map_or(x, |l| l.output.as_slice());
+            let mut z = layer.linear.forward(input, n, true);
+            let mask = match (layer.dropout, dropout.as_deref_mut()) {
+                (true, Some(rng)) => {
+                    let mask: Vec<T> = dropout_mask(z.len(), rng);
+                    multiply_in_place(&mut z, &mask);
+                    Some(mask)
+                }
+                _ => None,
+            };
+            let w0 = T::from_f64(layer.w0);
+            let mut slope = vec![T::ZERO; z.len()];
+            z.par_chunks_mut(1 << 14)
+                .zip(slope.par_chunks_mut(1 << 14))
+                .for_each(|(zc, cc)| T::sin_cos_scaled(zc, w0, Some(cc)));
+            slope.iter_mut().for_each(|c| *c *= w0);
+            layers.push(SirenActivations { output: z, slope, mask });
+        }
+        let input = layers.last().map_or(x, |l| l.output.as_slice());
+        let output = self.last_layer.forward(input, n, true);
+        SirenTrace { layers, output }
+    }
+
+    /// Gradients of every parameter given d(output), in the order of [`Self::parameters_mut`].
+    pub fn backward(&self, trace: &SirenTrace<T>, x: &[T], d_output: &[T], n: usize) -> Vec<Vec<T>> {
+        let last_input = trace.layers.last().map_or(x, |l| l.output.as_slice());
+        let d_last = self.last_layer.backward_parameters(last_input, d_output, n);
+        let mut per_layer = Vec::with_capacity(self.layers.len());
+        let mut d_act = if self.layers.is_empty() { Vec::new() } else { self.last_layer.backward_input(d_output, n) };
+        for (i, layer) in self.layers.iter().enumerate().rev() {
+            let SirenActivations { slope, mask, .. } = &trace.layers[i];
+            // d z = d act · w0 cos(w0 z) (· dropout multiplier)
+            let mut dz = d_act;
+            multiply_in_place(&mut dz, slope);
+            if let Some(mask) = mask {
+                multiply_in_place(&mut dz, mask);
+            }
+            let input = if i == 0 { x } else { trace.layers[i - 1].output.as_slice() };
+            per_layer.push(layer.linear.backward_parameters(input, &dz, n));
+            d_act = if i > 0 { layer.linear.backward_input(&dz, n) } else { Vec::new() };
+        }
+        let mut grads = Vec::new();
+        for (layer, g) in self.layers.iter().zip(per_layer.into_iter().rev()) {
+            layer.linear.push_gradients(g, &mut grads);
+        }
+        self.last_layer.push_gradients(d_last, &mut grads);
+        grads
+    }
+
+    pub fn parameters_mut<'a>(&'a mut self, prefix: &str, out: &mut Vec<Parameter<'a, T>>) {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            layer.linear.parameters_mut(&format!("{prefix}layers.{i}."), out);
+        }
+        self.last_layer.parameters_mut(&format!("{prefix}last_layer."), out);
+    }
+}
+
+/// Activations of one sine layer: its output sin(w0·z) (the next layer's input), the slope
+/// w0·cos(w0·z), and the dropout multipliers (0 or 2) when dropout was on.
+#[derive(Debug)]
+struct SirenActivations<T> {
+    output: Vec<T>,
+    slope: Vec<T>,
+    mask: Option<Vec<T>>,
+}
+
+#[derive(Debug)]
+pub struct SirenTrace<T> {
+    layers: Vec<SirenActivations<T>>,
+    pub output: Vec<T>,
 }
