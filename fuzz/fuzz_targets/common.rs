@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use satclip_io::points::{PointReader, ReadOptions};
+use satclip_io::tables::{PointReader, ReadOptions};
 
 pub fn scratch(data: &[u8], extension: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("satclip-fuzz-{}.{extension}", std::process::id()));

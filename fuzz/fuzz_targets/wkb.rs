@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = satclip_io::points::wkb_point(data);
+    let _ = satclip_io::tables::wkb::point(data);
 });

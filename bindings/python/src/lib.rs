@@ -40,7 +40,7 @@ fn lonlat_pairs(
             Some(name) => names.iter().find(|n| *n == name).cloned(),
             None => names.iter().find(|n| known.iter().any(|k| n.trim().eq_ignore_ascii_case(k))).cloned(),
         };
-        match (find(lon_col, &satclip::io::points::LON_NAMES), find(lat_col, &satclip::io::points::LAT_NAMES)) {
+        match (find(lon_col, &satclip::io::tables::LON_NAMES), find(lat_col, &satclip::io::tables::LAT_NAMES)) {
             (Some(lon), Some(lat)) => np.call_method1("column_stack", ((obj.get_item(lon)?, obj.get_item(lat)?),))?,
             _ if lon_col.is_none() && obj.hasattr("geometry")? => {
                 let geometry = obj.getattr("geometry")?;

@@ -444,7 +444,7 @@ fn geoclip_and_unlearned_features_embed_as_in_the_library() {
     write_npy(&input, &coords);
     let mut encoders = vec![("sh-l10", 100, Vec::new(), satclip::FeatureEncoder::load("sh-l10").unwrap())];
     if let Some(weights) = satclip_testkit::data_file(satclip::GEOCLIP_WEIGHTS_FILE) {
-        let model = satclip::FeatureEncoder::GeoClip(Box::new(satclip::load_geoclip(&weights).unwrap()));
+        let model = satclip::FeatureEncoder::new(satclip::load_geoclip(&weights).unwrap(), &weights);
         encoders.push(("geoclip", 512, vec![("SATCLIP_GEOCLIP_WEIGHTS", weights)], model));
     }
     for (name, dim, env, library) in encoders {

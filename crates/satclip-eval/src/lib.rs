@@ -4,10 +4,12 @@
 //! scored on the rest. Probes and splits use fixed seeds and never adapt to the encoder.
 
 pub mod build;
+mod lbfgs;
 pub mod linalg;
 pub mod maps;
 pub mod probe;
 pub mod regions;
+mod standardise;
 pub mod suite;
 pub mod task;
 

@@ -9,6 +9,8 @@ use satclip_core::kernels::{gemm, MatRef};
 use satclip_io::error::{Error, Result};
 use satclip_io::landmask::LandMask;
 
+use crate::standardise::Standardiser;
+
 const OCEAN: [u8; 3] = [24, 30, 42];
 const COAST: [u8; 3] = [235, 235, 235];
 
@@ -52,9 +54,8 @@ impl WeightedMoments {
         gemm(&mut self.cross, x.t(), x, 1.0, true, true);
     }
 
-    /// Per-column mean and deviation (constant columns get 1, so they drop out) and the
-    /// covariance of the standardised columns.
-    fn finish(self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    /// The weighted standardisation of the columns and the covariance of the standardised columns.
+    fn finish(self) -> (Standardiser, Vec<f64>) {
         let d = self.d;
         let shift = self.shift.unwrap_or_else(|| vec![0.0; d]);
         let centre: Vec<f64> = self.sum.iter().map(|s| s / self.total).collect();
@@ -64,7 +65,7 @@ impl WeightedMoments {
             (0..d).map(|i| if cov[i * d + i] > 1e-24 { cov[i * d + i].sqrt() } else { 1.0 }).collect();
         cov.iter_mut().enumerate().for_each(|(i, c)| *c /= scale[i / d] * scale[i % d]);
         let mean = centre.iter().zip(&shift).map(|(c, s)| c + s).collect();
-        (mean, scale, cov)
+        (Standardiser { mean, scale }, cov)
     }
 }
 
@@ -89,10 +90,9 @@ fn leading_eigenvectors(cov: &[f64], d: usize, k: usize) -> Vec<f64> {
 }
 
 /// Projections of standardised rows on `basis` (`[d × k]`).
-fn project(rows: &[f64], mean: &[f64], scale: &[f64], basis: &[f64], k: usize) -> Vec<f64> {
-    let d = mean.len();
-    let z: Vec<f64> =
-        rows.chunks_exact(d).flat_map(|r| r.iter().zip(mean).zip(scale).map(|((v, m), s)| (v - m) / s)).collect();
+fn project(rows: &[f64], standardiser: &Standardiser, basis: &[f64], k: usize) -> Vec<f64> {
+    let d = standardiser.mean.len();
+    let z = standardiser.apply(rows);
     let mut projected = vec![0.0; z.len() / d * k];
     gemm(&mut projected, MatRef::row_major(&z, z.len() / d, d), MatRef::row_major(basis, d, k), 1.0, false, true);
     projected
@@ -209,11 +209,11 @@ pub fn pca_map(
         moments.get_or_insert_with(|| WeightedMoments::new(d)).add(features, &weights);
     })?;
     let Some(moments) = moments else { return Err(Error::format(out, "an empty grid")) };
-    let (mean, scale, cov) = moments.finish();
-    let basis = leading_eigenvectors(&cov, mean.len(), 3);
+    let (standardiser, cov) = moments.finish();
+    let basis = leading_eigenvectors(&cov, standardiser.mean.len(), 3);
     let mut pcs = Vec::with_capacity(points.len() * 3);
     for_each_chunk(embed, &points, progress, (points.len() as u64, total), |_, features, _| {
-        pcs.extend(project(features, &mean, &scale, &basis, 3));
+        pcs.extend(project(features, &standardiser, &basis, 3));
     })?;
     normalise_columns(&mut pcs, 3);
     render(width, height, &points, mask, &|i| [0, 1, 2].map(|j| (pcs[i * 3 + j] * 255.0).round() as u8), out)
@@ -272,8 +272,8 @@ mod tests {
             .collect();
         let mut moments = WeightedMoments::new(2);
         moments.add(&data, &[1.0; 200]);
-        let (mean, scale, cov) = moments.finish();
-        let pcs = project(&data, &mean, &scale, &leading_eigenvectors(&cov, 2, 1), 1);
+        let (standardiser, cov) = moments.finish();
+        let pcs = project(&data, &standardiser, &leading_eigenvectors(&cov, 2, 1), 1);
         // The projection on the first axis recovers t up to sign.
         let corr: f64 = (0..200).map(|i| pcs[i] * (i as f64 - 100.0)).sum::<f64>().abs();
         let norm =
@@ -291,8 +291,8 @@ mod tests {
         for (rows, w) in data.chunks(3 * 64).zip(weights.chunks(64)) {
             chunked.add(rows, w);
         }
-        let (mean, scale, cov) = chunked.finish();
-        let reference = crate::probe::Standardiser::fit(&data, d, Some(&weights));
+        let (Standardiser { mean, scale }, cov) = chunked.finish();
+        let reference = Standardiser::fit(&data, d, Some(&weights));
         let z = reference.apply(&data);
         let total: f64 = weights.iter().sum();
         for i in 0..d {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::Array;
 use satclip_io::error::{Error, Result};
-use satclip_io::points::{PointReader, ReadOptions};
+use satclip_io::tables::{PointReader, ReadOptions};
 
 /// Probes hold a row per class (one-hot targets, per-class weights): more classes than this are
 /// refused rather than allocated.

@@ -1,19 +1,24 @@
 //! Formats at the edge of SatCLIP: a safe reader of torch/Lightning checkpoints, our native
-//! safetensors format, NPY, and streaming point tables (CSV, Parquet, NPY) in and out.
+//! safetensors format and NPY; with the `tables` feature, streaming point tables (CSV, Parquet,
+//! NPY) in and out; with `rasters`, GeoTIFF and netCDF.
 
 pub mod atomic;
-pub mod embeddings_out;
 pub mod error;
+#[cfg(feature = "rasters")]
 pub mod geotiff;
+#[cfg(feature = "rasters")]
 pub mod geotiff_out;
+#[cfg(feature = "rasters")]
 pub mod grid;
 pub mod landmask;
 pub mod lightning;
 pub mod native;
 pub mod npy;
 pub mod pickle;
-pub mod points;
+#[cfg(feature = "tables")]
 pub mod s2dataset;
+#[cfg(feature = "tables")]
+pub mod tables;
 pub mod torch;
 
 use std::path::Path;

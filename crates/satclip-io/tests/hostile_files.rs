@@ -307,7 +307,7 @@ fn a_sparse_safetensors_file_is_not_read_whole() {
 /// offset made the Parquet reader assert (a panic) when the first batch was read.
 #[test]
 fn a_parquet_column_chunk_outside_the_file_is_an_error_not_a_panic() {
-    use satclip_io::points::{PointReader, ReadOptions};
+    use satclip_io::tables::{PointReader, ReadOptions};
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/parquet-negative-column-offset.parquet");
     let err = match PointReader::open(&path, &ReadOptions::default()) {
         Ok(reader) => reader.filter_map(Result::err).next().expect("an error, not points").to_string(),

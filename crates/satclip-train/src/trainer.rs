@@ -221,7 +221,8 @@ pub fn resume_point(config: &TrainConfig) -> Result<Option<u64>> {
                 latest.step,
                 differ.join("; ")
             ),
-        ).into());
+        )
+        .into());
     }
     Ok(Some(latest.step))
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use satclip_io::embeddings_out::EmbeddingWriter;
+use satclip_io::tables::EmbeddingWriter;
 use satclip_io::LightningCheckpoint;
 use satclip_vision::{Image, Tower};
 

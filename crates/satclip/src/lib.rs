@@ -17,11 +17,11 @@ pub use satclip_vision as vision;
 
 pub use satclip_core::Dtype;
 pub use satclip_core::{Embeddings, Hyperparameters, LocationEncoder};
-pub use satclip_io::points::ReadOptions;
+pub use satclip_io::tables::ReadOptions;
 pub use satclip_io::{Error, Result};
 
-use satclip_io::embeddings_out::EmbeddingWriter;
-use satclip_io::points::PointReader;
+use satclip_io::tables::EmbeddingWriter;
+use satclip_io::tables::PointReader;
 
 pub mod builtin;
 pub mod evaluate;
@@ -34,8 +34,8 @@ pub use images::{
 };
 
 pub use registry::{
-    data_dir, encoder_features, geoclip_weights_path, load_encoder, load_geoclip, FeatureEncoder, ENCODERS,
-    GEOCLIP_WEIGHTS_FILE,
+    data_dir, encoder_features, geoclip_weights_path, load_encoder, load_geoclip, FeatureEncoder, PointEncoder,
+    ENCODERS, GEOCLIP_WEIGHTS_FILE,
 };
 
 /// Fails, with the download command, when `path` names a released checkpoint that is not there:

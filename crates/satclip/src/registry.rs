@@ -2,7 +2,7 @@
 //! the Python bindings and the service all read [`ENCODERS`]: adding an encoder is one entry here
 //! plus its code.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use satclip_core::geoclip::GeoClip;
 use satclip_core::{Hyperparameters, LocationEncoder, PositionalEncoding};
@@ -26,14 +26,17 @@ pub const ENCODERS: &[EncoderEntry] = &[
         aliases: &["builtin", builtin::NAME],
         dim: 256,
         description: "the built-in satclip-bluemarble-l10 model (offline, no download)",
-        load: || Ok(FeatureEncoder::SatClip { encoder: Box::new(builtin::encoder()), source: builtin::NAME.into() }),
+        load: || Ok(FeatureEncoder::new(builtin::encoder(), builtin::NAME)),
     },
     EncoderEntry {
         name: "geoclip",
         aliases: &[],
         dim: satclip_core::geoclip::EMBEDDING_DIM,
         description: "GeoCLIP's pretrained location encoder (weights from scripts/install-data.sh)",
-        load: || Ok(FeatureEncoder::GeoClip(Box::new(load_geoclip(&geoclip_weights_path())?))),
+        load: || {
+            let path = geoclip_weights_path();
+            Ok(FeatureEncoder::new(load_geoclip(&path)?, path))
+        },
     },
     EncoderEntry {
         name: "direct",
@@ -76,7 +79,8 @@ fn unlearned(le_type: &str, legendre_polys: Option<usize>) -> Result<FeatureEnco
     let defaults = Hyperparameters::default();
     let legendre_polys = legendre_polys.unwrap_or(defaults.legendre_polys);
     let hp = Hyperparameters { le_type: le_type.into(), legendre_polys, ..defaults };
-    Ok(FeatureEncoder::Raw(PositionalEncoding::from_hyperparameters(&hp).expect("registered encodings are valid")))
+    let encoding = PositionalEncoding::from_hyperparameters(&hp).expect("registered encodings are valid");
+    Ok(FeatureEncoder::new(encoding, le_type))
 }
 
 /// The entry for a name or alias.
@@ -93,12 +97,13 @@ pub fn describe() -> String {
 
 /// A SatCLIP location encoder: the built-in model by name, or a checkpoint path.
 pub fn load_encoder(spec: &str) -> Result<LocationEncoder> {
-    match FeatureEncoder::load(spec)? {
-        FeatureEncoder::SatClip { encoder, .. } => Ok(*encoder),
-        _ => Err(Error::format(
+    match find(spec) {
+        Some(entry) if entry.name == "default" => Ok(builtin::encoder()),
+        Some(_) => Err(Error::format(
             Path::new(spec),
             "is not a SatCLIP model: this command needs `default` or a SatCLIP checkpoint (.ckpt or native directory)",
         )),
+        None => load_checkpoint(spec),
     }
 }
 
@@ -120,7 +125,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// Where `geoclip` looks for GeoCLIP's weights unless `SATCLIP_GEOCLIP_WEIGHTS` names the file:
 /// the data directory that `scripts/install-data.sh` fills (`$SATCLIP_DATA`, else `./data`).
-pub fn geoclip_weights_path() -> std::path::PathBuf {
+pub fn geoclip_weights_path() -> PathBuf {
     if let Some(path) = std::env::var_os("SATCLIP_GEOCLIP_WEIGHTS") {
         return path.into();
     }
@@ -130,7 +135,7 @@ pub fn geoclip_weights_path() -> std::path::PathBuf {
 pub const GEOCLIP_WEIGHTS_FILE: &str = "geoclip_location_encoder.pth";
 
 /// The directory of installed open data: `$SATCLIP_DATA`, else `./data`.
-pub fn data_dir() -> std::path::PathBuf {
+pub fn data_dir() -> PathBuf {
     std::env::var_os("SATCLIP_DATA").map(Into::into).unwrap_or_else(|| "data".into())
 }
 
@@ -150,80 +155,97 @@ pub fn load_geoclip(path: &Path) -> Result<GeoClip> {
     GeoClip::from_tensors(tensors).map_err(|e| Error::model(path, e))
 }
 
-/// Any encoder `satclip eval` and the maps accept, loaded once.
-pub enum FeatureEncoder {
-    /// Raw coordinates or untrained spherical harmonics.
-    Raw(PositionalEncoding),
-    /// A SatCLIP encoder and where it came from (for error messages).
-    SatClip {
-        encoder: Box<LocationEncoder>,
-        source: std::path::PathBuf,
-    },
-    GeoClip(Box<GeoClip>),
+/// What every encoder does: (lon, lat) points to rows of features, in f64 (the official precision)
+/// or with f32 matrix products (about twice as fast). Implement it, add an entry to [`ENCODERS`],
+/// and every command, the Python bindings and the service can use the new encoder.
+pub trait PointEncoder: Send + Sync {
+    /// Width of the features.
+    fn dim(&self) -> usize;
+    /// Row-major `[points × dim]` features into `out`.
+    fn embed_f64(&self, points: &[[f64; 2]], out: &mut [f64]) -> std::result::Result<(), satclip_core::Error>;
+    /// As [`Self::embed_f64`], computed in f32 where the encoder has an f32 path.
+    fn embed_f32(&self, points: &[[f64; 2]], out: &mut [f32]) -> std::result::Result<(), satclip_core::Error>;
+}
+
+/// Unlearned features, computed in f64 on both paths.
+impl PointEncoder for PositionalEncoding {
+    fn dim(&self) -> usize {
+        PositionalEncoding::dim(self)
+    }
+    fn embed_f64(&self, points: &[[f64; 2]], out: &mut [f64]) -> std::result::Result<(), satclip_core::Error> {
+        self.encode_batch(points, out);
+        Ok(())
+    }
+    fn embed_f32(&self, points: &[[f64; 2]], out: &mut [f32]) -> std::result::Result<(), satclip_core::Error> {
+        let mut wide = vec![0.0; out.len()];
+        self.encode_batch(points, &mut wide);
+        out.iter_mut().zip(&wide).for_each(|(o, v)| *o = *v as f32);
+        Ok(())
+    }
+}
+
+impl PointEncoder for GeoClip {
+    fn dim(&self) -> usize {
+        satclip_core::geoclip::EMBEDDING_DIM
+    }
+    fn embed_f64(&self, points: &[[f64; 2]], out: &mut [f64]) -> std::result::Result<(), satclip_core::Error> {
+        self.embed_into(points, out);
+        Ok(())
+    }
+    fn embed_f32(&self, points: &[[f64; 2]], out: &mut [f32]) -> std::result::Result<(), satclip_core::Error> {
+        self.embed_into_f32(points, out);
+        Ok(())
+    }
+}
+
+impl PointEncoder for LocationEncoder {
+    fn dim(&self) -> usize {
+        LocationEncoder::dim(self)
+    }
+    fn embed_f64(&self, points: &[[f64; 2]], out: &mut [f64]) -> std::result::Result<(), satclip_core::Error> {
+        self.embed_into(points, out)
+    }
+    fn embed_f32(&self, points: &[[f64; 2]], out: &mut [f32]) -> std::result::Result<(), satclip_core::Error> {
+        self.embed_into_f32(points, out)
+    }
+}
+
+/// Any encoder, loaded once, with where it came from (named in its errors).
+pub struct FeatureEncoder {
+    encoder: Box<dyn PointEncoder>,
+    source: PathBuf,
 }
 
 impl FeatureEncoder {
+    pub fn new(encoder: impl PointEncoder + 'static, source: impl Into<PathBuf>) -> Self {
+        Self { encoder: Box::new(encoder), source: source.into() }
+    }
+
     /// An encoder of [`ENCODERS`] by name, or a checkpoint path (official `.ckpt` or native
     /// model directory). A name that is neither gets the list of names and the nearest one.
     pub fn load(spec: &str) -> Result<Self> {
         if let Some(entry) = find(spec) {
             return (entry.load)();
         }
-        let path = Path::new(spec);
-        if !path.exists() && official::download_url(path).is_none() {
-            let names: Vec<&str> = ENCODERS.iter().map(|e| e.name).collect();
-            let guess = names
-                .iter()
-                .map(|name| (edit_distance(spec, name), name))
-                .filter(|(d, _)| *d <= 2)
-                .min()
-                .map(|(_, name)| format!("; did you mean `{name}`?"))
-                .unwrap_or_default();
-            let problem = format!("no such file or directory, nor an encoder name ({}){guess}", names.join(", "));
-            return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, problem)));
-        }
-        Ok(Self::SatClip { encoder: Box::new(LocationEncoder::from_checkpoint(path)?), source: spec.into() })
+        Ok(Self::new(load_checkpoint(spec)?, spec))
     }
 
     /// The width of the features.
     pub fn dim(&self) -> usize {
-        match self {
-            Self::Raw(posenc) => posenc.dim(),
-            Self::GeoClip(_) => satclip_core::geoclip::EMBEDDING_DIM,
-            Self::SatClip { encoder, .. } => encoder.dim(),
-        }
+        self.encoder.dim()
     }
 
-    /// Row-major features of `points` into `out` (resized to `[n × dim]`), computed in f64: the
-    /// official precision.
+    /// Row-major features of `points` into `out` (resized to `[n × dim]`), in f64.
     pub fn embed_into_f64(&self, points: &[[f64; 2]], out: &mut Vec<f64>) -> Result<()> {
         out.resize(points.len() * self.dim(), 0.0);
-        match self {
-            Self::Raw(posenc) => posenc.encode_batch(points, out),
-            Self::GeoClip(model) => model.embed_into(points, out),
-            Self::SatClip { encoder, source } => {
-                encoder.embed_into(points, out).map_err(|e| Error::model(source, e))?
-            }
-        }
-        Ok(())
+        self.encoder.embed_f64(points, out).map_err(|e| Error::model(&self.source, e))
     }
 
     /// As [`FeatureEncoder::embed_into_f64`] with the learned encoders' matrix products in f32
     /// (about twice as fast); the unlearned features are computed in f64 and rounded.
     pub fn embed_into_f32(&self, points: &[[f64; 2]], out: &mut Vec<f32>) -> Result<()> {
         out.resize(points.len() * self.dim(), 0.0);
-        match self {
-            Self::Raw(posenc) => {
-                let mut wide = vec![0.0; out.len()];
-                posenc.encode_batch(points, &mut wide);
-                out.iter_mut().zip(&wide).for_each(|(o, v)| *o = *v as f32);
-            }
-            Self::GeoClip(model) => model.embed_into_f32(points, out),
-            Self::SatClip { encoder, source } => {
-                encoder.embed_into_f32(points, out).map_err(|e| Error::model(source, e))?
-            }
-        }
-        Ok(())
+        self.encoder.embed_f32(points, out).map_err(|e| Error::model(&self.source, e))
     }
 
     /// Row-major f64 features of `points` and their width.
@@ -232,6 +254,25 @@ impl FeatureEncoder {
         self.embed_into_f64(points, &mut out)?;
         Ok((out, self.dim()))
     }
+}
+
+/// A SatCLIP checkpoint by path; a path that does not exist and names no encoder gets the list
+/// of names and the nearest one.
+fn load_checkpoint(spec: &str) -> Result<LocationEncoder> {
+    let path = Path::new(spec);
+    if !path.exists() && official::download_url(path).is_none() {
+        let names: Vec<&str> = ENCODERS.iter().map(|e| e.name).collect();
+        let guess = names
+            .iter()
+            .map(|name| (edit_distance(spec, name), name))
+            .filter(|(d, _)| *d <= 2)
+            .min()
+            .map(|(_, name)| format!("; did you mean `{name}`?"))
+            .unwrap_or_default();
+        let problem = format!("no such file or directory, nor an encoder name ({}){guess}", names.join(", "));
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, problem)));
+    }
+    LocationEncoder::from_checkpoint(path)
 }
 
 /// Features of `points` from an encoder named as in [`FeatureEncoder::load`].

@@ -18,10 +18,10 @@ use parquet::file::properties::WriterProperties;
 use satclip_core::kernels::Float;
 use satclip_core::Dtype;
 
+use super::TableFormat;
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::npy::NpyWriter;
-use crate::points::TableFormat;
 
 /// Name of the embedding column in Parquet output.
 pub const EMBEDDING_COLUMN: &str = "embedding";

@@ -1,0 +1,182 @@
+//! Parquet and GeoParquet point tables: lon/lat columns by name, or a GeoParquet geometry column
+//! of WKB points; every column is carried with its type.
+
+use std::fs::File;
+use std::path::Path;
+
+use arrow_array::{Array, Float64Array, RecordBatch};
+use arrow_schema::{DataType, Schema};
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+
+use super::points::{Opened, PointSource, ReadOptions};
+use super::{check_column_names, find_column, wkb, LAT_NAMES, LON_NAMES};
+use crate::error::{Error, Result};
+
+/// Where a Parquet file keeps its points.
+enum Coords {
+    LonLat(usize, usize),
+    /// A GeoParquet geometry column of WKB points.
+    Wkb(usize),
+}
+
+struct ParquetSource {
+    reader: ParquetRecordBatchReader,
+    coords: Coords,
+}
+
+impl PointSource for ParquetSource {
+    /// Batches come in the size the reader was built with.
+    fn next_rows(&mut self, path: &Path, first_row: u64, _max: usize) -> Result<Option<(Vec<[f64; 2]>, RecordBatch)>> {
+        let columns = match self.reader.next() {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(Error::format(path, format!("near row {first_row}: {e}"))),
+            Some(Ok(columns)) => columns,
+        };
+        let points = match self.coords {
+            Coords::LonLat(lon, lat) => {
+                let lons = float_column(path, &columns, lon, first_row)?;
+                let lats = float_column(path, &columns, lat, first_row)?;
+                (0..columns.num_rows()).map(|i| [lons.value(i), lats.value(i)]).collect()
+            }
+            Coords::Wkb(index) => wkb_points(path, &columns, index, first_row)?,
+        };
+        Ok(Some((points, columns)))
+    }
+}
+
+pub(super) fn open(path: &Path, file: File, options: &ReadOptions, batch_size: usize) -> Result<Opened> {
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| Error::format(path, format!("not a readable Parquet file: {e}")))?;
+    check_column_chunks(path, builder.metadata(), file_len)?;
+    let schema = builder.schema().clone();
+    let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    check_column_names(path, &names)?;
+    let asked = options.lon_col.is_some() || options.lat_col.is_some();
+    let geometry = if asked { None } else { geoparquet_points_column(path, &schema)? };
+    let coords = match geometry {
+        Some(index) if !names.iter().any(|n| LON_NAMES.iter().any(|k| n.eq_ignore_ascii_case(k))) => Coords::Wkb(index),
+        _ => {
+            let lon = find_column(path, &names, options.lon_col.as_deref(), &LON_NAMES, "longitude", "--lon-col")?;
+            let lat = find_column(path, &names, options.lat_col.as_deref(), &LAT_NAMES, "latitude", "--lat-col")?;
+            for i in [lon, lat] {
+                let dt = schema.field(i).data_type();
+                if !(dt.is_numeric()) {
+                    return Err(Error::format(path, format!("column `{}` has type {dt}, expected a number", names[i])));
+                }
+            }
+            Coords::LonLat(lon, lat)
+        }
+    };
+    let reader = builder.with_batch_size(batch_size).build().map_err(|e| Error::format(path, e.to_string()))?;
+    Ok((schema, Some(total), Box::new(ParquetSource { reader, coords })))
+}
+
+/// Every column chunk must lie inside the file: the reader asserts that its offsets are not
+/// negative (a panic, found by fuzzing) and would otherwise seek wherever the footer says.
+fn check_column_chunks(path: &Path, metadata: &parquet::file::metadata::ParquetMetaData, file_len: u64) -> Result<()> {
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        for (c, column) in group.columns().iter().enumerate() {
+            let start = column.dictionary_page_offset().unwrap_or_else(|| column.data_page_offset());
+            let len = column.compressed_size();
+            let inside = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(s, l)| s.checked_add(l))
+                .is_some_and(|end| end <= file_len);
+            if !inside {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "row group {g}, column {c}: its bytes {start}..+{len} lie outside the file of {file_len} bytes"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The primary geometry column of a GeoParquet file (its `geo` metadata), if it holds WKB in
+/// longitude/latitude: no CRS (OGC:CRS84 by the specification), OGC:CRS84 or EPSG:4326. Another
+/// CRS or encoding is an error rather than a silent misreading.
+fn geoparquet_points_column(path: &Path, schema: &Schema) -> Result<Option<usize>> {
+    let Some(geo) = schema.metadata().get("geo") else { return Ok(None) };
+    let bad = |m: String| Error::format(path, format!("GeoParquet metadata: {m}"));
+    let geo: serde_json::Value = serde_json::from_str(geo).map_err(|e| bad(e.to_string()))?;
+    let Some(name) = geo.get("primary_column").and_then(|v| v.as_str()) else {
+        return Err(bad("no primary_column".into()));
+    };
+    let column = &geo["columns"][name];
+    let encoding = column.get("encoding").and_then(|v| v.as_str()).unwrap_or("");
+    if !encoding.eq_ignore_ascii_case("WKB") {
+        return Err(bad(format!("geometry column `{name}` is encoded as `{encoding}`; only WKB points are read")));
+    }
+    match column.get("crs") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(crs) => {
+            // PROJJSON as the specification asks, or an "AUTHORITY:CODE" string as some writers give.
+            let (authority, code) = match crs {
+                serde_json::Value::String(text) => match text.split_once(':') {
+                    Some((a, c)) => (a.to_string(), c.to_string()),
+                    None => (String::new(), text.clone()),
+                },
+                _ => {
+                    let id = &crs["id"];
+                    let code = match &id["code"] {
+                        serde_json::Value::String(c) => c.clone(),
+                        serde_json::Value::Null => String::new(),
+                        other => other.to_string(),
+                    };
+                    (id["authority"].as_str().unwrap_or("").to_string(), code)
+                }
+            };
+            let lonlat =
+                matches!((authority.to_ascii_uppercase().as_str(), code.as_str()), ("EPSG", "4326") | ("OGC", "CRS84"));
+            if !lonlat {
+                let named = match (authority.is_empty(), crs.get("name").and_then(|v| v.as_str())) {
+                    (false, Some(n)) => format!("{authority}:{code} ({n})"),
+                    (false, None) => format!("{authority}:{code}"),
+                    (true, Some(n)) => format!("a CRS without an authority code ({n})"),
+                    (true, None) if !code.is_empty() => format!("the CRS `{code}`"),
+                    (true, None) => "a CRS without an authority code or name".to_string(),
+                };
+                return Err(bad(format!("geometry column `{name}` is in {named}; reproject it to EPSG:4326 first")));
+            }
+        }
+    }
+    let index = schema.index_of(name).map_err(|_| bad(format!("no column `{name}` in the file")))?;
+    match schema.field(index).data_type() {
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Ok(Some(index)),
+        other => Err(bad(format!("geometry column `{name}` has type {other}, expected WKB bytes"))),
+    }
+}
+
+/// (lon, lat) of each WKB point of a geometry column.
+fn wkb_points(path: &Path, batch: &RecordBatch, index: usize, first_row: u64) -> Result<Vec<[f64; 2]>> {
+    let name = batch.schema().field(index).name().clone();
+    let column = arrow_cast::cast(batch.column(index), &DataType::LargeBinary)
+        .map_err(|e| Error::row(path, first_row, &name, e.to_string()))?;
+    let column = column.as_any().downcast_ref::<arrow_array::LargeBinaryArray>().expect("cast to LargeBinary");
+    (0..column.len())
+        .map(|i| {
+            let row = first_row + i as u64;
+            if column.is_null(i) {
+                return Err(Error::row(path, row, &name, "missing geometry (null)"));
+            }
+            wkb::point(column.value(i)).map_err(|m| Error::row(path, row, &name, m))
+        })
+        .collect()
+}
+
+fn float_column(path: &Path, batch: &RecordBatch, index: usize, first_row: u64) -> Result<Float64Array> {
+    let name = batch.schema().field(index).name().clone();
+    let column = arrow_cast::cast(batch.column(index), &DataType::Float64)
+        .map_err(|e| Error::row(path, first_row, &name, e.to_string()))?;
+    let column = column.as_any().downcast_ref::<Float64Array>().expect("cast to Float64 gives Float64Array").clone();
+    if let Some(i) = (0..column.len()).find(|&i| column.is_null(i)) {
+        return Err(Error::row(path, first_row + i as u64, &name, "missing value (null)"));
+    }
+    Ok(column)
+}

@@ -1,0 +1,126 @@
+//! [`PointReader`]: validated (lon, lat) batches from any point table, with the input columns
+//! that travel to the output.
+
+use std::path::{Path, PathBuf};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use satclip_core::{check_coordinate, wrap_longitude, CoordinateProblem};
+
+use super::TableFormat;
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    pub lon_col: Option<String>,
+    pub lat_col: Option<String>,
+    pub batch_size: usize,
+    /// Bring longitudes outside [−180, 180] back into range instead of refusing them.
+    pub wrap_lon: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self { lon_col: None, lat_col: None, batch_size: 8192, wrap_lon: false }
+    }
+}
+
+/// A batch of validated points and the input columns that travel with them.
+pub struct PointBatch {
+    /// 1-based data row of the first point.
+    pub first_row: u64,
+    pub coords: Vec<[f64; 2]>,
+    pub columns: RecordBatch,
+}
+
+pub struct PointReader {
+    path: PathBuf,
+    schema: SchemaRef,
+    total_rows: Option<u64>,
+    next_row: u64,
+    wrap_lon: bool,
+    batch_size: usize,
+    source: Box<dyn PointSource>,
+}
+
+/// One format's reading: up to `max` rows of raw (lon, lat) and the carried columns.
+pub(super) trait PointSource: Send {
+    fn next_rows(&mut self, path: &Path, first_row: u64, max: usize) -> Result<Option<(Vec<[f64; 2]>, RecordBatch)>>;
+}
+
+/// What each format's `open` gives: the carried columns, the row count when the format records
+/// it, and the source of rows.
+pub(super) type Opened = (SchemaRef, Option<u64>, Box<dyn PointSource>);
+
+impl PointReader {
+    pub fn open(path: &Path, options: &ReadOptions) -> Result<Self> {
+        let format = TableFormat::from_path(path)?;
+        let file = crate::open_regular(path)?;
+        let batch_size = options.batch_size.max(1);
+        let (schema, total_rows, source) = match format {
+            TableFormat::Csv => super::csv_points::open(path, file, options)?,
+            TableFormat::Parquet => super::parquet_points::open(path, file, options, batch_size)?,
+            TableFormat::Npy => super::npy_points::open(path, file)?,
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            schema,
+            total_rows,
+            next_row: 1,
+            wrap_lon: options.wrap_lon,
+            batch_size,
+            source,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The input columns carried to the output.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Row count when the format records it (Parquet, NPY).
+    pub fn total_rows(&self) -> Option<u64> {
+        self.total_rows
+    }
+
+    fn point(&self, row: u64, lon: f64, lat: f64) -> Result<[f64; 2]> {
+        let lon = if self.wrap_lon { wrap_longitude(lon) } else { lon };
+        check_coordinate(lon, lat).map_err(|p| {
+            let hint = match p {
+                CoordinateProblem::OutOfRange { field: "lon", .. } => {
+                    " (pass --wrap-lon to wrap longitudes into range)"
+                }
+                CoordinateProblem::OutOfRange { field: "lat", .. } => " (are longitude and latitude swapped?)",
+                _ => "",
+            };
+            Error::row(&self.path, row, p.field(), format!("{p}{hint}"))
+        })?;
+        Ok([lon, lat])
+    }
+
+    fn next_batch(&mut self) -> Result<Option<PointBatch>> {
+        let first_row = self.next_row;
+        let Some((raw, columns)) = self.source.next_rows(&self.path, first_row, self.batch_size)? else {
+            return Ok(None);
+        };
+        let coords = raw
+            .iter()
+            .enumerate()
+            .map(|(i, &[lon, lat])| self.point(first_row + i as u64, lon, lat))
+            .collect::<Result<Vec<_>>>()?;
+        self.next_row += coords.len() as u64;
+        Ok(Some(PointBatch { first_row, coords, columns }))
+    }
+}
+
+impl Iterator for PointReader {
+    type Item = Result<PointBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_batch().transpose()
+    }
+}
