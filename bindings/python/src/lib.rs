@@ -143,15 +143,15 @@ impl Encoder {
     }
 }
 
-/// Embeds a point table (CSV, Parquet/GeoParquet or NPY) into an embedding table (Parquet, NPY
-/// or CSV, by extension), streamed in batches, exactly as `satclip embed` does. Returns the
-/// number of rows.
 /// The encoders known by name: a list of `(name, dim, description)`.
 #[pyfunction]
 fn encoders() -> Vec<(&'static str, usize, &'static str)> {
     satclip::ENCODERS.iter().map(|e| (e.name, e.dim, e.description)).collect()
 }
 
+/// Embeds a point table (CSV, Parquet/GeoParquet or NPY) into an embedding table (Parquet, NPY
+/// or CSV, by extension), streamed in batches, exactly as `satclip embed` does. Returns the
+/// number of rows.
 #[pyfunction]
 #[pyo3(signature = (input, output, encoder = "default", dtype = "float32", lon_col = None, lat_col = None, wrap_lon = false))]
 #[allow(clippy::too_many_arguments)]

@@ -431,25 +431,10 @@ fn embed(args: EmbedArgs) -> Result<()> {
         },
         dtype: args.dtype,
     };
-    let interactive = std::io::stderr().is_terminal();
-    let bar = if interactive {
-        ProgressBar::new_spinner()
-    } else {
-        ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {human_pos}/{human_len} points [{elapsed_precise}] {per_sec} {wide_bar}",
-        )
-        .expect("valid template"),
-    );
-    let mut on_progress = |p: Progress| match p {
-        Progress::Total(n) => bar.set_length(n),
-        Progress::Done(n) => bar.set_position(n),
-    };
-    let summary = embed_file(&encoder, &args.input, &args.output, &options, &mut on_progress)?;
+    let bar = progress_bar(None, "points");
+    let summary = embed_file(&encoder, &args.input, &args.output, &options, &mut follow(&bar))?;
     bar.finish_and_clear();
-    if interactive {
+    if std::io::stderr().is_terminal() {
         eprintln!("embedded {} points into {}", summary.rows, args.output.display());
     }
     Ok(())
@@ -494,6 +479,14 @@ fn progress_bar(total: Option<u64>, unit: &str) -> ProgressBar {
     );
     bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
     bar
+}
+
+/// A library call's progress, shown on `bar`.
+fn follow(bar: &ProgressBar) -> impl FnMut(Progress) + '_ {
+    |p| match p {
+        Progress::Total(n) => bar.set_length(n),
+        Progress::Done(n) => bar.set_position(n),
+    }
 }
 
 fn featurize(args: FeaturizeArgs) -> Result<()> {
@@ -706,11 +699,7 @@ fn raster(args: RasterArgs) -> Result<()> {
     };
     let encoder = satclip::FeatureEncoder::load(&args.encoder)?;
     let bar = progress_bar(None, "cells");
-    let mut on_progress = |p: Progress| match p {
-        Progress::Total(n) => bar.set_length(n),
-        Progress::Done(n) => bar.set_position(n),
-    };
-    satclip::embed_raster(&encoder, &extent, mask.as_ref(), args.dtype, &args.out, &mut on_progress)?;
+    satclip::embed_raster(&encoder, &extent, mask.as_ref(), args.dtype, &args.out, &mut follow(&bar))?;
     bar.finish_and_clear();
     eprintln!("wrote {} ({} × {} cells, {} bands)", args.out.display(), extent.width, extent.height, encoder.dim());
     Ok(())

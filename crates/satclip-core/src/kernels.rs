@@ -70,27 +70,34 @@ pub trait Float:
     fn exp_shifted(x: &mut [Self], shift: Self);
 }
 
+/// The methods f32 and f64 share: constants, conversions and the std functions.
+macro_rules! float_basics {
+    ($t:ty) => {
+        const ZERO: Self = 0.0;
+        const ONE: Self = 1.0;
+        fn from_f64(v: f64) -> Self {
+            v as $t
+        }
+        fn to_f64(self) -> f64 {
+            self as f64
+        }
+        fn sqrt(self) -> Self {
+            <$t>::sqrt(self)
+        }
+        fn exp(self) -> Self {
+            <$t>::exp(self)
+        }
+        fn ln(self) -> Self {
+            <$t>::ln(self)
+        }
+        fn max(self, other: Self) -> Self {
+            <$t>::max(self, other)
+        }
+    };
+}
+
 impl Float for f64 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    fn from_f64(v: f64) -> Self {
-        v
-    }
-    fn to_f64(self) -> f64 {
-        self
-    }
-    fn sqrt(self) -> Self {
-        f64::sqrt(self)
-    }
-    fn exp(self) -> Self {
-        f64::exp(self)
-    }
-    fn ln(self) -> Self {
-        f64::ln(self)
-    }
-    fn max(self, other: Self) -> Self {
-        f64::max(self, other)
-    }
+    float_basics!(f64);
     fn sin_cos_scaled(x: &mut [Self], w: Self, cos: Option<&mut [Self]>) {
         match cos {
             Some(cos) => {
@@ -109,26 +116,7 @@ impl Float for f64 {
 }
 
 impl Float for f32 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-    fn sqrt(self) -> Self {
-        f32::sqrt(self)
-    }
-    fn exp(self) -> Self {
-        f32::exp(self)
-    }
-    fn ln(self) -> Self {
-        f32::ln(self)
-    }
-    fn max(self, other: Self) -> Self {
-        f32::max(self, other)
-    }
+    float_basics!(f32);
     fn sin_cos_scaled(x: &mut [Self], w: Self, cos: Option<&mut [Self]>) {
         simd::sin_cos_scaled_f32(x, w, cos)
     }

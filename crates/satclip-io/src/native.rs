@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use safetensors::tensor::Metadata;
-use safetensors::{Dtype, View};
-use satclip_core::{Hyperparameters, LocationEncoder, Tensor, TensorMap};
+use safetensors::Dtype;
+use satclip_core::{Hyperparameters, LocationEncoder, TensorMap};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
@@ -148,39 +148,54 @@ fn read_safetensors<R: Read + Seek + 'static>(path: &Path, mut file: R) -> Resul
     Ok(map)
 }
 
-struct F64View<'a>(&'a Tensor, Vec<u8>);
+/// A tensor to write: name, dtype, shape and little-endian bytes.
+pub struct TensorBytes {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub bytes: Vec<u8>,
+}
 
-impl View for &F64View<'_> {
-    fn dtype(&self) -> Dtype {
-        Dtype::F64
+impl TensorBytes {
+    pub fn f64(name: impl Into<String>, shape: Vec<usize>, values: &[f64]) -> Self {
+        Self {
+            name: name.into(),
+            dtype: Dtype::F64,
+            shape,
+            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
     }
-    fn shape(&self) -> &[usize] {
-        &self.0.shape
+
+    pub fn f32(name: impl Into<String>, shape: Vec<usize>, values: &[f32]) -> Self {
+        Self {
+            name: name.into(),
+            dtype: Dtype::F32,
+            shape,
+            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
     }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Borrowed(&self.1)
-    }
-    fn data_len(&self) -> usize {
-        self.1.len()
-    }
+}
+
+/// Writes `tensors` and `metadata` as one safetensors file, atomically.
+pub fn write_safetensors(path: &Path, tensors: &[TensorBytes], metadata: HashMap<String, String>) -> Result<()> {
+    let views = tensors.iter().map(|t| {
+        let view = safetensors::tensor::TensorView::new(t.dtype, t.shape.clone(), &t.bytes).expect("sizes match");
+        (t.name.as_str(), view)
+    });
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::format(path, e.to_string()))?;
+    atomic::write_bytes(path, &bytes)
 }
 
 /// Writes `dir/config.json` and `dir/model.safetensors`, each atomically.
 pub fn save(encoder: &LocationEncoder, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let state = encoder.state_dict();
-    let views: Vec<(String, F64View)> = state
-        .iter()
-        .map(|(name, t)| {
-            let bytes = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (format!("{}{name}", PREFIXES[0]), F64View(t, bytes))
-        })
+    let tensors: Vec<TensorBytes> = encoder
+        .state_dict()
+        .into_iter()
+        .map(|(name, t)| TensorBytes::f64(format!("{}{name}", PREFIXES[0]), t.shape, &t.data))
         .collect();
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let weights_path = dir.join(WEIGHTS_FILE);
-    let bytes = safetensors::serialize(views.iter().map(|(n, v)| (n.as_str(), v)), Some(metadata))
-        .map_err(|e| Error::format(&weights_path, e.to_string()))?;
-    atomic::write_bytes(&weights_path, &bytes)?;
+    write_safetensors(&dir.join(WEIGHTS_FILE), &tensors, metadata)?;
 
     let config = NativeConfig {
         model_type: MODEL_TYPE.into(),

@@ -2,6 +2,8 @@
 //! made from a genuine fixture checkpoint by editing its pickle or cutting the file.
 
 use std::io::{Read, Write};
+
+use rand::{RngCore, SeedableRng};
 use std::path::{Path, PathBuf};
 
 use satclip_io::{load_encoder, LightningCheckpoint};
@@ -150,13 +152,8 @@ fn random_damage_to_the_pickle_never_panics() {
     let mut zin = zip::ZipArchive::new(std::fs::File::open(&src).unwrap()).unwrap();
     let mut pickle = Vec::new();
     zin.by_name("archive/data.pkl").unwrap().read_to_end(&mut pickle).unwrap();
-    let mut state = 0x9e3779b97f4a7c15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(1);
+    let mut next = move || rng.next_u64();
     let mut failed = 0;
     for _ in 0..3000 {
         let mut damaged = pickle.clone();

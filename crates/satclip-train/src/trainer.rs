@@ -14,6 +14,7 @@ use satclip_core::network::{Linear, Network};
 use satclip_core::train::{AdamW, ClipBatch, ClipModel, Gradients, INITIAL_LOGIT_SCALE};
 use satclip_core::{Hyperparameters, LocationEncoder, PositionalEncoding, Tensor, TensorMap};
 use satclip_io::error::Error;
+use satclip_io::native::{write_safetensors, TensorBytes};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::FeatureCache;
@@ -329,37 +330,23 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
     Ok(satclip_io::atomic::write_bytes(path, body.as_bytes())?)
 }
 
-fn tensor_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
 /// Writes parameters and optimiser moments to a new file, then points `latest.json` at it (an
 /// atomic rename), then removes the previous file: a kill at any moment leaves a whole checkpoint.
 fn save_checkpoint(out: &Path, model: &mut ClipModel<f32>, optimizer: &AdamW<f32>, step: u64) -> Result<()> {
     let dir = out.join(CHECKPOINT_DIR);
-    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut tensors = Vec::new();
     for (i, p) in model.parameters_mut().into_iter().enumerate() {
         let len = p.values.len();
-        named.push((p.name.clone(), vec![len], tensor_bytes(p.values)));
+        tensors.push(TensorBytes::f32(p.name.clone(), vec![len], p.values));
         if let (Some(m), Some(v)) = (optimizer.exp_avg.get(i), optimizer.exp_avg_sq.get(i)) {
-            named.push((format!("adam.exp_avg.{}", p.name), vec![len], tensor_bytes(m)));
-            named.push((format!("adam.exp_avg_sq.{}", p.name), vec![len], tensor_bytes(v)));
+            tensors.push(TensorBytes::f32(format!("adam.exp_avg.{}", p.name), vec![len], m));
+            tensors.push(TensorBytes::f32(format!("adam.exp_avg_sq.{}", p.name), vec![len], v));
         }
     }
-    let views: Vec<(String, safetensors::tensor::TensorView)> = named
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("sizes match"),
-            )
-        })
-        .collect();
     let meta =
         HashMap::from([("step".to_string(), step.to_string()), ("adam_step".to_string(), optimizer.step.to_string())]);
     let file = format!("state-{step:09}.safetensors");
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| Error::format(&dir, e.to_string()))?;
-    satclip_io::atomic::write_bytes(&dir.join(&file), &bytes)?;
+    write_safetensors(&dir.join(&file), &tensors, meta)?;
     let previous: Option<Latest> = std::fs::read(dir.join(LATEST)).ok().and_then(|b| serde_json::from_slice(&b).ok());
     satclip_io::atomic::write_bytes(
         &dir.join(LATEST),
@@ -428,37 +415,19 @@ pub fn export(
     let encoder = LocationEncoder::from_tensors(hp.clone(), tensors).map_err(|e| Error::model(native_dir, e))?;
     satclip_io::native::save(&encoder, native_dir)?;
 
-    let mut named: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = official_tensors
+    let mut named: Vec<TensorBytes> = official_tensors
         .into_iter()
-        .map(|(n, t)| {
-            (
-                format!("model.location.nnet.{n}"),
-                safetensors::Dtype::F64,
-                t.shape,
-                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            )
-        })
+        .map(|(n, t)| TensorBytes::f64(format!("model.location.nnet.{n}"), t.shape, &t.data))
         .collect();
-    named.push(("model.logit_scale".into(), safetensors::Dtype::F32, vec![], model.logit_scale.to_le_bytes().to_vec()));
+    named.push(TensorBytes::f32("model.logit_scale", vec![], &[model.logit_scale]));
     if let Some(head) = &model.head {
-        named.push((
-            "model.visual.head.weight".into(),
-            safetensors::Dtype::F32,
-            vec![head.out_dim, head.in_dim],
-            tensor_bytes(&head.weight),
-        ));
+        named.push(TensorBytes::f32("model.visual.head.weight", vec![head.out_dim, head.in_dim], &head.weight));
         if let Some(b) = &head.bias {
-            named.push(("model.visual.head.bias".into(), safetensors::Dtype::F32, vec![head.out_dim], tensor_bytes(b)));
+            named.push(TensorBytes::f32("model.visual.head.bias", vec![head.out_dim], b));
         }
     }
-    let views: Vec<(String, safetensors::tensor::TensorView)> = named
-        .iter()
-        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).expect("sizes match")))
-        .collect();
     let hp_json = serde_json::to_string(hp).expect("json");
-    let bytes = safetensors::serialize(views, Some(HashMap::from([("hyper_parameters".to_string(), hp_json)])))
-        .map_err(|e| Error::format(official, e.to_string()))?;
-    satclip_io::atomic::write_bytes(official, &bytes)?;
+    write_safetensors(official, &named, HashMap::from([("hyper_parameters".to_string(), hp_json)]))?;
     Ok(encoder)
 }
 

@@ -1,18 +1,14 @@
 //! Random weights in the official key layout, for benchmarks and for testing towers for which no
 //! real checkpoint is at hand (ResNet50). Values are small and well-conditioned, not meaningful.
 
+use rand::{Rng, SeedableRng};
 use satclip_core::{Tensor, TensorMap};
 
 /// Tensors keyed as `model.visual.*` minus the prefix, for `moco_resnet18`, `moco_resnet50` or
 /// `moco_vit16`, with a 256-d head. `None` for an unknown tower name.
 pub fn synthetic_tower_weights(vision_layers: &str, seed: u64) -> Option<TensorMap> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-    };
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    let mut next = move || rng.random::<f64>() - 0.5;
     let mut t = TensorMap::new();
     let mut add = |name: String, shape: &[usize], scale: f64, offset: f64| {
         let n: usize = shape.iter().product();

@@ -15,8 +15,3 @@ pub fn encoder() -> LocationEncoder {
     satclip_io::native::from_bytes(CONFIG, WEIGHTS, Path::new(NAME))
         .expect("the built-in model is checked by the test suite")
 }
-
-/// Names under which the built-in model can be asked for instead of a file.
-pub fn is_builtin_name(name: &str) -> bool {
-    matches!(name, "default" | "builtin" | NAME)
-}

@@ -34,8 +34,8 @@ pub use images::{
 };
 
 pub use registry::{
-    data_dir, encoder_features, geoclip_weights_path, load_encoder, load_geoclip, FeatureEncoder, PointEncoder,
-    ENCODERS, GEOCLIP_WEIGHTS_FILE,
+    data_dir, geoclip_weights_path, load_encoder, load_geoclip, FeatureEncoder, PointEncoder, ENCODERS,
+    GEOCLIP_WEIGHTS_FILE,
 };
 
 /// Fails, with the download command, when `path` names a released checkpoint that is not there:

@@ -38,47 +38,25 @@ pub const ENCODERS: &[EncoderEntry] = &[
             Ok(FeatureEncoder::new(load_geoclip(&path)?, path))
         },
     },
-    EncoderEntry {
-        name: "direct",
-        aliases: &[],
-        dim: 2,
-        description: "unlearned: (lon, lat) in radians",
-        load: || unlearned("direct", None),
-    },
-    EncoderEntry {
-        name: "wrap",
-        aliases: &[],
-        dim: 4,
-        description: "unlearned: sin and cos of lon and lat",
-        load: || unlearned("wrap", None),
-    },
-    EncoderEntry {
-        name: "cartesian3d",
-        aliases: &[],
-        dim: 3,
-        description: "unlearned: the point on the unit sphere",
-        load: || unlearned("cartesian3d", None),
-    },
-    EncoderEntry {
-        name: "sh-l10",
-        aliases: &[],
-        dim: 100,
-        description: "unlearned: spherical harmonics up to L = 10",
-        load: || unlearned("sphericalharmonics", Some(10)),
-    },
-    EncoderEntry {
-        name: "sh-l40",
-        aliases: &[],
-        dim: 1600,
-        description: "unlearned: spherical harmonics up to L = 40",
-        load: || unlearned("sphericalharmonics", Some(40)),
-    },
+    unlearned("direct", 2, "unlearned: (lon, lat) in radians", || encoding("direct", 0)),
+    unlearned("wrap", 4, "unlearned: sin and cos of lon and lat", || encoding("wrap", 0)),
+    unlearned("cartesian3d", 3, "unlearned: the point on the unit sphere", || encoding("cartesian3d", 0)),
+    unlearned("sh-l10", 100, "unlearned: spherical harmonics up to L = 10", || encoding("sphericalharmonics", 10)),
+    unlearned("sh-l40", 1600, "unlearned: spherical harmonics up to L = 40", || encoding("sphericalharmonics", 40)),
 ];
 
-fn unlearned(le_type: &str, legendre_polys: Option<usize>) -> Result<FeatureEncoder> {
-    let defaults = Hyperparameters::default();
-    let legendre_polys = legendre_polys.unwrap_or(defaults.legendre_polys);
-    let hp = Hyperparameters { le_type: le_type.into(), legendre_polys, ..defaults };
+const fn unlearned(
+    name: &'static str,
+    dim: usize,
+    description: &'static str,
+    load: fn() -> Result<FeatureEncoder>,
+) -> EncoderEntry {
+    EncoderEntry { name, aliases: &[], dim, description, load }
+}
+
+/// The positional encoding `le_type` (of degree `legendre_polys` where it has one) on its own.
+fn encoding(le_type: &str, legendre_polys: usize) -> Result<FeatureEncoder> {
+    let hp = Hyperparameters { le_type: le_type.into(), legendre_polys, ..Hyperparameters::default() };
     let encoding = PositionalEncoding::from_hyperparameters(&hp).expect("registered encodings are valid");
     Ok(FeatureEncoder::new(encoding, le_type))
 }
@@ -163,23 +141,22 @@ pub trait PointEncoder: Send + Sync {
     fn dim(&self) -> usize;
     /// Row-major `[points × dim]` features into `out`.
     fn embed_f64(&self, points: &[[f64; 2]], out: &mut [f64]) -> std::result::Result<(), satclip_core::Error>;
-    /// As [`Self::embed_f64`], computed in f32 where the encoder has an f32 path.
-    fn embed_f32(&self, points: &[[f64; 2]], out: &mut [f32]) -> std::result::Result<(), satclip_core::Error>;
+    /// As [`Self::embed_f64`] with f32 matrix products; by default computed in f64 and rounded.
+    fn embed_f32(&self, points: &[[f64; 2]], out: &mut [f32]) -> std::result::Result<(), satclip_core::Error> {
+        let mut wide = vec![0.0; out.len()];
+        self.embed_f64(points, &mut wide)?;
+        out.iter_mut().zip(&wide).for_each(|(o, v)| *o = *v as f32);
+        Ok(())
+    }
 }
 
-/// Unlearned features, computed in f64 on both paths.
+/// Unlearned features: computed in f64 on both paths.
 impl PointEncoder for PositionalEncoding {
     fn dim(&self) -> usize {
         PositionalEncoding::dim(self)
     }
     fn embed_f64(&self, points: &[[f64; 2]], out: &mut [f64]) -> std::result::Result<(), satclip_core::Error> {
         self.encode_batch(points, out);
-        Ok(())
-    }
-    fn embed_f32(&self, points: &[[f64; 2]], out: &mut [f32]) -> std::result::Result<(), satclip_core::Error> {
-        let mut wide = vec![0.0; out.len()];
-        self.encode_batch(points, &mut wide);
-        out.iter_mut().zip(&wide).for_each(|(o, v)| *o = *v as f32);
         Ok(())
     }
 }
@@ -273,9 +250,4 @@ fn load_checkpoint(spec: &str) -> Result<LocationEncoder> {
         return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, problem)));
     }
     LocationEncoder::from_checkpoint(path)
-}
-
-/// Features of `points` from an encoder named as in [`FeatureEncoder::load`].
-pub fn encoder_features(spec: &str, points: &[[f64; 2]]) -> Result<(Vec<f64>, usize)> {
-    FeatureEncoder::load(spec)?.features(points)
 }
