@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use satclip_core::encoding::SphericalHarmonics;
 use satclip_core::kernels::{gemm, MatRef};
-use satclip_core::network::{Linear, Network, Siren};
+use satclip_core::network::{Linear, Network, Siren, Weights};
 use satclip_core::train::{AdamW, ClipBatch, ClipModel, INITIAL_LOGIT_SCALE};
 use satclip_core::{Hyperparameters, LocationEncoder};
 
@@ -183,7 +183,8 @@ fn training_step_seconds(l: usize, n: usize, reps: usize) -> f64 {
     }
     let features: Vec<f32> = features.iter().map(|v| *v as f32).collect();
     let images: Vec<f32> = (0..n * 512).map(|_| rng.random_range(0.0..1.0)).collect();
-    let siren = Siren::init(&mut rng, sh.dim(), 512, 256, 2).cast::<f32>();
+    let siren =
+        Siren::new(&mut Weights::Init(&mut rng), sh.dim(), 512, 256, 2).expect("released architecture").cast::<f32>();
     let head = Linear::torch_default(&mut rng, 512, 256, true).cast::<f32>();
     let mut model =
         ClipModel { location: Network::Siren(siren), head: Some(head), logit_scale: INITIAL_LOGIT_SCALE as f32 };

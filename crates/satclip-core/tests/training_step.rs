@@ -3,12 +3,12 @@
 
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
-use satclip_core::network::{Linear, Siren};
+use satclip_core::network::{Linear, Siren, Weights};
 use satclip_core::train::{clip_loss, AdamW, ClipBatch, ClipModel, Gradients, INITIAL_LOGIT_SCALE};
 
 fn small_model(rng: &mut Pcg64) -> ClipModel<f64> {
     // din 9 (L = 3 harmonics), hidden 8, two sine layers, embedding 4; head 5 → 4.
-    let mut siren = Siren::init(rng, 9, 8, 4, 2);
+    let mut siren = Siren::new(&mut Weights::Init(rng), 9, 8, 4, 2).unwrap();
     // Larger first-layer weights than the official init, so that the sines are far from linear.
     siren.layers[0].linear.weight.iter_mut().for_each(|w| *w *= 20.0);
     ClipModel {

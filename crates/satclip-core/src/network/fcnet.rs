@@ -1,8 +1,10 @@
-use rand::{Rng, RngCore};
+use rand::RngCore;
 
-use super::linear::{dropout_mask, multiply_in_place, relu_backward, relu_in_place, Linear, Parameter};
+use super::linear::{
+    dropout_mask, multiply_in_place, relu_backward, relu_in_place, torch_bound, Linear, Parameter, Weights,
+};
 use crate::kernels::Float;
-use crate::tensor::{Tensor, TensorMap};
+use crate::tensor::Tensor;
 use crate::Error;
 
 /// The residual block of `FCNet`: `x + relu(w2 · dropout(relu(w1 · x)))`.
@@ -25,30 +27,20 @@ pub struct FcNet<T = f64> {
 pub const RES_BLOCKS: usize = 4;
 
 impl FcNet<f64> {
-    pub fn load(t: &mut TensorMap, dim_in: usize, dim_hidden: usize, dim_out: usize) -> Result<Self, Error> {
-        let input = Linear::load(t, "feats.0.", dim_in, dim_hidden, true)?;
+    /// Loaded or with PyTorch's initialisation.
+    pub fn new(w: &mut Weights, dim_in: usize, dim_hidden: usize, dim_out: usize) -> Result<Self, Error> {
+        let input = w.linear("feats.0.", dim_in, dim_hidden, true, torch_bound(dim_in))?;
+        let bound = torch_bound(dim_hidden);
         let blocks = (0..RES_BLOCKS)
             .map(|i| {
                 Ok(ResLayer {
-                    w1: Linear::load(t, &format!("feats.{}.w1.", i + 2), dim_hidden, dim_hidden, true)?,
-                    w2: Linear::load(t, &format!("feats.{}.w2.", i + 2), dim_hidden, dim_hidden, true)?,
+                    w1: w.linear(&format!("feats.{}.w1.", i + 2), dim_hidden, dim_hidden, true, bound)?,
+                    w2: w.linear(&format!("feats.{}.w2.", i + 2), dim_hidden, dim_hidden, true, bound)?,
                 })
             })
             .collect::<Result<_, Error>>()?;
-        let class_emb = Linear::load(t, "class_emb.", dim_hidden, dim_out, false)?;
+        let class_emb = w.linear("class_emb.", dim_hidden, dim_out, false, bound)?;
         Ok(Self { input, blocks, class_emb })
-    }
-
-    pub fn init<R: Rng>(rng: &mut R, dim_in: usize, dim_hidden: usize, dim_out: usize) -> Self {
-        let input = Linear::torch_default(rng, dim_in, dim_hidden, true);
-        let blocks = (0..RES_BLOCKS)
-            .map(|_| ResLayer {
-                w1: Linear::torch_default(rng, dim_hidden, dim_hidden, true),
-                w2: Linear::torch_default(rng, dim_hidden, dim_hidden, true),
-            })
-            .collect();
-        let class_emb = Linear::torch_default(rng, dim_hidden, dim_out, false);
-        Self { input, blocks, class_emb }
     }
 
     pub fn state_dict(&self, out: &mut Vec<(String, Tensor)>) {

@@ -14,6 +14,36 @@ pub struct Linear<T = f64> {
     pub out_dim: usize,
 }
 
+/// Where a network's layers come from: a checkpoint, under their official names, or the official
+/// random initialisation. Each network describes its layers once, for both.
+pub enum Weights<'a> {
+    Load(&'a mut TensorMap),
+    Init(&'a mut dyn RngCore),
+}
+
+impl Weights<'_> {
+    /// The layer `{prefix}weight` (and `{prefix}bias`) of `in_dim → out_dim`; initialised from
+    /// U(±`bound`).
+    pub fn linear(
+        &mut self,
+        prefix: &str,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        bound: f64,
+    ) -> Result<Linear, Error> {
+        match self {
+            Self::Load(t) => Linear::load(t, prefix, in_dim, out_dim, bias),
+            Self::Init(rng) => Ok(Linear::uniform(*rng, in_dim, out_dim, bias, bound)),
+        }
+    }
+}
+
+/// `torch.nn.Linear`'s default initialisation bound, 1/√fan_in.
+pub fn torch_bound(fan_in: usize) -> f64 {
+    1.0 / (fan_in as f64).sqrt()
+}
+
 impl Linear<f64> {
     /// Takes `{prefix}weight` and, if `bias`, `{prefix}bias`.
     pub fn load(t: &mut TensorMap, prefix: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self, Error> {
@@ -23,7 +53,7 @@ impl Linear<f64> {
     }
 
     /// Weights and biases drawn from U(−bound, bound).
-    pub fn uniform<R: Rng>(rng: &mut R, in_dim: usize, out_dim: usize, bias: bool, bound: f64) -> Self {
+    pub fn uniform<R: Rng + ?Sized>(rng: &mut R, in_dim: usize, out_dim: usize, bias: bool, bound: f64) -> Self {
         let mut draw = |n: usize| -> Vec<f64> {
             (0..n).map(|_| if bound > 0.0 { rng.random_range(-bound..bound) } else { 0.0 }).collect()
         };
@@ -33,8 +63,8 @@ impl Linear<f64> {
     }
 
     /// `torch.nn.Linear`'s default initialisation: U(±1/√fan_in) for weight and bias.
-    pub fn torch_default<R: Rng>(rng: &mut R, in_dim: usize, out_dim: usize, bias: bool) -> Self {
-        Self::uniform(rng, in_dim, out_dim, bias, 1.0 / (in_dim as f64).sqrt())
+    pub fn torch_default<R: Rng + ?Sized>(rng: &mut R, in_dim: usize, out_dim: usize, bias: bool) -> Self {
+        Self::uniform(rng, in_dim, out_dim, bias, torch_bound(in_dim))
     }
 
     /// The parameters as tensors under their official names.

@@ -1,8 +1,6 @@
-use rand::Rng;
-
-use super::linear::{relu_backward, relu_in_place, Linear, Parameter};
+use super::linear::{relu_backward, relu_in_place, torch_bound, Linear, Parameter, Weights};
 use crate::kernels::Float;
-use crate::tensor::{Tensor, TensorMap};
+use crate::tensor::Tensor;
 use crate::Error;
 
 /// The official `MLP`: Linear(in, h) + ReLU, then `[Linear(h, h), ReLU] * num_layers`, then
@@ -18,39 +16,36 @@ pub struct Mlp<T = f64> {
 }
 
 impl Mlp<f64> {
-    pub fn load(
-        t: &mut TensorMap,
+    /// Loaded (every hidden slot must hold the same layer) or with PyTorch's initialisation.
+    pub fn new(
+        w: &mut Weights,
         dim_in: usize,
         dim_hidden: usize,
         dim_out: usize,
         num_layers: usize,
     ) -> Result<Self, Error> {
-        let input = Linear::load(t, "features.0.", dim_in, dim_hidden, true)?;
+        let input = w.linear("features.0.", dim_in, dim_hidden, true, torch_bound(dim_in))?;
         let hidden = if num_layers == 0 {
             None
         } else {
-            let shared = Linear::load(t, "features.2.", dim_hidden, dim_hidden, true)?;
-            for i in 1..num_layers {
-                let copy = Linear::load(t, &format!("features.{}.", 2 + 2 * i), dim_hidden, dim_hidden, true)?;
-                if copy != shared {
-                    return Err(Error::Weights(format!(
-                        "mlp hidden layer `features.{}` differs from `features.2`; the official MLP shares one \
-                         hidden layer, so these must be equal",
-                        2 + 2 * i
-                    )));
+            let shared = w.linear("features.2.", dim_hidden, dim_hidden, true, torch_bound(dim_hidden))?;
+            if let Weights::Load(t) = w {
+                for i in 1..num_layers {
+                    let slot = format!("features.{}.", 2 + 2 * i);
+                    if Linear::load(t, &slot, dim_hidden, dim_hidden, true)? != shared {
+                        return Err(Error::Weights(format!(
+                            "mlp hidden layer `{}` differs from `features.2`; the official MLP shares one \
+                             hidden layer, so these must be equal",
+                            slot.trim_end_matches('.')
+                        )));
+                    }
                 }
             }
             Some(shared)
         };
-        let output = Linear::load(t, &format!("features.{}.", 2 + 2 * num_layers), dim_hidden, dim_out, true)?;
+        let output_prefix = format!("features.{}.", 2 + 2 * num_layers);
+        let output = w.linear(&output_prefix, dim_hidden, dim_out, true, torch_bound(dim_hidden))?;
         Ok(Self { input, hidden, num_layers, output })
-    }
-
-    pub fn init<R: Rng>(rng: &mut R, dim_in: usize, dim_hidden: usize, dim_out: usize, num_layers: usize) -> Self {
-        let input = Linear::torch_default(rng, dim_in, dim_hidden, true);
-        let hidden = (num_layers > 0).then(|| Linear::torch_default(rng, dim_hidden, dim_hidden, true));
-        let output = Linear::torch_default(rng, dim_hidden, dim_out, true);
-        Self { input, hidden, num_layers, output }
     }
 
     pub fn state_dict(&self, out: &mut Vec<(String, Tensor)>) {

@@ -6,11 +6,11 @@ mod mlp;
 mod siren;
 
 pub use fcnet::{FcNet, FcNetTrace, ResLayer};
-pub use linear::{relu_backward, relu_in_place, Linear, Parameter};
+pub use linear::{relu_backward, relu_in_place, torch_bound, Linear, Parameter, Weights};
 pub use mlp::{Mlp, MlpTrace};
 pub use siren::{Siren, SirenLayer, SirenTrace, W0, W0_INITIAL};
 
-use rand::{Rng, RngCore};
+use rand::RngCore;
 
 use crate::config::Hyperparameters;
 use crate::kernels::Float;
@@ -51,26 +51,22 @@ impl<T> Trace<T> {
 impl Network<f64> {
     /// Builds the network named by `pe_type` from tensors keyed as in the official `nnet` module.
     pub fn load(hp: &Hyperparameters, input_dim: usize, t: &mut TensorMap) -> Result<Self, Error> {
-        hp.validate()?;
-        let (h, out, layers) = (hp.capacity, hp.embed_dim, hp.num_hidden_layers);
-        Ok(match hp.pe_type.as_str() {
-            "linear" => Self::Linear(Linear::load(t, "", input_dim, out, true)?),
-            "mlp" => Self::Mlp(Mlp::load(t, input_dim, h, out, layers)?),
-            "siren" => Self::Siren(Siren::load(t, input_dim, h, out, layers)?),
-            "fcnet" => Self::FcNet(FcNet::load(t, input_dim, h, out)?),
-            other => return Err(unknown_network(other)),
-        })
+        Self::new(hp, input_dim, &mut Weights::Load(t))
     }
 
     /// A freshly initialised network, with the official initialisation of each kind.
-    pub fn init<R: Rng>(hp: &Hyperparameters, input_dim: usize, rng: &mut R) -> Result<Self, Error> {
+    pub fn init<R: RngCore>(hp: &Hyperparameters, input_dim: usize, rng: &mut R) -> Result<Self, Error> {
+        Self::new(hp, input_dim, &mut Weights::Init(rng))
+    }
+
+    fn new(hp: &Hyperparameters, input_dim: usize, w: &mut Weights) -> Result<Self, Error> {
         hp.validate()?;
         let (h, out, layers) = (hp.capacity, hp.embed_dim, hp.num_hidden_layers);
         Ok(match hp.pe_type.as_str() {
-            "linear" => Self::Linear(Linear::torch_default(rng, input_dim, out, true)),
-            "mlp" => Self::Mlp(Mlp::init(rng, input_dim, h, out, layers)),
-            "siren" => Self::Siren(Siren::init(rng, input_dim, h, out, layers)),
-            "fcnet" => Self::FcNet(FcNet::init(rng, input_dim, h, out)),
+            "linear" => Self::Linear(w.linear("", input_dim, out, true, torch_bound(input_dim))?),
+            "mlp" => Self::Mlp(Mlp::new(w, input_dim, h, out, layers)?),
+            "siren" => Self::Siren(Siren::new(w, input_dim, h, out, layers)?),
+            "fcnet" => Self::FcNet(FcNet::new(w, input_dim, h, out)?),
             other => return Err(unknown_network(other)),
         })
     }

@@ -1,9 +1,9 @@
-use rand::{Rng, RngCore};
+use rand::RngCore;
 use rayon::prelude::*;
 
-use super::linear::{dropout_mask, multiply_in_place, Linear, Parameter};
+use super::linear::{dropout_mask, multiply_in_place, Linear, Parameter, Weights};
 use crate::kernels::Float;
-use crate::tensor::{Tensor, TensorMap};
+use crate::tensor::Tensor;
 use crate::Error;
 
 /// One SIREN layer: `sin(w0 · dropout(x Wᵀ + b))`. Dropout (training only) acts before the sine.
@@ -27,8 +27,10 @@ pub const W0_INITIAL: f64 = 30.0;
 pub const W0: f64 = 1.0;
 
 impl Siren<f64> {
-    pub fn load(
-        t: &mut TensorMap,
+    /// `num_layers` sine layers and the last layer, loaded or with the official initialisation:
+    /// first layer U(±1/dim_in); the others U(±√(6/dim_in)/w0), for weights and biases alike.
+    pub fn new(
+        w: &mut Weights,
         dim_in: usize,
         dim_hidden: usize,
         dim_out: usize,
@@ -36,32 +38,15 @@ impl Siren<f64> {
     ) -> Result<Self, Error> {
         let layers = (0..num_layers)
             .map(|i| {
-                let layer_in = if i == 0 { dim_in } else { dim_hidden };
-                Ok(SirenLayer {
-                    linear: Linear::load(t, &format!("layers.{i}."), layer_in, dim_hidden, true)?,
-                    w0: if i == 0 { W0_INITIAL } else { W0 },
-                    dropout: true,
-                })
+                let (layer_in, w0) = if i == 0 { (dim_in, W0_INITIAL) } else { (dim_hidden, W0) };
+                let bound = if i == 0 { 1.0 / layer_in as f64 } else { (6.0 / layer_in as f64).sqrt() / w0 };
+                let linear = w.linear(&format!("layers.{i}."), layer_in, dim_hidden, true, bound)?;
+                Ok(SirenLayer { linear, w0, dropout: true })
             })
             .collect::<Result<_, Error>>()?;
         let last_in = if num_layers == 0 { dim_in } else { dim_hidden };
-        let last_layer = Linear::load(t, "last_layer.", last_in, dim_out, true)?;
+        let last_layer = w.linear("last_layer.", last_in, dim_out, true, (6.0 / last_in as f64).sqrt() / W0)?;
         Ok(Self { layers, last_layer })
-    }
-
-    /// The official initialisation: first layer U(±1/dim_in); the others U(±√(6/dim_in)/w0),
-    /// for weights and biases alike.
-    pub fn init<R: Rng>(rng: &mut R, dim_in: usize, dim_hidden: usize, dim_out: usize, num_layers: usize) -> Self {
-        let layers = (0..num_layers)
-            .map(|i| {
-                let (layer_in, w0) = if i == 0 { (dim_in, W0_INITIAL) } else { (dim_hidden, W0) };
-                let bound = if i == 0 { 1.0 / layer_in as f64 } else { (6.0 / layer_in as f64).sqrt() / w0 };
-                SirenLayer { linear: Linear::uniform(rng, layer_in, dim_hidden, true, bound), w0, dropout: true }
-            })
-            .collect();
-        let last_in = if num_layers == 0 { dim_in } else { dim_hidden };
-        let last_layer = Linear::uniform(rng, last_in, dim_out, true, (6.0 / last_in as f64).sqrt() / W0);
-        Self { layers, last_layer }
     }
 
     pub fn state_dict(&self, out: &mut Vec<(String, Tensor)>) {

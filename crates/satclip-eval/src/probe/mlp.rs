@@ -2,7 +2,7 @@
 //! networks, trained with Adam and early stopping.
 
 use rand::SeedableRng;
-use satclip_core::network::{Mlp, Network};
+use satclip_core::network::{Mlp, Network, Weights};
 use satclip_core::random::{permutation, shuffle};
 use satclip_core::train::{AdamW, Gradients};
 
@@ -32,7 +32,8 @@ pub(super) fn fit(z: &[f64], labels: Labels, zt: &[f64], d: usize, seed: u64) ->
     let (val_rows, train_rows) = order.split_at(n_val);
     let mut train_rows = train_rows.to_vec();
     // The official MLP with one hidden layer: d → 256 → 256 → k, PyTorch's initialisation.
-    let mut net = Network::Mlp(Mlp::init(&mut rng, d, MLP_HIDDEN, k, 1));
+    let mut net =
+        Network::Mlp(Mlp::new(&mut Weights::Init(&mut rng), d, MLP_HIDDEN, k, 1).expect("initialising cannot fail"));
     let gather =
         |rows: &[usize]| -> Vec<f64> { rows.iter().flat_map(|&i| z[i * d..(i + 1) * d].iter().copied()).collect() };
     let z_val = gather(val_rows);
