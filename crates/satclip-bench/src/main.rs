@@ -24,7 +24,11 @@ fn main() {
     let args = Args { json: flag("--json"), quick: flag("--quick"), towers_only: flag("--towers") };
     let threads = rayon::current_num_threads();
     let peak = gemm_peak_gflops();
+    let fma = fma_peaks_gflops();
     let mut rows = Vec::new();
+    if !args.towers_only {
+        tile_rows(&mut rows);
+    }
     let batches: &[usize] = if args.quick { &[1, 1000, 65_536] } else { &[1, 1000, 65_536, 1_000_000] };
     let location_levels: &[usize] = if args.towers_only { &[] } else { &[10, 40] };
     for &l in location_levels {
@@ -36,13 +40,8 @@ fn main() {
         for &batch in batches {
             let coords = random_points(&mut rng, batch);
             let mut out = vec![0f32; batch * 256];
-            let reps = (200_000 / batch).clamp(1, 2000);
-            encoder.embed_into_f32(&coords, &mut out).unwrap();
-            let start = Instant::now();
-            for _ in 0..reps {
-                encoder.embed_into_f32(&coords, &mut out).unwrap();
-            }
-            let seconds = start.elapsed().as_secs_f64() / reps as f64;
+            let reps = (100_000 / batch).clamp(1, 1000);
+            let seconds = median_seconds(reps, || encoder.embed_into_f32(&coords, &mut out).unwrap());
             let points_per_s = batch as f64 / seconds;
             let gflops = points_per_s * flops_per_point / 1e9;
             rows.push(Row {
@@ -62,13 +61,8 @@ fn main() {
             let mut rng = Pcg64::seed_from_u64(batch as u64);
             let coords = random_points(&mut rng, batch);
             let mut out = vec![0f32; batch * satclip_core::geoclip::EMBEDDING_DIM];
-            let reps = (100_000 / batch).clamp(1, 100);
-            model.embed_into_f32(&coords, &mut out);
-            let start = Instant::now();
-            for _ in 0..reps {
-                model.embed_into_f32(&coords, &mut out);
-            }
-            let points_per_s = (batch * reps) as f64 / start.elapsed().as_secs_f64();
+            let reps = (50_000 / batch).clamp(1, 100);
+            let points_per_s = batch as f64 / median_seconds(reps, || model.embed_into_f32(&coords, &mut out));
             rows.push(Row {
                 what: format!("GeoCLIP location encoder f32, batch {batch}"),
                 key: format!("geoclip_b{batch}"),
@@ -103,14 +97,23 @@ fn main() {
     let rss_mb = peak_rss_mb();
     if args.json {
         let items: Vec<String> = rows.iter().map(|r| format!("  \"{}\": {}", r.key, r.value)).collect();
+        let fma_items: Vec<String> = fma.iter().map(|(isa, g)| format!("  \"fma_peak_{isa}_gflops\": {g}")).collect();
         println!(
-            "{{\n{},\n  \"gemm_peak_gflops\": {peak},\n  \"threads\": {threads},\n  \"peak_rss_mb\": {rss_mb}\n}}",
-            items.join(",\n")
+            "{{\n{},\n{}\n  \"gemm_peak_gflops\": {peak},\n  \"gemm_isa\": \"{}\",\n  \"threads\": {threads},\n  \"peak_rss_mb\": {rss_mb}\n}}",
+            items.join(",\n"),
+            fma_items.iter().map(|i| format!("{i},")).collect::<String>(),
+            satclip_core::kernels::gemm_isa()
         );
         return;
     }
     println!("machine: {} ({threads} threads)", cpu_model());
-    println!("f32 GEMM peak (2048³, all threads): {peak:.1} GFLOP/s\n");
+    for (isa, g) in &fma {
+        println!("f32 FMA peak with {isa} (register-only chains, all threads): {g:.1} GFLOP/s");
+    }
+    println!(
+        "f32 GEMM peak (2048³, all threads, gemm's {} kernels, median of 7): {peak:.1} GFLOP/s\n",
+        satclip_core::kernels::gemm_isa()
+    );
     println!("| workload | result | GFLOP/s | of GEMM peak |\n|---|---|---|---|");
     for r in &rows {
         match r.gflops {
@@ -156,19 +159,134 @@ fn synthetic_geoclip() -> satclip_core::geoclip::GeoClip {
     satclip_core::geoclip::GeoClip::from_tensors(tensors).expect("GeoCLIP's layout")
 }
 
-/// Best of a few multi-threaded 2048³ f32 products.
+/// Median of seven multi-threaded 2048³ f32 products, after one to warm up.
 fn gemm_peak_gflops() -> f64 {
     let n = 2048;
     let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
     let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.1).collect();
     let mut c = vec![0f32; n * n];
-    let mut best = f64::MAX;
-    for _ in 0..4 {
-        let start = Instant::now();
+    let seconds = median_seconds(1, || {
         gemm(&mut c, MatRef::row_major(&a, n, n), MatRef::row_major(&b, n, n), 1.0, false, true);
-        best = best.min(start.elapsed().as_secs_f64());
+    });
+    2.0 * (n * n * n) as f64 / seconds / 1e9
+}
+
+/// Median over seven runs (after one to warm up) of the seconds one call of `f` takes, each run
+/// timing `reps` calls.
+fn median_seconds(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..7)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            start.elapsed().as_secs_f64() / reps as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// The ceiling no kernel can pass: every thread runs twelve independent chains of fused
+/// multiply-adds on registers, with no memory traffic, for each vector width the CPU has.
+fn fma_peaks_gflops() -> Vec<(&'static str, f64)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use rayon::prelude::*;
+        use std::arch::x86_64::*;
+        const CHAINS: usize = 12;
+        const ITERS: usize = 20_000_000;
+        #[target_feature(enable = "avx512f")]
+        unsafe fn chains512() -> f32 {
+            let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+            let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+            for _ in 0..ITERS {
+                for r in acc.iter_mut() {
+                    *r = _mm512_fmadd_ps(*r, a, b);
+                }
+            }
+            acc.iter().map(|r| _mm512_reduce_add_ps(*r)).sum()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn chains256() -> f32 {
+            let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+            let mut acc = [_mm256_set1_ps(1.0); CHAINS];
+            for _ in 0..ITERS {
+                for r in acc.iter_mut() {
+                    *r = _mm256_fmadd_ps(*r, a, b);
+                }
+            }
+            let mut lanes = [0f32; 8];
+            acc.iter()
+                .map(|r| {
+                    _mm256_storeu_ps(lanes.as_mut_ptr(), *r);
+                    lanes.iter().sum::<f32>()
+                })
+                .sum()
+        }
+        let threads = rayon::current_num_threads();
+        let run = |lanes: usize, f: unsafe fn() -> f32| {
+            let start = Instant::now();
+            // SAFETY: called only where the CPU has the features `f` was compiled for.
+            std::hint::black_box((0..threads).into_par_iter().map(|_| unsafe { f() }).sum::<f32>());
+            (threads * ITERS * CHAINS * lanes * 2) as f64 / start.elapsed().as_secs_f64() / 1e9
+        };
+        let mut peaks = Vec::new();
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            peaks.push(("avx512", run(16, chains512)));
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            peaks.push(("avx2", run(8, chains256)));
+        }
+        peaks
     }
-    2.0 * (n * n * n) as f64 / best / 1e9
+    #[cfg(not(target_arch = "x86_64"))]
+    Vec::new()
+}
+
+/// One thread's GEMM at the shapes of the encoder's tiles: a tile of rows through each SIREN
+/// layer (L = 10 and 40 inputs, 512 hidden, 256 out), for tile heights around the default.
+fn tile_rows(rows: &mut Vec<Row>) {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a one-thread pool");
+    for l in [10, 40] {
+        let sh = SphericalHarmonics::new(l).expect("a valid degree");
+        let points = random_points(&mut Pcg64::seed_from_u64(l as u64), 4096);
+        let mut out = vec![0.0; sh.dim()];
+        let seconds = median_seconds(1, || {
+            for &[lon, lat] in &points {
+                sh.encode_into(lon, lat, &mut out);
+                std::hint::black_box(&out);
+            }
+        });
+        rows.push(Row {
+            what: format!("spherical harmonics L={l} f64, one thread"),
+            key: format!("sh_l{l}"),
+            value: points.len() as f64 / seconds,
+            unit: "points/s",
+            gflops: None,
+        });
+    }
+    for tile in [128, 256, 512] {
+        for (k, n) in [(100, 512), (1600, 512), (512, 512), (512, 256)] {
+            let a: Vec<f32> = (0..tile * k).map(|i| (i % 7) as f32 * 0.1).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+            let mut c = vec![0f32; tile * n];
+            let seconds = pool.install(|| {
+                median_seconds((2_000_000_000 / (2 * tile * k * n)).max(1), || {
+                    gemm(&mut c, MatRef::row_major(&a, tile, k), MatRef::row_major(&b, k, n), 1.0, false, false);
+                })
+            });
+            let gflops = 2.0 * (tile * k * n) as f64 / seconds / 1e9;
+            rows.push(Row {
+                what: format!("GEMM one thread, {tile}×{k} · {k}×{n}"),
+                key: format!("tile_{tile}_{k}x{n}"),
+                value: gflops,
+                unit: "GFLOP/s",
+                gflops: Some(gflops * rayon::current_num_threads() as f64),
+            });
+        }
+    }
 }
 
 /// Median seconds of one full step (forward, loss, backward, AdamW) with dropout on and a

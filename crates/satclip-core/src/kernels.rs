@@ -179,6 +179,22 @@ impl<'a, T> MatRef<'a, T> {
     }
 }
 
+/// The instruction set the GEMM runs with on this CPU, chosen by the `gemm` crate at run time:
+/// its AVX-512 kernels when built with the `avx512` feature on a CPU with AVX-512F, else its FMA
+/// (AVX2) kernels, else portable code.
+pub fn gemm_isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if cfg!(feature = "avx512") && std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512f";
+        }
+        if std::arch::is_x86_feature_detected!("fma") {
+            return "fma (avx2)";
+        }
+    }
+    "portable"
+}
+
 /// `dst[m×n] (row-major) = (accumulate ? dst : 0) + alpha · a[m×k] · b[k×n]`.
 pub fn gemm<T: Float>(dst: &mut [T], a: MatRef<T>, b: MatRef<T>, alpha: T, accumulate: bool, parallel: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
