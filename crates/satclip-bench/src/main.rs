@@ -29,6 +29,10 @@ fn main() {
     if !args.towers_only {
         tile_rows(&mut rows);
     }
+    if flag("--kernels") {
+        rows.iter().for_each(|r| println!("| {} | {:.1} {} |", r.what, r.value, r.unit));
+        return;
+    }
     let batches: &[usize] = if args.quick { &[1, 1000, 65_536] } else { &[1, 1000, 65_536, 1_000_000] };
     let location_levels: &[usize] = if args.towers_only { &[] } else { &[10, 40] };
     for &l in location_levels {
@@ -267,24 +271,28 @@ fn tile_rows(rows: &mut Vec<Row>) {
             gflops: None,
         });
     }
-    for tile in [128, 256, 512] {
+    for tile in [128, 256] {
         for (k, n) in [(100, 512), (1600, 512), (512, 512), (512, 256)] {
             let a: Vec<f32> = (0..tile * k).map(|i| (i % 7) as f32 * 0.1).collect();
             let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
             let mut c = vec![0f32; tile * n];
-            let seconds = pool.install(|| {
-                median_seconds((2_000_000_000 / (2 * tile * k * n)).max(1), || {
-                    gemm(&mut c, MatRef::row_major(&a, tile, k), MatRef::row_major(&b, k, n), 1.0, false, false);
-                })
-            });
-            let gflops = 2.0 * (tile * k * n) as f64 / seconds / 1e9;
-            rows.push(Row {
-                what: format!("GEMM one thread, {tile}×{k} · {k}×{n}"),
-                key: format!("tile_{tile}_{k}x{n}"),
-                value: gflops,
-                unit: "GFLOP/s",
-                gflops: Some(gflops * rayon::current_num_threads() as f64),
-            });
+            // The weights as `Linear` stores them, [n × k], read transposed; and as a row-major [k × n].
+            for (layout, rhs) in [("Wᵀ", MatRef::row_major(&b, n, k).t()), ("row-major", MatRef::row_major(&b, k, n))]
+            {
+                let seconds = pool.install(|| {
+                    median_seconds((2_000_000_000 / (2 * tile * k * n)).max(1), || {
+                        gemm(&mut c, MatRef::row_major(&a, tile, k), rhs, 1.0, false, false);
+                    })
+                });
+                let gflops = 2.0 * (tile * k * n) as f64 / seconds / 1e9;
+                rows.push(Row {
+                    what: format!("GEMM one thread, {tile}×{k} · {k}×{n} ({layout})"),
+                    key: format!("tile_{tile}_{k}x{n}_{}", if layout == "Wᵀ" { "t" } else { "n" }),
+                    value: gflops,
+                    unit: "GFLOP/s",
+                    gflops: Some(gflops * rayon::current_num_threads() as f64),
+                });
+            }
         }
     }
 }

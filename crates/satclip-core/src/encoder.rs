@@ -55,8 +55,8 @@ impl LocationEncoder {
     }
 
     fn assemble(hyperparameters: Hyperparameters, posenc: PositionalEncoding, network: Network) -> Self {
-        let network_f32 = network.cast();
-        Self { hyperparameters, posenc, network, network_f32 }
+        let network_f32 = network.cast().for_inference();
+        Self { hyperparameters, posenc, network: network.for_inference(), network_f32 }
     }
 
     pub fn hyperparameters(&self) -> &Hyperparameters {

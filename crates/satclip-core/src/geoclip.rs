@@ -26,12 +26,10 @@ struct Branch<T = f64> {
 }
 
 impl<T: Float> Branch<T> {
-    fn cast<U: Float>(&self) -> Branch<U> {
-        Branch {
-            fourier: self.fourier.clone(),
-            layers: [self.layers[0].cast(), self.layers[1].cast(), self.layers[2].cast()],
-            head: self.head.cast(),
-        }
+    /// This branch in precision `U`, ready for inference ([`Linear::for_inference`]).
+    fn for_inference<U: Float>(&self) -> Branch<U> {
+        let prepare = |l: &Linear<T>| l.cast::<U>().for_inference();
+        Branch { fourier: self.fourier.clone(), layers: self.layers.each_ref().map(prepare), head: prepare(&self.head) }
     }
 }
 
@@ -73,7 +71,8 @@ impl GeoClip {
             branches.push(Branch { fourier, layers, head });
         }
         t.finish()?;
-        let branches_f32 = branches.iter().map(Branch::cast).collect();
+        let branches_f32 = branches.iter().map(Branch::for_inference).collect();
+        let branches = branches.iter().map(Branch::for_inference).collect();
         Ok(Self { branches, branches_f32 })
     }
 

@@ -180,12 +180,11 @@ impl<'a, T> MatRef<'a, T> {
 }
 
 /// The instruction set the GEMM runs with on this CPU, chosen by the `gemm` crate at run time:
-/// its AVX-512 kernels when built with the `avx512` feature on a CPU with AVX-512F, else its FMA
-/// (AVX2) kernels, else portable code.
+/// its AVX-512 kernels on a CPU with AVX-512F, else its FMA (AVX2) kernels, else portable code.
 pub fn gemm_isa() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
-        if cfg!(feature = "avx512") && std::arch::is_x86_feature_detected!("avx512f") {
+        if std::arch::is_x86_feature_detected!("avx512f") {
             return "avx512f";
         }
         if std::arch::is_x86_feature_detected!("fma") {

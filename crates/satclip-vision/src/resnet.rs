@@ -117,6 +117,7 @@ impl ResNet {
             bias: Some(take_f32(t, "fc.bias", &[fc_out])?),
             in_dim: cin,
             out_dim: fc_out,
+            weight_t: None,
         };
         Ok(Self { depth, stem, blocks, fc })
     }

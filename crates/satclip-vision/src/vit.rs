@@ -48,12 +48,9 @@ impl LayerNorm {
 }
 
 fn linear(t: &mut TensorMap, prefix: &str, in_dim: usize, out_dim: usize) -> Result<Linear<f32>, Error> {
-    Ok(Linear {
-        weight: take_f32(t, &format!("{prefix}.weight"), &[out_dim, in_dim])?,
-        bias: Some(take_f32(t, &format!("{prefix}.bias"), &[out_dim])?),
-        in_dim,
-        out_dim,
-    })
+    let weight = take_f32(t, &format!("{prefix}.weight"), &[out_dim, in_dim])?;
+    let bias = Some(take_f32(t, &format!("{prefix}.bias"), &[out_dim])?);
+    Ok(Linear { weight, bias, in_dim, out_dim, weight_t: None }.for_inference())
 }
 
 #[derive(Clone, Debug)]

@@ -55,7 +55,7 @@ fn image_embeddings_match_the_official_towers() {
             worst = worst.max(err);
         }
         eprintln!("{}: image embeddings max abs error {worst:.2e}", ckpt.display());
-        // Measured 1.1e-6 (ResNet18) and 1.5e-6 (ViT-S/16).
+        // Measured 1.1e-6 (ResNet18) and 1.9e-6 (ViT-S/16).
         assert!(worst <= 2e-5, "{}: {worst}", ckpt.display());
     }
 }

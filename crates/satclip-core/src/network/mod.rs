@@ -94,6 +94,32 @@ impl<T: Float> Network<T> {
         }
     }
 
+    /// This network with every layer's inference copy of its weight ([`Linear::for_inference`]).
+    pub fn for_inference(self) -> Self {
+        match self {
+            Self::Linear(l) => Self::Linear(l.for_inference()),
+            Self::Mlp(m) => Self::Mlp(Mlp {
+                input: m.input.for_inference(),
+                hidden: m.hidden.map(Linear::for_inference),
+                output: m.output.for_inference(),
+                ..m
+            }),
+            Self::Siren(s) => Self::Siren(Siren {
+                layers: s.layers.into_iter().map(|l| SirenLayer { linear: l.linear.for_inference(), ..l }).collect(),
+                last_layer: s.last_layer.for_inference(),
+            }),
+            Self::FcNet(f) => Self::FcNet(FcNet {
+                input: f.input.for_inference(),
+                blocks: f
+                    .blocks
+                    .into_iter()
+                    .map(|b| ResLayer { w1: b.w1.for_inference(), w2: b.w2.for_inference() })
+                    .collect(),
+                class_emb: f.class_emb.for_inference(),
+            }),
+        }
+    }
+
     /// Inference on `n` rows of `x` on the calling thread, reusing `scratch`; the result is left
     /// in `out`.
     pub fn forward_into(&self, x: &[T], n: usize, scratch: &mut Vec<T>, out: &mut Vec<T>) {
