@@ -35,6 +35,12 @@ fn main() {
     }
     let batches: &[usize] = if args.quick { &[1, 1000, 65_536] } else { &[1, 1000, 65_536, 1_000_000] };
     let location_levels: &[usize] = if args.towers_only { &[] } else { &[10, 40] };
+    if flag("--train") {
+        for &l in location_levels {
+            println!("| train step L={l} f32, batch 8192 | {:.4} s/step |", training_step_seconds(l, 8192, 4));
+        }
+        return;
+    }
     for &l in location_levels {
         let mut rng = Pcg64::seed_from_u64(l as u64);
         let encoder =

@@ -100,28 +100,50 @@ pub fn embed_file(
         progress(Progress::Total(total));
     }
     let mut writer = EmbeddingWriter::create(output, &reader.schema(), encoder.dim(), options.dtype)?;
-    let mut rows = 0u64;
-    let (mut narrow, mut wide) = (Vec::new(), Vec::new());
-    for batch in reader {
-        let batch = batch?;
-        match options.dtype {
-            Dtype::F32 => {
-                encoder.embed_into_f32(&batch.coords, &mut narrow)?;
-                writer.write(&batch.columns, &narrow)?;
+    // The writer runs one batch behind on its own thread, so that writing overlaps computing.
+    let (send, receive) = std::sync::mpsc::sync_channel::<(arrow_array::RecordBatch, Embedded)>(1);
+    let (computed, written) = std::thread::scope(|scope| {
+        let writing = scope.spawn(move || -> Result<EmbeddingWriter> {
+            for (columns, values) in receive {
+                match values {
+                    Embedded::F32(v) => writer.write(&columns, &v)?,
+                    Embedded::F64(v) => writer.write(&columns, &v)?,
+                }
             }
-            Dtype::F64 => {
-                encoder.embed_into_f64(&batch.coords, &mut wide)?;
-                writer.write(&batch.columns, &wide)?;
+            Ok(writer)
+        });
+        let computed = (|| -> Result<u64> {
+            let mut rows = 0u64;
+            for batch in reader {
+                let batch = batch?;
+                let values = match options.dtype {
+                    Dtype::F32 => Embedded::F32(encoder.embed_f32(&batch.coords)?),
+                    Dtype::F64 => Embedded::F64(encoder.embed_f64(&batch.coords)?),
+                };
+                rows += batch.coords.len() as u64;
+                if send.send((batch.columns, values)).is_err() {
+                    break; // the writer failed: its error is the one to report
+                }
+                progress(Progress::Done(rows));
             }
-        }
-        rows += batch.coords.len() as u64;
-        progress(Progress::Done(rows));
-    }
+            Ok(rows)
+        })();
+        drop(send);
+        (computed, writing.join().expect("the writer thread does not panic"))
+    });
+    let writer = written?;
+    let rows = computed?;
     if rows == 0 {
         return Err(satclip_io::Error::format(input, "no data rows: nothing to embed"));
     }
     writer.finish()?;
     Ok(EmbedSummary { rows })
+}
+
+/// One batch's embeddings in the precision they were computed in.
+enum Embedded {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
 }
 
 /// Embeds the centre of every cell of `extent` into a float32 GeoTIFF with one band per

@@ -225,11 +225,23 @@ impl FeatureEncoder {
         self.encoder.embed_f32(points, out).map_err(|e| Error::model(&self.source, e))
     }
 
-    /// Row-major f64 features of `points` and their width.
-    pub fn features(&self, points: &[[f64; 2]]) -> Result<(Vec<f64>, usize)> {
+    /// [`Self::embed_into_f64`] into a new buffer.
+    pub fn embed_f64(&self, points: &[[f64; 2]]) -> Result<Vec<f64>> {
         let mut out = Vec::new();
         self.embed_into_f64(points, &mut out)?;
-        Ok((out, self.dim()))
+        Ok(out)
+    }
+
+    /// [`Self::embed_into_f32`] into a new buffer.
+    pub fn embed_f32(&self, points: &[[f64; 2]]) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        self.embed_into_f32(points, &mut out)?;
+        Ok(out)
+    }
+
+    /// Row-major f64 features of `points` and their width.
+    pub fn features(&self, points: &[[f64; 2]]) -> Result<(Vec<f64>, usize)> {
+        Ok((self.embed_f64(points)?, self.dim()))
     }
 }
 
