@@ -439,7 +439,7 @@ pub fn step_on_rows(
     hp: &Hyperparameters,
     rows: &[usize],
 ) -> Result<(f64, Gradients<f32>)> {
-    let posenc = PositionalEncoding::from_hyperparameters(hp).map_err(|e| Error::model(&cache.path_of(0), e))?;
+    let posenc = PositionalEncoding::from_hyperparameters(hp)?;
     let b = make_batch(cache, &posenc, rows, None, None);
     let out = model.step(&ClipBatch { location_features: &b.features, image_features: &b.images, n: b.n }, None);
     Ok((out.loss, out.gradients))

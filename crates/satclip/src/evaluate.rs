@@ -1,6 +1,6 @@
 //! `satclip eval` as one library call, so that the CLI, the Python bindings and the service run
-//! the same evaluation: every task is read first (a bad file fails before any result), then each
-//! encoder's features go through every probe and split.
+//! the same evaluation: every task is read and every encoder loaded first (a bad file fails before
+//! any result), then each encoder's features go through every probe and split.
 
 use std::path::{Path, PathBuf};
 
@@ -69,15 +69,19 @@ pub fn evaluate_all(
     on: &mut dyn FnMut(Event),
 ) -> Result<Vec<ReportRow>> {
     let tasks: Vec<Task> = tasks.iter().map(|path| Task::read(path, kind)).collect::<Result<_>>()?;
+    // Each encoder is loaded once (GeoCLIP's weights alone are 38 MB), and a bad one fails the run
+    // before any result.
+    let encoders: Vec<FeatureEncoder> =
+        contenders.iter().map(|c| FeatureEncoder::load(&c.spec)).collect::<Result<_>>()?;
     let mut report = Vec::new();
     for task in &tasks {
         on(Event::Task(task));
         if matches!(task.target, Target::Values(_)) && config.probes.contains(&Probe::Logistic) {
             on(Event::Note(format!("note: logistic is a classifier; skipped for {}", task.path.display())));
         }
-        for contender in contenders {
+        for (contender, encoder) in contenders.iter().zip(&encoders) {
             on(Event::Encoder(&contender.label, task));
-            let (features, d) = FeatureEncoder::load(&contender.spec)?.features(&task.points)?;
+            let (features, d) = encoder.features(&task.points)?;
             let rows = evaluate(task, &contender.label, &features, d, config)?;
             if rows.is_empty() {
                 let why = "no fold of this split has both training and test points";
