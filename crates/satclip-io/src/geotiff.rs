@@ -77,10 +77,7 @@ pub fn read(path: &Path) -> Result<Raster> {
 /// As [`read`], refusing a raster whose decoded samples would take more than `max_bytes`: a
 /// compressed bomb declares its size in the header, and is refused before it is inflated.
 pub fn read_with_limit(path: &Path, max_bytes: usize) -> Result<Raster> {
-    // The decoder is third-party code fed untrusted bytes: a panic in it must still surface as an
-    // error about this file.
-    std::panic::catch_unwind(|| read_unguarded(path, max_bytes))
-        .unwrap_or_else(|_| Err(Error::format(path, "malformed TIFF (the decoder gave up)")))
+    crate::guard_decoder(path, "TIFF", || read_unguarded(path, max_bytes))
 }
 
 fn read_unguarded(path: &Path, max_bytes: usize) -> Result<Raster> {

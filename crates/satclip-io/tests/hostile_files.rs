@@ -304,16 +304,22 @@ fn a_sparse_safetensors_file_is_not_read_whole() {
 }
 
 /// Found by the parquet_points fuzz target: a footer whose column chunk starts at a negative
-/// offset made the Parquet reader assert (a panic) when the first batch was read.
+/// offset made the Parquet reader assert when the first batch was read, and damaged definition
+/// levels made it panic ("offset + len out of bounds") while decoding it.
 #[test]
-fn a_parquet_column_chunk_outside_the_file_is_an_error_not_a_panic() {
+fn damaged_parquet_files_the_fuzzer_found_are_errors_not_panics() {
     use satclip_io::tables::{PointReader, ReadOptions};
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/parquet-negative-column-offset.parquet");
-    let err = match PointReader::open(&path, &ReadOptions::default()) {
-        Ok(reader) => reader.filter_map(Result::err).next().expect("an error, not points").to_string(),
-        Err(e) => e.to_string(),
-    };
-    assert!(err.contains("negative-column-offset.parquet") && err.contains("outside the file"), "{err}");
+    for (file, expected) in [
+        ("parquet-negative-column-offset.parquet", "outside the file"),
+        ("parquet-bad-definition-levels.parquet", "malformed Parquet data near row 1"),
+    ] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(file);
+        let err = match PointReader::open(&path, &ReadOptions::default()) {
+            Ok(reader) => reader.filter_map(Result::err).next().expect("an error, not points").to_string(),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(file) && err.contains(expected), "{err}");
+    }
 }
 
 /// Found by the pickle fuzz target under LeakSanitizer: a list appended into itself, in a file

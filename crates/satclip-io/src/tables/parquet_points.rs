@@ -27,7 +27,8 @@ struct ParquetSource {
 impl PointSource for ParquetSource {
     /// Batches come in the size the reader was built with.
     fn next_rows(&mut self, path: &Path, first_row: u64, _max: usize) -> Result<Option<(Vec<[f64; 2]>, RecordBatch)>> {
-        let columns = match self.reader.next() {
+        let what = format!("Parquet data near row {first_row}");
+        let columns = match crate::guard_decoder(path, &what, || Ok(self.reader.next()))? {
             None => return Ok(None),
             Some(Err(e)) => return Err(Error::format(path, format!("near row {first_row}: {e}"))),
             Some(Ok(columns)) => columns,
@@ -45,6 +46,10 @@ impl PointSource for ParquetSource {
 }
 
 pub(super) fn open(path: &Path, file: File, options: &ReadOptions, batch_size: usize) -> Result<Opened> {
+    crate::guard_decoder(path, "Parquet file", || open_unguarded(path, file, options, batch_size))
+}
+
+fn open_unguarded(path: &Path, file: File, options: &ReadOptions, batch_size: usize) -> Result<Opened> {
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| Error::format(path, format!("not a readable Parquet file: {e}")))?;
