@@ -1,6 +1,8 @@
 //! Tests that need the shared fixtures (official checkpoints and outputs) find them here. When
 //! they are absent the test prints why and returns early, so the suite still runs anywhere.
 
+pub mod hub;
+
 use std::path::{Path, PathBuf};
 
 /// Set (to anything but `0`) by `.ci/run`: a test that would skip for missing data fails.
