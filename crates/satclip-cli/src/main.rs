@@ -23,7 +23,8 @@ enum Command {
     Embed(EmbedArgs),
     /// Convert an official Lightning .ckpt to the native format (config.json + model.safetensors).
     Convert {
-        /// Official SatCLIP checkpoint (.ckpt), or `default` for the built-in model.
+        /// Official SatCLIP checkpoint (.ckpt), a released model's name (e.g. vit16-l40), or
+        /// `default` for the built-in model.
         #[arg(long)]
         checkpoint: String,
         /// Directory to write config.json and model.safetensors into.
@@ -32,9 +33,10 @@ enum Command {
     },
     /// Embed Sentinel-2 tiles (12-band S2-100K GeoTIFFs) with a checkpoint's image tower.
     EmbedImages {
-        /// Official SatCLIP checkpoint (.ckpt) with its image tower.
+        /// Official SatCLIP checkpoint with its image tower: a .ckpt, or a released model's name
+        /// (e.g. vit16-l40, microsoft/SatCLIP-ViT16-L40[@revision]).
         #[arg(long)]
-        checkpoint: PathBuf,
+        checkpoint: String,
         /// Tiles, or directories of .tif tiles.
         #[arg(long, num_args = 1.., required = true)]
         input: Vec<PathBuf>,
@@ -45,9 +47,9 @@ enum Command {
     /// Localise tiles on the globe: their image embeddings against the location embeddings of a
     /// Fibonacci lattice (official notebook B02).
     Locate {
-        /// Official SatCLIP checkpoint (.ckpt).
+        /// Official SatCLIP checkpoint: a .ckpt, or a released model's name (e.g. vit16-l40).
         #[arg(long)]
-        checkpoint: PathBuf,
+        checkpoint: String,
         /// Candidate points on the sphere (at most 10 million).
         #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
         points: u32,
@@ -88,8 +90,16 @@ enum Command {
     /// Embed every cell of a lon/lat grid into a GeoTIFF, one float32 band per embedding
     /// dimension (EPSG 4326), for GIS tools and rasterio.
     Raster(RasterArgs),
-    /// List the encoders known by name, with their widths.
-    Encoders,
+    /// The models known by name: the built-in model, the six released checkpoints, GeoCLIP and
+    /// the unlearned features, with width, L, tower, size, licence and whether each is here.
+    #[command(visible_alias = "encoders")]
+    Models,
+    /// Fetch released models into the Hugging Face cache ahead of use (names as in `satclip
+    /// models`, `org/name[@revision]`, or `hf://org/name/file[@revision]`).
+    Download {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Print a model's hyper-parameters and parameter count.
     Info {
         /// Official .ckpt, native model directory, or `default` for the built-in model.
@@ -362,13 +372,15 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::EmbedImages { checkpoint, input, output } => {
-            let tower = satclip::load_tower(&checkpoint)?;
+            let tower = satclip::load_tower(&satclip::resolve_checkpoint(&checkpoint)?)?;
             let files = satclip::collect_tiles(&input)?;
             let n = satclip::embed_images_to_file(&tower, &files, &output)?;
             eprintln!("embedded {n} tiles into {}", output.display());
             Ok(())
         }
-        Command::Locate { checkpoint, points, top_k, images } => locate(&checkpoint, points as usize, top_k, &images),
+        Command::Locate { checkpoint, points, top_k, images } => {
+            locate(&satclip::resolve_checkpoint(&checkpoint)?, points as usize, top_k, &images)
+        }
         Command::Corpus { source: CorpusSource::Bluemarble { data, out, samples, seed, patch, pixel_km } } => {
             let spec = satclip_train::bluemarble::CorpusSpec { samples, seed, patch, pixel_km, ..Default::default() };
             let bar = progress_bar(Some(samples as u64), "patches");
@@ -397,9 +409,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Similarity { at, map } => draw_map(&map, Some(at)),
         Command::Train(args) => train(args),
         Command::Raster(args) => raster(args),
-        Command::Encoders => {
-            println!("{}", satclip::registry::describe());
-            println!("or a path: an official SatCLIP .ckpt, or a native model directory");
+        Command::Models => {
+            print_models();
+            Ok(())
+        }
+        Command::Download { names } => {
+            for name in names {
+                let path = satclip::resolve_checkpoint(&name)?;
+                println!("{name}: {}", path.display());
+            }
             Ok(())
         }
         Command::Info { checkpoint } => {
@@ -412,6 +430,28 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn print_models() {
+    println!("| name | dim | L | tower | size | licence | status | what |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for row in satclip::registry::catalogue() {
+        let e = row.entry;
+        let legendre = e.legendre_polys.map_or("-".into(), |l| l.to_string());
+        let size = match (row.size_mb, row.path.is_some() || row.status == "built in") {
+            (Some(mb), true) => format!("{mb:.1} MB"),
+            (Some(mb), false) => format!("~{mb:.0} MB"),
+            (None, _) => "-".into(),
+        };
+        let what = match e.origin {
+            satclip::registry::Origin::Hub { repo, .. } => format!("{repo} on the Hugging Face Hub"),
+            _ => e.description.to_string(),
+        };
+        println!("| {} | {} | {legendre} | {} | {size} | {} | {} | {what} |", e.name, e.dim, e.tower, e.licence, row.status);
+    }
+    println!();
+    println!("Also: a Hub repository (org/name[@revision], hf://org/name/file[@revision]), an official .ckpt or a native");
+    println!("model directory. Downloads go to the Hugging Face cache ({}).", satclip::registry::hub_cache().display());
 }
 
 fn embed(args: EmbedArgs) -> Result<()> {
@@ -494,7 +534,7 @@ fn featurize(args: FeaturizeArgs) -> Result<()> {
     // A checkpoint's tower is loaded first: a wrong path fails before the corpus is read.
     let tower = match args.tower.as_str() {
         "rcf" => None,
-        path => Some(satclip::load_tower(std::path::Path::new(path))?),
+        spec => Some(satclip::load_tower(&satclip::resolve_checkpoint(spec)?)?),
     };
     let dataset = satclip_train::open_corpus(&args.corpus)?;
     let (extractor, describe): (Box<dyn FeatureExtractor>, serde_json::Value) = if let Some(tower) = tower {

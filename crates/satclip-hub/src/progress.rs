@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use indicatif::{DecimalBytes, ProgressBar, ProgressStyle};
 
 use crate::HubFile;
 
@@ -36,11 +36,11 @@ pub struct ConsoleProgress {
 impl Progress for ConsoleProgress {
     fn start(&mut self, d: &Download) {
         let resumed =
-            if d.resumed_from > 0 { format!(", resuming after {}", HumanBytes(d.resumed_from)) } else { String::new() };
+            if d.resumed_from > 0 { format!(", resuming after {}", DecimalBytes(d.resumed_from)) } else { String::new() };
         eprintln!(
             "downloading {} ({}{resumed})\n  from {}\n  into {}",
             d.file,
-            HumanBytes(d.size),
+            DecimalBytes(d.size),
             d.url,
             d.destination.display()
         );

@@ -26,8 +26,8 @@ use satclip_io::tables::PointReader;
 pub mod builtin;
 pub mod evaluate;
 pub mod images;
-pub mod official;
 pub mod registry;
+pub mod spec;
 
 pub use images::{
     collect_tiles, embed_images, embed_images_to_file, load_tower, locate, read_sentinel2, Locator, TileLocation,
@@ -38,13 +38,19 @@ pub use registry::{
     GEOCLIP_WEIGHTS_FILE,
 };
 
-/// Fails, with the download command, when `path` names a released checkpoint that is not there:
-/// the one message every command gives for it.
+pub use spec::{resolve_checkpoint, ModelSpec};
+
+/// Fails, with the name that downloads it, when `path` names a released checkpoint that is not
+/// there: the one message every command gives for it.
 fn require_checkpoint(path: &Path) -> Result<()> {
     if !path.exists() {
-        if let Some(url) = official::download_url(path) {
-            let hint =
-                format!("no such file; it is a released SatCLIP checkpoint: curl -L -o {} {url}", path.display());
+        if let Some(entry) = spec::released_file(path) {
+            let registry::Origin::Hub { repo, .. } = entry.origin else { unreachable!("released files are on the Hub") };
+            let hint = format!(
+                "no such file; it is a released SatCLIP checkpoint: name it `{}` (or `{repo}`) instead, and satclip \
+                 downloads it into the Hugging Face cache (`satclip download {}` fetches it ahead)",
+                entry.name, entry.name
+            );
             return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, hint)));
         }
     }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use satclip_core::geoclip::GeoClip;
 use satclip_core::{Hyperparameters, LocationEncoder, PositionalEncoding};
 
-use crate::{builtin, official, Error, FromCheckpoint, Result};
+use crate::spec::{released_file, ModelSpec};
+use crate::{builtin, Error, FromCheckpoint, Result};
 
 /// An encoder known by name.
 pub struct EncoderEntry {
@@ -16,8 +17,30 @@ pub struct EncoderEntry {
     pub aliases: &'static [&'static str],
     /// Width of its features.
     pub dim: usize,
+    /// Degree of its spherical harmonics, where it has them.
+    pub legendre_polys: Option<usize>,
+    /// The image tower it was trained against, or what it is when it has none.
+    pub tower: &'static str,
+    pub licence: &'static str,
     pub description: &'static str,
-    pub load: fn() -> Result<FeatureEncoder>,
+    pub origin: Origin,
+}
+
+/// Where an encoder's weights come from.
+pub enum Origin {
+    /// Compiled into the binary.
+    BuiltIn(fn() -> FeatureEncoder),
+    /// A released checkpoint on the Hugging Face Hub, downloaded and cached on first use.
+    Hub {
+        repo: &'static str,
+        file: &'static str,
+        /// Approximate size in MB, for the catalogue before the file is cached.
+        approx_mb: u32,
+    },
+    /// A file that `scripts/install-data.sh` installs.
+    Installed { path: fn() -> PathBuf, load: fn(&Path) -> Result<FeatureEncoder> },
+    /// Computed, nothing learned.
+    Computed(fn() -> FeatureEncoder),
 }
 
 pub const ENCODERS: &[EncoderEntry] = &[
@@ -25,40 +48,76 @@ pub const ENCODERS: &[EncoderEntry] = &[
         name: "default",
         aliases: &["builtin", builtin::NAME],
         dim: 256,
+        legendre_polys: Some(10),
+        tower: "random conv. features of Blue Marble",
+        licence: "MIT",
         description: "the built-in satclip-bluemarble-l10 model (offline, no download)",
-        load: || Ok(FeatureEncoder::new(builtin::encoder(), builtin::NAME)),
+        origin: Origin::BuiltIn(|| FeatureEncoder::new(builtin::encoder(), builtin::NAME)),
     },
+    official("resnet18-l10", &["satclip-resnet18-l10"], 10, "ResNet18", "microsoft/SatCLIP-ResNet18-L10", "satclip-resnet18-l10.ckpt", 57),
+    official("resnet18-l40", &["satclip-resnet18-l40"], 40, "ResNet18", "microsoft/SatCLIP-ResNet18-L40", "satclip-resnet18-l40.ckpt", 66),
+    official("resnet50-l10", &["satclip-resnet50-l10"], 10, "ResNet50", "microsoft/SatCLIP-ResNet50-L10", "satclip-resnet50-l10.ckpt", 111),
+    official("resnet50-l40", &["satclip-resnet50-l40"], 40, "ResNet50", "microsoft/SatCLIP-ResNet50-L40", "satclip-resnet50-l40.ckpt", 120),
+    official("vit16-l10", &["satclip-vit16-l10"], 10, "ViT-S/16", "microsoft/SatCLIP-ViT16-L10", "satclip-vit16-l10.ckpt", 112),
+    official("vit16-l40", &["satclip-vit16-l40"], 40, "ViT-S/16", "microsoft/SatCLIP-ViT16-L40", "satclip-vit16-l40.ckpt", 121),
     EncoderEntry {
         name: "geoclip",
         aliases: &[],
         dim: satclip_core::geoclip::EMBEDDING_DIM,
+        legendre_polys: None,
+        tower: "CLIP ViT-L/14",
+        licence: "MIT",
         description: "GeoCLIP's pretrained location encoder (weights from scripts/install-data.sh)",
-        load: || {
-            let path = geoclip_weights_path();
-            Ok(FeatureEncoder::new(load_geoclip(&path)?, path))
+        origin: Origin::Installed {
+            path: geoclip_weights_path,
+            load: |path| Ok(FeatureEncoder::new(load_geoclip(path)?, path)),
         },
     },
-    unlearned("direct", 2, "unlearned: (lon, lat) in radians", || encoding("direct", 0)),
-    unlearned("wrap", 4, "unlearned: sin and cos of lon and lat", || encoding("wrap", 0)),
-    unlearned("cartesian3d", 3, "unlearned: the point on the unit sphere", || encoding("cartesian3d", 0)),
-    unlearned("sh-l10", 100, "unlearned: spherical harmonics up to L = 10", || encoding("sphericalharmonics", 10)),
-    unlearned("sh-l40", 1600, "unlearned: spherical harmonics up to L = 40", || encoding("sphericalharmonics", 40)),
+    unlearned("direct", 2, None, "unlearned: (lon, lat) in radians", || encoding("direct", 0)),
+    unlearned("wrap", 4, None, "unlearned: sin and cos of lon and lat", || encoding("wrap", 0)),
+    unlearned("cartesian3d", 3, None, "unlearned: the point on the unit sphere", || encoding("cartesian3d", 0)),
+    unlearned("sh-l10", 100, Some(10), "unlearned: spherical harmonics up to L = 10", || encoding("sphericalharmonics", 10)),
+    unlearned("sh-l40", 1600, Some(40), "unlearned: spherical harmonics up to L = 40", || encoding("sphericalharmonics", 40)),
 ];
+
+/// The sizes are the released files' (ResNet18-L10: 57.2 MB) or, for the others, the fixture
+/// checkpoints' plus the parameters (and their AdamW moments) that differ.
+const fn official(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    legendre_polys: usize,
+    tower: &'static str,
+    repo: &'static str,
+    file: &'static str,
+    approx_mb: u32,
+) -> EncoderEntry {
+    EncoderEntry {
+        name,
+        aliases,
+        dim: 256,
+        legendre_polys: Some(legendre_polys),
+        tower,
+        licence: "MIT",
+        description: "released SatCLIP checkpoint (Hugging Face Hub; downloaded and cached on first use)",
+        origin: Origin::Hub { repo, file, approx_mb },
+    }
+}
 
 const fn unlearned(
     name: &'static str,
     dim: usize,
+    legendre_polys: Option<usize>,
     description: &'static str,
-    load: fn() -> Result<FeatureEncoder>,
+    load: fn() -> FeatureEncoder,
 ) -> EncoderEntry {
-    EncoderEntry { name, aliases: &[], dim, description, load }
+    EncoderEntry { name, aliases: &[], dim, legendre_polys, tower: "none", licence: "-", description, origin: Origin::Computed(load) }
 }
 
 /// The positional encoding `le_type` (of degree `legendre_polys` where it has one) on its own.
-fn encoding(le_type: &str, legendre_polys: usize) -> Result<FeatureEncoder> {
+fn encoding(le_type: &str, legendre_polys: usize) -> FeatureEncoder {
     let hp = Hyperparameters { le_type: le_type.into(), legendre_polys, ..Hyperparameters::default() };
     let encoding = PositionalEncoding::from_hyperparameters(&hp).expect("registered encodings are valid");
-    Ok(FeatureEncoder::new(encoding, le_type))
+    FeatureEncoder::new(encoding, le_type)
 }
 
 /// The entry for a name or alias.
@@ -73,15 +132,64 @@ pub fn describe() -> String {
     lines.join("\n")
 }
 
-/// A SatCLIP location encoder: the built-in model by name, or a checkpoint path.
+/// One row of `satclip models`: an encoder and whether it is here to use.
+pub struct CatalogueRow {
+    pub entry: &'static EncoderEntry,
+    /// Bytes of its weights, where it has a file (measured when here, else approximate).
+    pub size_mb: Option<f64>,
+    /// `built in`, `computed`, `cached`, `not cached`, `installed` or `not installed`.
+    pub status: &'static str,
+    /// Where its file is, when it is here.
+    pub path: Option<PathBuf>,
+}
+
+/// Every registered encoder with its status; the Hub cache is only looked at, never fetched.
+pub fn catalogue() -> Vec<CatalogueRow> {
+    let hub = satclip_hub::Hub::from_env();
+    let mb = |path: &Path| std::fs::metadata(path).ok().map(|m| m.len() as f64 / 1e6);
+    ENCODERS
+        .iter()
+        .map(|entry| {
+            let (size_mb, status, path) = match entry.origin {
+                Origin::BuiltIn(_) => (Some(builtin::WEIGHTS_BYTES as f64 / 1e6), "built in", None),
+                Origin::Computed(_) => (None, "computed", None),
+                Origin::Hub { repo, file, approx_mb } => {
+                    let cached = satclip_hub::HubFile::new(repo, "main", file).ok().and_then(|f| hub.cached(&f));
+                    match cached {
+                        Some(path) => (mb(&path), "cached", Some(path)),
+                        None => (Some(approx_mb as f64), "not cached", None),
+                    }
+                }
+                Origin::Installed { path, .. } => {
+                    let path = path();
+                    match mb(&path) {
+                        Some(size) => (Some(size), "installed", Some(path)),
+                        None => (None, "not installed", None),
+                    }
+                }
+            };
+            CatalogueRow { entry, size_mb, status, path }
+        })
+        .collect()
+}
+
+/// Where downloads go: the Hugging Face cache the environment names.
+pub fn hub_cache() -> PathBuf {
+    satclip_hub::HubConfig::from_env().cache
+}
+
+/// A SatCLIP location encoder: the built-in model, a released model by name (downloaded and
+/// cached), or a checkpoint file.
 pub fn load_encoder(spec: &str) -> Result<LocationEncoder> {
-    match find(spec) {
-        Some(entry) if entry.name == "default" => Ok(builtin::encoder()),
-        Some(_) => Err(Error::format(
+    match ModelSpec::parse(spec)? {
+        ModelSpec::Registered(entry) if entry.name == "default" => Ok(builtin::encoder()),
+        ModelSpec::Registered(_) => Err(Error::format(
             Path::new(spec),
-            "is not a SatCLIP model: this command needs `default` or a SatCLIP checkpoint (.ckpt or native directory)",
+            "is not a SatCLIP model: this command needs `default`, a released model (e.g. vit16-l40) or a SatCLIP \
+             checkpoint (.ckpt or native directory)",
         )),
-        None => load_checkpoint(spec),
+        ModelSpec::Hub(file) => LocationEncoder::from_checkpoint(&ModelSpec::Hub(file).checkpoint(spec)?),
+        ModelSpec::File(path) => load_checkpoint(&path),
     }
 }
 
@@ -201,10 +309,18 @@ impl FeatureEncoder {
     /// An encoder of [`ENCODERS`] by name, or a checkpoint path (official `.ckpt` or native
     /// model directory). A name that is neither gets the list of names and the nearest one.
     pub fn load(spec: &str) -> Result<Self> {
-        if let Some(entry) = find(spec) {
-            return (entry.load)();
+        match ModelSpec::parse(spec)? {
+            ModelSpec::Registered(entry) => match entry.origin {
+                Origin::BuiltIn(load) | Origin::Computed(load) => Ok(load()),
+                Origin::Installed { path, load } => load(&path()),
+                Origin::Hub { .. } => unreachable!("Hub entries parse as ModelSpec::Hub"),
+            },
+            hub @ ModelSpec::Hub(_) => {
+                let path = hub.checkpoint(spec)?;
+                Ok(Self::new(LocationEncoder::from_checkpoint(&path)?, path))
+            }
+            ModelSpec::File(path) => Ok(Self::new(load_checkpoint(&path)?, path)),
         }
-        Ok(Self::new(load_checkpoint(spec)?, spec))
     }
 
     /// The width of the features.
@@ -247,9 +363,9 @@ impl FeatureEncoder {
 
 /// A SatCLIP checkpoint by path; a path that does not exist and names no encoder gets the list
 /// of names and the nearest one.
-fn load_checkpoint(spec: &str) -> Result<LocationEncoder> {
-    let path = Path::new(spec);
-    if !path.exists() && official::download_url(path).is_none() {
+fn load_checkpoint(path: &Path) -> Result<LocationEncoder> {
+    let spec = &*path.to_string_lossy();
+    if !path.exists() && released_file(path).is_none() {
         let names: Vec<&str> = ENCODERS.iter().map(|e| e.name).collect();
         let guess = names
             .iter()
@@ -258,7 +374,11 @@ fn load_checkpoint(spec: &str) -> Result<LocationEncoder> {
             .min()
             .map(|(_, name)| format!("; did you mean `{name}`?"))
             .unwrap_or_default();
-        let problem = format!("no such file or directory, nor an encoder name ({}){guess}", names.join(", "));
+        let problem = format!(
+            "no such file or directory, nor an encoder name ({}) or Hub repository (org/name or \
+             hf://org/name/file){guess}",
+            names.join(", ")
+        );
         return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, problem)));
     }
     LocationEncoder::from_checkpoint(path)

@@ -45,10 +45,7 @@ fn builtin_model_is_continuous_and_wraps_at_the_antimeridian() {
 #[test]
 fn missing_encoders_say_what_would_have_worked() {
     let err = satclip::load_encoder("satclip-resnet50-l40.ckpt").err().unwrap().to_string();
-    assert!(
-        err.contains("curl -L -o satclip-resnet50-l40.ckpt https://huggingface.co/microsoft/SatCLIP-ResNet50-L40/resolve/main/satclip-resnet50-l40.ckpt"),
-        "{err}"
-    );
+    assert!(err.contains("name it `resnet50-l40` (or `microsoft/SatCLIP-ResNet50-L40`) instead"), "{err}");
     let err = satclip::FeatureEncoder::load("sh-l11").err().unwrap().to_string();
     assert!(err.starts_with("sh-l11: ") && err.contains("sh-l40") && err.contains("geoclip"), "{err}");
     let err = satclip::FeatureEncoder::load("geoclp").err().unwrap().to_string();
@@ -65,6 +62,10 @@ fn every_registered_encoder_loads_with_its_listed_width() {
         assert!(satclip::registry::find(entry.name).is_some_and(|e| e.name == entry.name));
         for alias in entry.aliases {
             assert_eq!(satclip::registry::find(alias).map(|e| e.name), Some(entry.name));
+        }
+        if let satclip::registry::Origin::Hub { .. } = entry.origin {
+            // Downloads: tests/hub.rs of the command line covers them against a stand-in Hub.
+            continue;
         }
         if entry.name == "geoclip" {
             // data_file reports a skip when the weights are missing (a failure under CI).
