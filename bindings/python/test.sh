@@ -7,8 +7,8 @@ cd "$(dirname "$0")"
 venv=target/venv
 rm -rf "$venv" target/wheels
 python3 -m venv "$venv"
-if ! "$venv/bin/pip" install --quiet maturin==1.16.0 numpy==2.4.6 pandas==3.1.1; then
-  echo "SKIPPED: Python bindings: maturin, numpy and pandas could not be installed from PyPI"
+if ! "$venv/bin/pip" install --quiet maturin==1.16.0 numpy==2.4.6 pandas==3.1.1 huggingface_hub==2.4.0; then
+  echo "SKIPPED: Python bindings: maturin, numpy, pandas and huggingface_hub could not be installed from PyPI"
   # Under CI (SATCLIP_REQUIRE_DATA), a skip is a failure.
   [ "${SATCLIP_REQUIRE_DATA:-0}" = "0" ] && exit 0
   exit 1

@@ -149,6 +149,37 @@ fn encoders() -> Vec<(&'static str, usize, &'static str)> {
     satclip::ENCODERS.iter().map(|e| (e.name, e.dim, e.description)).collect()
 }
 
+/// Every model known by name, as dicts: name, dim, L, tower, size_mb, licence, status (`built
+/// in`, `cached`, `not cached`, `installed`, `not installed`, `computed`), path (when here) and
+/// description. Looks at the Hugging Face cache; downloads nothing.
+#[pyfunction]
+fn models(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
+    satclip::registry::catalogue()
+        .into_iter()
+        .map(|row| {
+            let d = PyDict::new(py);
+            d.set_item("name", row.entry.name)?;
+            d.set_item("dim", row.entry.dim)?;
+            d.set_item("L", row.entry.legendre_polys)?;
+            d.set_item("tower", row.entry.tower)?;
+            d.set_item("size_mb", row.size_mb)?;
+            d.set_item("licence", row.entry.licence)?;
+            d.set_item("status", row.status)?;
+            d.set_item("path", row.path.map(|p| p.to_string_lossy().into_owned()))?;
+            d.set_item("description", row.entry.description)?;
+            Ok(d)
+        })
+        .collect()
+}
+
+/// Fetches a released model (`vit16-l40`, `microsoft/SatCLIP-ViT16-L40[@revision]`,
+/// `hf://org/name/file[@revision]`) into the Hugging Face cache, unless it is there, and returns
+/// its path. The download is reported on stderr.
+#[pyfunction]
+fn download(py: Python<'_>, spec: &str) -> PyResult<String> {
+    py.detach(|| satclip::resolve_checkpoint(spec)).map(|p| p.to_string_lossy().into_owned()).map_err(to_py)
+}
+
 /// Embeds a point table (CSV, Parquet/GeoParquet or NPY) into an embedding table (Parquet, NPY
 /// or CSV, by extension), streamed in batches, exactly as `satclip embed` does. Returns the
 /// number of rows.
@@ -182,6 +213,8 @@ fn satclip_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Encoder>()?;
     m.add_function(wrap_pyfunction!(embed_file, m)?)?;
     m.add_function(wrap_pyfunction!(encoders, m)?)?;
+    m.add_function(wrap_pyfunction!(models, m)?)?;
+    m.add_function(wrap_pyfunction!(download, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

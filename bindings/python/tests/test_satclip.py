@@ -65,7 +65,7 @@ class BuiltinModel(unittest.TestCase):
             encoder.embed(points, dtype="float16")
 
     def test_missing_and_unknown_encoders_are_clear(self):
-        with self.assertRaisesRegex(FileNotFoundError, "huggingface.co/microsoft/SatCLIP-ViT16-L40"):
+        with self.assertRaisesRegex(FileNotFoundError, "name it `vit16-l40` \\(or `microsoft/SatCLIP-ViT16-L40`\\)"):
             satclip.Encoder("satclip-vit16-l40.ckpt")
         with self.assertRaisesRegex(FileNotFoundError, "sh-l40"):
             satclip.Encoder("sh-l11")
@@ -73,9 +73,11 @@ class BuiltinModel(unittest.TestCase):
     def test_every_listed_encoder_loads_with_its_listed_width(self):
         listed = {name: dim for name, dim, _ in satclip.encoders()}
         self.assertEqual(listed["default"], 256)
-        for name, dim in listed.items():
-            if name != "geoclip":
-                self.assertEqual(satclip.Encoder(name).dim, dim, name)
+        # The released models download (HuggingFaceCache covers them against a stand-in Hub).
+        here = {m["name"] for m in satclip.models() if m["status"] in ("built in", "computed")}
+        self.assertEqual(len(here), 6)
+        for name in here:
+            self.assertEqual(satclip.Encoder(name).dim, listed[name], name)
         weights = DATA / "geoclip_location_encoder.pth"
         if not weights.exists() and "SATCLIP_GEOCLIP_WEIGHTS" not in os.environ:
             skip(f"{weights} is not installed (scripts/install-data.sh)")
@@ -163,6 +165,123 @@ class WhatNumPyUsersPass(unittest.TestCase):
             wrapped = pathlib.Path(tmp, "w.csv")
             wrapped.write_text("lon,lat\n190,2\n")
             self.assertEqual(satclip.embed_file(str(wrapped), str(pathlib.Path(tmp, "w.npy")), wrap_lon=True), 1)
+
+
+class _StandInHub:
+    """The Hugging Face Hub's answers for one file, on 127.0.0.1: the resolve URL gives the commit,
+    SHA-256 and size in headers and redirects to /lfs/<sha256> on another origin (a second port, as
+    the Hub sends clients to its storage hosts), which serves the bytes."""
+
+    def __init__(self, repo, filename, commit, data):
+        import hashlib
+        import http.server
+        import threading
+
+        sha = hashlib.sha256(data).hexdigest()
+        self.transfers = 0
+        hub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                self.answer(body=False)
+
+            def do_GET(self):
+                self.answer(body=True)
+
+            def answer(self, body):
+                resolve = {f"/{repo}/resolve/{rev}/{filename}" for rev in ("main", commit)}
+                if self.path in resolve:
+                    self.send_response(302)
+                    self.send_header("Location", f"{hub.storage}/lfs/{sha}")
+                    self.send_header("X-Repo-Commit", commit)
+                    self.send_header("X-Linked-Etag", f'"{sha}"')
+                    self.send_header("X-Linked-Size", str(len(data)))
+                    self.send_header("ETag", '"0123456789abcdef0123456789abcdef01234567"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif self.path == f"/lfs/{sha}":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    if body:
+                        hub.transfers += 1
+                        self.wfile.write(data)
+                else:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+
+        self.servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler) for _ in range(2)]
+        self.endpoint, self.storage = (f"http://127.0.0.1:{s.server_address[1]}" for s in self.servers)
+        for server in self.servers:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def close(self):
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+class HuggingFaceCache(unittest.TestCase):
+    """satclip and huggingface_hub share one cache: each finds, offline, what the other fetched."""
+
+    REPO, FILE, COMMIT = "microsoft/SatCLIP-ResNet18-L10", "satclip-resnet18-l10.ckpt", "5" * 40
+
+    def setUp(self):
+        self.ckpt = fixture("satclip-resnet18-l10.ckpt")
+        self.hub = _StandInHub(self.REPO, self.FILE, self.COMMIT, self.ckpt.read_bytes())
+        self.tmp = tempfile.TemporaryDirectory()
+        self.saved = dict(os.environ)
+
+    def tearDown(self):
+        os.environ.clear()
+        os.environ.update(self.saved)
+        self.hub.close()
+        self.tmp.cleanup()
+
+    def huggingface_hub(self, cache, offline):
+        import subprocess
+        import sys
+
+        flag = "1" if offline else "0"
+        env = dict(os.environ, HF_ENDPOINT=self.hub.endpoint, HF_HUB_CACHE=cache, HF_HUB_OFFLINE=flag)
+        code = f"from huggingface_hub import hf_hub_download; print(hf_hub_download({self.REPO!r}, {self.FILE!r}))"
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout.strip()
+
+    def use(self, cache, offline):
+        os.environ.update(HF_ENDPOINT=self.hub.endpoint, HF_HUB_CACHE=cache, HF_HUB_OFFLINE="1" if offline else "0")
+
+    def test_huggingface_hub_finds_what_satclip_fetched(self):
+        cache = os.path.join(self.tmp.name, "a")
+        self.use(cache, offline=False)
+        path = satclip.download("microsoft/SatCLIP-ResNet18-L10")
+        points = [[2.35, 48.86], [-58.38, -34.6]]
+        by_name = satclip.Encoder("resnet18-l10").embed(points, dtype="float64")
+        by_file = satclip.Encoder(str(self.ckpt)).embed(points, dtype="float64")
+        np.testing.assert_array_equal(by_name, by_file)
+        self.assertEqual(self.hub.transfers, 1)
+        self.assertEqual(self.huggingface_hub(cache, offline=True), path)
+        row = next(m for m in satclip.models() if m["name"] == "resnet18-l10")
+        self.assertEqual((row["status"], row["path"], row["L"]), ("cached", path, 10))
+
+    def test_satclip_finds_what_huggingface_hub_fetched(self):
+        cache = os.path.join(self.tmp.name, "b")
+        path = self.huggingface_hub(cache, offline=False)
+        self.assertEqual(self.hub.transfers, 1)
+        self.use(cache, offline=True)
+        self.assertEqual(satclip.download("resnet18-l10"), path)
+        self.assertEqual(satclip.Encoder("microsoft/SatCLIP-ResNet18-L10").dim, 256)
+        self.assertEqual(self.hub.transfers, 1)
+
+    def test_offline_without_the_file_says_what_to_do(self):
+        self.use(os.path.join(self.tmp.name, "empty"), offline=True)
+        with self.assertRaisesRegex(ValueError, "HF_HUB_OFFLINE is set.*satclip download"):
+            satclip.Encoder("vit16-l40")
 
 
 if __name__ == "__main__":

@@ -447,10 +447,15 @@ fn print_models() {
             satclip::registry::Origin::Hub { repo, .. } => format!("{repo} on the Hugging Face Hub"),
             _ => e.description.to_string(),
         };
-        println!("| {} | {} | {legendre} | {} | {size} | {} | {} | {what} |", e.name, e.dim, e.tower, e.licence, row.status);
+        println!(
+            "| {} | {} | {legendre} | {} | {size} | {} | {} | {what} |",
+            e.name, e.dim, e.tower, e.licence, row.status
+        );
     }
     println!();
-    println!("Also: a Hub repository (org/name[@revision], hf://org/name/file[@revision]), an official .ckpt or a native");
+    println!(
+        "Also: a Hub repository (org/name[@revision], hf://org/name/file[@revision]), an official .ckpt or a native"
+    );
     println!("model directory. Downloads go to the Hugging Face cache ({}).", satclip::registry::hub_cache().display());
 }
 

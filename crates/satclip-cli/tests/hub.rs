@@ -53,7 +53,7 @@ fn a_released_model_by_name_embeds_as_the_local_file_does() {
     // The download says what, how big, from where and into where.
     for needle in [
         "downloading microsoft/SatCLIP-ViT16-L40@main/satclip-vit16-l40.ckpt (120.98 MB)",
-        &format!("from {}/lfs/", server.endpoint()),
+        &format!("from {}/lfs/", server.storage()),
         &format!("into {}", cache.join("models--microsoft--SatCLIP-ViT16-L40/blobs").display()),
     ] {
         assert!(stderr.contains(needle), "`{needle}` not in: {stderr}");

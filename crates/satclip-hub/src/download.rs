@@ -33,13 +33,15 @@ pub(crate) fn head(agent: &ureq::Agent, config: &HubConfig, file: &HubFile) -> R
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         if (300..400).contains(&status) {
             let location = header("location").ok_or_else(|| protocol(&url, "a redirect without a Location header"))?;
-            // A relative redirect is the Hub's own (a renamed repository): ask again there. An
-            // absolute one sends the bytes to storage, and this answer's headers describe them.
-            if location.starts_with('/') && !location.starts_with("//") {
-                url = format!("{}{location}", origin(&url));
+            let target = join(&url, &location);
+            // As huggingface_hub: a redirect within the Hub (a renamed repository) is asked again;
+            // one to another host sends the bytes to storage, and this answer's headers describe them.
+            let hub_origins = [origin(&url), origin(&config.endpoint), "https://huggingface.co", "https://hf.co"];
+            if hub_origins.iter().any(|o| o.eq_ignore_ascii_case(origin(&target))) {
+                url = target;
                 continue;
             }
-            return remote(&url, &header, location);
+            return remote(&url, &header, target);
         }
         if status == 200 {
             return remote(&url, &header, url.clone());
@@ -164,7 +166,7 @@ fn transfer(
         let status = r.status().as_u16();
         if (300..400).contains(&status) {
             let location = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            url = if location.starts_with('/') { format!("{}{location}", origin(&url)) } else { location.to_string() };
+            url = join(&url, location);
             continue;
         }
         response = Some((r, status));
@@ -252,6 +254,17 @@ fn status_error(url: &str, status: u16, message: Option<String>) -> Error {
     Error::Status { url: url.into(), status, hint }
 }
 
+/// `location` (absolute, or relative to `base`'s host) as an absolute URL.
+fn join(base: &str, location: &str) -> String {
+    if location.contains("://") {
+        location.to_string()
+    } else if location.starts_with('/') {
+        format!("{}{location}", origin(base))
+    } else {
+        format!("{}/{location}", base.rsplit_once('/').map_or(base, |(dir, _)| dir))
+    }
+}
+
 /// `scheme://host[:port]` of a URL.
 fn origin(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
@@ -276,5 +289,8 @@ mod tests {
         assert_eq!(origin("https://huggingface.co/a/b/resolve/main/x"), "https://huggingface.co");
         assert_eq!(origin("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
         assert_ne!(origin("https://cdn-lfs.hf.co/x"), origin("https://huggingface.co"));
+        assert_eq!(join("http://h:1/a/resolve/main/x", "/b/resolve/main/x"), "http://h:1/b/resolve/main/x");
+        assert_eq!(join("http://h:1/a/b", "https://cdn/x?sig=1"), "https://cdn/x?sig=1");
+        assert_eq!(join("http://h:1/a/b", "c"), "http://h:1/a/c");
     }
 }

@@ -35,8 +35,11 @@ pub struct ConsoleProgress {
 
 impl Progress for ConsoleProgress {
     fn start(&mut self, d: &Download) {
-        let resumed =
-            if d.resumed_from > 0 { format!(", resuming after {}", DecimalBytes(d.resumed_from)) } else { String::new() };
+        let resumed = if d.resumed_from > 0 {
+            format!(", resuming after {}", DecimalBytes(d.resumed_from))
+        } else {
+            String::new()
+        };
         eprintln!(
             "downloading {} ({}{resumed})\n  from {}\n  into {}",
             d.file,

@@ -1,7 +1,7 @@
 //! A stand-in for the Hugging Face Hub on 127.0.0.1, for tests without the internet. It answers
 //! as the Hub does for a file: the resolve URL gives the commit, the SHA-256 and the size in its
-//! headers and redirects (absolutely, as to the Hub's storage) to `/lfs/<sha256>`, which serves
-//! the bytes with range requests. Faults can be injected: a transfer cut after some bytes,
+//! headers and redirects to `/lfs/<sha256>` on another origin (a second port, as the Hub sends
+//! clients to its storage hosts), which serves the bytes with range requests. Faults can be injected: a transfer cut after some bytes,
 //! corrupted bytes, a slow transfer.
 
 use std::io::{BufRead, BufReader, Write};
@@ -42,6 +42,7 @@ struct Faults {
 struct State {
     entries: Vec<HubEntry>,
     endpoint: String,
+    storage: String,
     faults: Faults,
     transfers: AtomicUsize,
     heads: AtomicUsize,
@@ -52,36 +53,48 @@ struct State {
 /// Serves until dropped.
 pub struct HubStandIn {
     state: Arc<State>,
-    accept: Option<JoinHandle<()>>,
+    accept: Vec<JoinHandle<()>>,
 }
 
 impl HubStandIn {
     pub fn start(entries: Vec<HubEntry>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let bind = || TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let (hub, storage) = (bind(), bind());
+        let url = |l: &TcpListener| format!("http://{}", l.local_addr().unwrap());
         let state = Arc::new(State {
             entries,
-            endpoint,
+            endpoint: url(&hub),
+            storage: url(&storage),
             faults: Faults::default(),
             transfers: AtomicUsize::new(0),
             heads: AtomicUsize::new(0),
             ranges: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
         });
-        let shared = Arc::clone(&state);
-        let accept = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if shared.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let state = Arc::clone(&shared);
+        let accept = [hub, storage]
+            .into_iter()
+            .map(|listener| {
+                let shared = Arc::clone(&state);
                 std::thread::spawn(move || {
-                    let _ = serve(&state, stream);
-                });
-            }
-        });
-        Self { state, accept: Some(accept) }
+                    for stream in listener.incoming() {
+                        if shared.stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let Ok(stream) = stream else { continue };
+                        let state = Arc::clone(&shared);
+                        std::thread::spawn(move || {
+                            let _ = serve(&state, stream);
+                        });
+                    }
+                })
+            })
+            .collect();
+        Self { state, accept }
+    }
+
+    /// The origin that serves file contents (`/lfs/<sha256>`).
+    pub fn storage(&self) -> &str {
+        &self.state.storage
     }
 
     /// `http://127.0.0.1:<port>`, for `HF_ENDPOINT`.
@@ -122,9 +135,11 @@ impl HubStandIn {
 impl Drop for HubStandIn {
     fn drop(&mut self) {
         self.state.stop.store(true, Ordering::SeqCst);
-        // Wakes the accept loop so that it sees the flag.
-        let _ = TcpStream::connect(self.state.endpoint.trim_start_matches("http://"));
-        if let Some(accept) = self.accept.take() {
+        // Wakes the accept loops so that they see the flag.
+        for url in [&self.state.endpoint, &self.state.storage] {
+            let _ = TcpStream::connect(url.trim_start_matches("http://"));
+        }
+        for accept in self.accept.drain(..) {
             let _ = accept.join();
         }
     }
@@ -172,7 +187,7 @@ fn serve(state: &State, stream: TcpStream) -> std::io::Result<()> {
         return respond(&mut out, "404 Not Found", &[("X-Error-Code", "EntryNotFound".into())], b"");
     };
     let headers = [
-        ("Location", format!("{}/lfs/{}", state.endpoint, entry.sha256)),
+        ("Location", format!("{}/lfs/{}", state.storage, entry.sha256)),
         ("X-Repo-Commit", entry.commit.clone()),
         ("X-Linked-Etag", format!("\"{}\"", entry.sha256)),
         ("X-Linked-Size", entry.bytes.len().to_string()),

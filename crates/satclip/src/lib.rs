@@ -45,7 +45,9 @@ pub use spec::{resolve_checkpoint, ModelSpec};
 fn require_checkpoint(path: &Path) -> Result<()> {
     if !path.exists() {
         if let Some(entry) = spec::released_file(path) {
-            let registry::Origin::Hub { repo, .. } = entry.origin else { unreachable!("released files are on the Hub") };
+            let registry::Origin::Hub { repo, .. } = entry.origin else {
+                unreachable!("released files are on the Hub")
+            };
             let hint = format!(
                 "no such file; it is a released SatCLIP checkpoint: name it `{}` (or `{repo}`) instead, and satclip \
                  downloads it into the Hugging Face cache (`satclip download {}` fetches it ahead)",

@@ -54,12 +54,60 @@ pub const ENCODERS: &[EncoderEntry] = &[
         description: "the built-in satclip-bluemarble-l10 model (offline, no download)",
         origin: Origin::BuiltIn(|| FeatureEncoder::new(builtin::encoder(), builtin::NAME)),
     },
-    official("resnet18-l10", &["satclip-resnet18-l10"], 10, "ResNet18", "microsoft/SatCLIP-ResNet18-L10", "satclip-resnet18-l10.ckpt", 57),
-    official("resnet18-l40", &["satclip-resnet18-l40"], 40, "ResNet18", "microsoft/SatCLIP-ResNet18-L40", "satclip-resnet18-l40.ckpt", 66),
-    official("resnet50-l10", &["satclip-resnet50-l10"], 10, "ResNet50", "microsoft/SatCLIP-ResNet50-L10", "satclip-resnet50-l10.ckpt", 111),
-    official("resnet50-l40", &["satclip-resnet50-l40"], 40, "ResNet50", "microsoft/SatCLIP-ResNet50-L40", "satclip-resnet50-l40.ckpt", 120),
-    official("vit16-l10", &["satclip-vit16-l10"], 10, "ViT-S/16", "microsoft/SatCLIP-ViT16-L10", "satclip-vit16-l10.ckpt", 112),
-    official("vit16-l40", &["satclip-vit16-l40"], 40, "ViT-S/16", "microsoft/SatCLIP-ViT16-L40", "satclip-vit16-l40.ckpt", 121),
+    official(
+        "resnet18-l10",
+        &["satclip-resnet18-l10"],
+        10,
+        "ResNet18",
+        "microsoft/SatCLIP-ResNet18-L10",
+        "satclip-resnet18-l10.ckpt",
+        57,
+    ),
+    official(
+        "resnet18-l40",
+        &["satclip-resnet18-l40"],
+        40,
+        "ResNet18",
+        "microsoft/SatCLIP-ResNet18-L40",
+        "satclip-resnet18-l40.ckpt",
+        66,
+    ),
+    official(
+        "resnet50-l10",
+        &["satclip-resnet50-l10"],
+        10,
+        "ResNet50",
+        "microsoft/SatCLIP-ResNet50-L10",
+        "satclip-resnet50-l10.ckpt",
+        111,
+    ),
+    official(
+        "resnet50-l40",
+        &["satclip-resnet50-l40"],
+        40,
+        "ResNet50",
+        "microsoft/SatCLIP-ResNet50-L40",
+        "satclip-resnet50-l40.ckpt",
+        120,
+    ),
+    official(
+        "vit16-l10",
+        &["satclip-vit16-l10"],
+        10,
+        "ViT-S/16",
+        "microsoft/SatCLIP-ViT16-L10",
+        "satclip-vit16-l10.ckpt",
+        112,
+    ),
+    official(
+        "vit16-l40",
+        &["satclip-vit16-l40"],
+        40,
+        "ViT-S/16",
+        "microsoft/SatCLIP-ViT16-L40",
+        "satclip-vit16-l40.ckpt",
+        121,
+    ),
     EncoderEntry {
         name: "geoclip",
         aliases: &[],
@@ -76,8 +124,12 @@ pub const ENCODERS: &[EncoderEntry] = &[
     unlearned("direct", 2, None, "unlearned: (lon, lat) in radians", || encoding("direct", 0)),
     unlearned("wrap", 4, None, "unlearned: sin and cos of lon and lat", || encoding("wrap", 0)),
     unlearned("cartesian3d", 3, None, "unlearned: the point on the unit sphere", || encoding("cartesian3d", 0)),
-    unlearned("sh-l10", 100, Some(10), "unlearned: spherical harmonics up to L = 10", || encoding("sphericalharmonics", 10)),
-    unlearned("sh-l40", 1600, Some(40), "unlearned: spherical harmonics up to L = 40", || encoding("sphericalharmonics", 40)),
+    unlearned("sh-l10", 100, Some(10), "unlearned: spherical harmonics up to L = 10", || {
+        encoding("sphericalharmonics", 10)
+    }),
+    unlearned("sh-l40", 1600, Some(40), "unlearned: spherical harmonics up to L = 40", || {
+        encoding("sphericalharmonics", 40)
+    }),
 ];
 
 /// The sizes are the released files' (ResNet18-L10: 57.2 MB) or, for the others, the fixture
@@ -110,7 +162,16 @@ const fn unlearned(
     description: &'static str,
     load: fn() -> FeatureEncoder,
 ) -> EncoderEntry {
-    EncoderEntry { name, aliases: &[], dim, legendre_polys, tower: "none", licence: "-", description, origin: Origin::Computed(load) }
+    EncoderEntry {
+        name,
+        aliases: &[],
+        dim,
+        legendre_polys,
+        tower: "none",
+        licence: "-",
+        description,
+        origin: Origin::Computed(load),
+    }
 }
 
 /// The positional encoding `le_type` (of degree `legendre_polys` where it has one) on its own.

@@ -41,7 +41,10 @@ impl ModelSpec {
                 (Some(file), _) => file.to_string(),
                 (None, Some((_, file))) => file.to_string(),
                 (None, None) => {
-                    return Err(Error::format(Path::new(spec), "name the file too: hf://organisation/name/file.ckpt[@revision]"))
+                    return Err(Error::format(
+                        Path::new(spec),
+                        "name the file too: hf://organisation/name/file.ckpt[@revision]",
+                    ))
                 }
             };
             let repo = released(&repo).map_or(repo, |(canonical, _)| canonical.to_string());
@@ -114,14 +117,23 @@ mod tests {
     #[test]
     fn names_repositories_and_revisions_resolve_to_hub_files() {
         let main = HubFile::new("microsoft/SatCLIP-ViT16-L40", "main", "satclip-vit16-l40.ckpt").unwrap();
-        for spec in ["vit16-l40", "satclip-vit16-l40", "microsoft/SatCLIP-ViT16-L40", "microsoft/satclip-vit16-l40", "hf://microsoft/SatCLIP-ViT16-L40"] {
+        for spec in [
+            "vit16-l40",
+            "satclip-vit16-l40",
+            "microsoft/SatCLIP-ViT16-L40",
+            "microsoft/satclip-vit16-l40",
+            "hf://microsoft/SatCLIP-ViT16-L40",
+        ] {
             assert_eq!(hub(spec), main, "{spec}");
         }
         let pinned = "0ef2acc0b91d3c8cfdf4a0cc03207095989287ab";
         assert_eq!(hub(&format!("vit16-l40@{pinned}")).revision, pinned);
         assert_eq!(hub(&format!("microsoft/SatCLIP-ViT16-L40@{pinned}")).revision, pinned);
         let other = hub("hf://someone/my-satclip/runs/last.ckpt@v2");
-        assert_eq!((other.repo.as_str(), other.revision.as_str(), other.filename.as_str()), ("someone/my-satclip", "v2", "runs/last.ckpt"));
+        assert_eq!(
+            (other.repo.as_str(), other.revision.as_str(), other.filename.as_str()),
+            ("someone/my-satclip", "v2", "runs/last.ckpt")
+        );
         assert!(ModelSpec::parse("hf://someone/my-satclip").is_err());
         assert!(ModelSpec::parse("hf://../x/y.ckpt").is_err());
     }
