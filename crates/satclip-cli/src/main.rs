@@ -94,6 +94,9 @@ enum Command {
     /// the unlearned features, with width, L, tower, size, licence and whether each is here.
     #[command(visible_alias = "encoders")]
     Models,
+    /// Serve embeddings over HTTP: POST /embed (JSON, Arrow IPC or NPY), /similarity, /locate;
+    /// GET /health, /info, /metrics, /openapi.json. Requests are batched per model.
+    Serve(ServeArgs),
     /// Fetch released models into the Hugging Face cache ahead of use (names as in `satclip
     /// models`, `org/name[@revision]`, or `hf://org/name/file[@revision]`).
     Download {
@@ -106,6 +109,39 @@ enum Command {
         #[arg(long, default_value = "default")]
         checkpoint: String,
     },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (loopback unless told otherwise).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// A model as NAME=SPEC, repeatable; the first is the default. SPEC is anything --checkpoint
+    /// takes (default, vit16-l40, microsoft/SatCLIP-ResNet50-L10, a .ckpt, geoclip, sh-l10, ...);
+    /// a bare SPEC is served under its own name.
+    #[arg(long = "model", default_value = "default")]
+    models: Vec<String>,
+    /// A batch closes at this many points...
+    #[arg(long, default_value_t = 8192)]
+    max_batch_points: usize,
+    /// ...or this many milliseconds after its first request arrived.
+    #[arg(long, default_value_t = 2.0)]
+    max_wait_ms: f64,
+    /// Points queued per model beyond which requests get 429 (with Retry-After).
+    #[arg(long, default_value_t = 1 << 20)]
+    max_queue_points: usize,
+    /// Larger request bodies get 413.
+    #[arg(long, default_value_t = 2 << 20)]
+    max_body_bytes: usize,
+    /// Seconds after which an unanswered request gets 503.
+    #[arg(long, default_value_t = 30.0)]
+    request_timeout: f64,
+    /// Require `Authorization: Bearer <key>` on every route but /health.
+    #[arg(long, env = "SATCLIP_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Candidate points of /locate (embedded once per model, on first use).
+    #[arg(long, default_value_t = 100_000)]
+    locate_points: usize,
 }
 
 #[derive(Subcommand)]
@@ -409,6 +445,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Similarity { at, map } => draw_map(&map, Some(at)),
         Command::Train(args) => train(args),
         Command::Raster(args) => raster(args),
+        Command::Serve(args) => serve(args),
         Command::Models => {
             print_models();
             Ok(())
@@ -429,6 +466,70 @@ fn run(cli: Cli) -> Result<()> {
             println!("parameters: {params}");
             Ok(())
         }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let models: Vec<(String, String)> = args
+        .models
+        .iter()
+        .map(|m| match m.split_once('=') {
+            Some((name, spec)) if !name.is_empty() && !spec.is_empty() => (name.to_string(), spec.to_string()),
+            _ => (m.clone(), m.clone()),
+        })
+        .collect();
+    for (what, value) in [("--max-wait-ms", args.max_wait_ms), ("--request-timeout", args.request_timeout)] {
+        if !(value.is_finite() && value >= 0.0) {
+            anyhow::bail!("{what} must be a number of at least 0, not {value}");
+        }
+    }
+    let config = satclip_serve::ServeConfig {
+        max_batch_points: args.max_batch_points.max(1),
+        max_wait: std::time::Duration::from_secs_f64(args.max_wait_ms / 1e3),
+        max_queue_points: args.max_queue_points.max(1),
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: std::time::Duration::from_secs_f64(args.request_timeout),
+        api_key: args.api_key.filter(|k| !k.is_empty()),
+        locate_points: args.locate_points,
+    };
+    let service = satclip_serve::Service::load(&models, config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("could not listen on {}", args.addr))?;
+        let names: Vec<String> = service.models().iter().map(|(n, d)| format!("{n} ({d}-d)")).collect();
+        eprintln!(
+            "serving {} on http://{} (default {}); stop with Ctrl-C or SIGTERM",
+            names.join(", "),
+            listener.local_addr()?,
+            models[0].0
+        );
+        satclip_serve::serve(listener, &service, shutdown_signal()).await?;
+        eprintln!("stopped");
+        Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish what was accepted.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
     }
 }
 

@@ -8,7 +8,7 @@ use satclip_core::LocationEncoder;
 
 pub const NAME: &str = "satclip-bluemarble-l10";
 const CONFIG: &[u8] = include_bytes!("../../../models/satclip-bluemarble-l10/config.json");
-const WEIGHTS: &[u8] = include_bytes!("../../../models/satclip-bluemarble-l10/model.safetensors");
+pub const WEIGHTS: &[u8] = include_bytes!("../../../models/satclip-bluemarble-l10/model.safetensors");
 pub const WEIGHTS_BYTES: usize = WEIGHTS.len();
 
 /// The built-in location encoder.

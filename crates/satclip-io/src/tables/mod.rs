@@ -3,6 +3,7 @@
 
 mod csv_points;
 mod embeddings;
+pub mod ipc;
 mod npy_points;
 mod parquet_points;
 mod points;
