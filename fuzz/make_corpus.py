@@ -305,6 +305,41 @@ def parquet():
     put("parquet_points", "geoparquet-points.parquet", out.getvalue())
 
 
+def arrow_streams():
+    """Arrow IPC streams as clients POST them to `satclip serve` (the ipc_points target)."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        print("pyarrow missing: Arrow IPC seeds skipped")
+        return
+    tables = {
+        "lonlat-f64.arrows": pa.table({"lon": [p[0] for p in POINTS], "lat": [p[1] for p in POINTS]}),
+        "named-f32-extra.arrows": pa.table(
+            {
+                "id": pa.array([f"p{i}" for i in range(len(POINTS))]),
+                "longitude": pa.array([p[0] for p in POINTS], pa.float32()),
+                "latitude": pa.array([p[1] for p in POINTS], pa.float32()),
+            }
+        ),
+        "dictionary-int.arrows": pa.table(
+            {"lng": pa.array([1, 2, 3], pa.int32()), "lat": pa.array([4, 5, 6], pa.int16()), "k": pa.array(["a", "b", "a"]).dictionary_encode()}
+        ),
+    }
+    for name, table in tables.items():
+        sink = io.BytesIO()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            for batch in table.to_batches(max_chunksize=2):
+                writer.write_batch(batch)
+        put("ipc_points", name, sink.getvalue())
+
+
+def service_requests():
+    """JSON bodies of `satclip serve` (the serve_request target)."""
+    put("serve_request", "embed.json", json.dumps({"coordinates": POINTS, "model": "default", "normalize": True}).encode())
+    put("serve_request", "similarity.json", json.dumps({"a": POINTS[:2], "b": POINTS}).encode())
+    put("serve_request", "bad-point.json", b'{"coordinates": [[1, 2], [3, 95], ["x", 1]]}')
+
+
 if __name__ == "__main__":
     checkpoints()
     pickles()
@@ -313,5 +348,7 @@ if __name__ == "__main__":
     points()
     regions_and_npz()
     parquet()
+    arrow_streams()
+    service_requests()
     for target in sorted(os.listdir(ROOT)):
         print(target, len(os.listdir(os.path.join(ROOT, target))))

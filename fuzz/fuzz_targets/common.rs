@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use satclip_io::tables::{PointReader, ReadOptions};
 
+#[allow(dead_code)] // not every target reads by path
 pub fn scratch(data: &[u8], extension: &str) -> PathBuf {
     allow_guarded_panics();
     let path = std::env::temp_dir().join(format!("satclip-fuzz-{}.{extension}", std::process::id()));
@@ -29,7 +30,8 @@ pub fn read_points(data: &[u8], extension: &str) {
 /// catches. satclip's readers catch the panics of third-party decoders and return an error
 /// (`satclip_io::guard_decoder`), as they do for users, so the default hook is restored; a panic
 /// that escapes still aborts the run (libfuzzer-sys aborts when its own `catch_unwind` sees it).
-fn allow_guarded_panics() {
+#[allow(dead_code)] // targets that read by path get it from `scratch`
+pub fn allow_guarded_panics() {
     static RESTORE: std::sync::Once = std::sync::Once::new();
     RESTORE.call_once(|| {
         let _aborting = std::panic::take_hook();
