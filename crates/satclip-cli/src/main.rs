@@ -125,7 +125,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 8192)]
     max_batch_points: usize,
     /// ...or this many milliseconds after its first request arrived.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 0.5)]
     max_wait_ms: f64,
     /// Points queued per model beyond which requests get 429 (with Retry-After).
     #[arg(long, default_value_t = 1 << 20)]

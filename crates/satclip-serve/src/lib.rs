@@ -43,7 +43,7 @@ impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             max_batch_points: 8192,
-            max_wait: Duration::from_millis(2),
+            max_wait: Duration::from_micros(500),
             max_queue_points: 1 << 20,
             max_body_bytes: 2 << 20,
             request_timeout: Duration::from_secs(30),
