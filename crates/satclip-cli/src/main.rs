@@ -388,8 +388,12 @@ struct EmbedArgs {
 }
 
 fn main() -> ExitCode {
-    satclip::io::atomic::remove_temporaries_on_signal();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // The service writes no files and stops on signals itself, finishing accepted requests.
+    if !matches!(cli.command, Command::Serve(_)) {
+        satclip::io::atomic::remove_temporaries_on_signal();
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -83,7 +83,12 @@ fn load(addr: std::net::SocketAddr, clients: usize, seconds: f64, make: Make) ->
     total
 }
 
-async fn client(addr: std::net::SocketAddr, make: Make, deadline: Instant, seed: u64) -> (Vec<Duration>, Vec<u16>, usize) {
+async fn client(
+    addr: std::net::SocketAddr,
+    make: Make,
+    deadline: Instant,
+    seed: u64,
+) -> (Vec<Duration>, Vec<u16>, usize) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut rng = Pcg64::seed_from_u64(seed);
     let (mut latencies, mut errors, mut points) = (Vec::new(), Vec::new(), 0);
@@ -202,7 +207,8 @@ fn main() {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
-            c.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
         })
         .unwrap_or_default();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
