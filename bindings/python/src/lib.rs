@@ -180,6 +180,33 @@ fn download(py: Python<'_>, spec: &str) -> PyResult<String> {
     py.detach(|| satclip::resolve_checkpoint(spec)).map(|p| p.to_string_lossy().into_owned()).map_err(to_py)
 }
 
+/// (lon, lat) of WKB (or EWKB) points as an `[N, 2]` float64 array. A `None` or a geometry that
+/// is not a 2-D point raises `ValueError` naming its index, or with `strict=False` gives a NaN row.
+#[pyfunction]
+#[pyo3(signature = (geometries, strict = true))]
+fn points_from_wkb<'py>(
+    py: Python<'py>,
+    geometries: Vec<Option<Vec<u8>>>,
+    strict: bool,
+) -> PyResult<Bound<'py, numpy::PyArray2<f64>>> {
+    let mut out = numpy::ndarray::Array2::<f64>::from_elem((geometries.len(), 2), f64::NAN);
+    for (i, geometry) in geometries.iter().enumerate() {
+        let point = match geometry {
+            Some(bytes) => satclip::io::tables::wkb::point(bytes),
+            None => Err("is null".to_string()),
+        };
+        match point {
+            Ok([lon, lat]) => {
+                out[[i, 0]] = lon;
+                out[[i, 1]] = lat;
+            }
+            Err(why) if strict => return Err(PyValueError::new_err(format!("geometry[{i}]: {why}"))),
+            Err(_) => {}
+        }
+    }
+    Ok(out.into_pyarray(py))
+}
+
 /// Embeds a point table (CSV, Parquet/GeoParquet or NPY) into an embedding table (Parquet, NPY
 /// or CSV, by extension), streamed in batches, exactly as `satclip embed` does. Returns the
 /// number of rows.
@@ -208,13 +235,14 @@ fn embed_file(
 }
 
 #[pymodule]
-#[pyo3(name = "satclip")]
+#[pyo3(name = "_native")]
 fn satclip_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Encoder>()?;
     m.add_function(wrap_pyfunction!(embed_file, m)?)?;
     m.add_function(wrap_pyfunction!(encoders, m)?)?;
     m.add_function(wrap_pyfunction!(models, m)?)?;
     m.add_function(wrap_pyfunction!(download, m)?)?;
+    m.add_function(wrap_pyfunction!(points_from_wkb, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,0 +1,17 @@
+"""SatCLIP location embeddings from the Rust core, with NumPy arrays in and out.
+
+`satclip.Encoder(spec)` loads any model (`default`, `vit16-l40`, a `.ckpt`, `geoclip`, ...);
+`satclip.spark`, `satclip.dask` and `satclip.ray` embed the frames of those engines.
+"""
+
+from ._native import (  # noqa: F401
+    Encoder,
+    __version__,
+    download,
+    embed_file,
+    encoders,
+    models,
+    points_from_wkb,
+)
+
+__all__ = ["Encoder", "download", "embed_file", "encoders", "models", "points_from_wkb", "__version__"]

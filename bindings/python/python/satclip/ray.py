@@ -1,0 +1,37 @@
+"""Embedding Ray Datasets: `satclip.ray.embed(ds, "vit16-l40", lon="lon", lat="lat")`.
+
+`Dataset.map_batches` with an actor class: each actor loads the model once and embeds Arrow
+batches in Rust. Ship the wheel with `runtime_env={"pip": [...]}` or a shared environment.
+"""
+
+from . import _arrow
+
+
+class Embedder:
+    """The callable Ray's actors hold: the model stays loaded between batches."""
+
+    def __init__(self, model, lon, lat, geometry, on_invalid, column):
+        self.args = (model, lon, lat, geometry, on_invalid, column)
+        _arrow.encoder(model)
+
+    def __call__(self, batch):
+        model, lon, lat, geometry, on_invalid, column = self.args
+        return _arrow.embed_batch(batch, model, lon, lat, geometry, on_invalid, column)
+
+
+def embed(
+    ds, model="default", lon="lon", lat="lat", geometry=None, on_invalid="raise", column="embedding", concurrency=1, batch_size=8192, **map_batches
+):
+    """`ds` with `column` appended (a fixed-size list of float32), by `concurrency` actors.
+    Further keywords go to `Dataset.map_batches` (`num_cpus=` per actor, for instance: each
+    actor holds one CPU by default, so leave some for the tasks that read the data)."""
+    import ray.data
+
+    return ds.map_batches(
+        Embedder,
+        fn_constructor_args=(model, lon, lat, geometry, on_invalid, column),
+        batch_format="pyarrow",
+        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
+        **map_batches,
+    )

@@ -1,0 +1,192 @@
+"""satclip inside Spark (local[2]), Dask (a LocalCluster of two worker processes) and Ray (local):
+each gives exactly the embeddings `satclip embed` writes for the same points, follows the
+invalid-row policy, and loads the model once per worker process.
+
+The engines are installed by test.sh; a missing one skips (a failure under CI).
+"""
+
+import os
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+import satclip
+from test_satclip import skip
+
+N = 3000
+
+
+def _points():
+    rng = np.random.default_rng(7)
+    lon = rng.uniform(-180, 180, N)
+    lat = rng.uniform(-90, 90, N)
+    return lon, lat
+
+
+class _Engine:
+    """Shared: the input table, the CLI's embeddings of it, and the checks."""
+
+    @classmethod
+    def setUpClass(cls):
+        try:
+            import pandas as pd
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError as e:
+            skip(f"pandas/pyarrow are not installed: {e}")
+        lon, lat = _points()
+        cls.frame = pd.DataFrame({"id": np.arange(N), "lon": lon, "lat": lat})
+        cls.tmp = tempfile.TemporaryDirectory()
+        source = os.path.join(cls.tmp.name, "points.parquet")
+        target = os.path.join(cls.tmp.name, "embedded.parquet")
+        pq.write_table(pa.Table.from_pandas(cls.frame, preserve_index=False), source)
+        # The command line's own path (the Python binding calls the same Rust function).
+        satclip.embed_file(source, target)
+        table = pq.read_table(target)
+        cls.expected = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
+        bad = cls.frame.iloc[:6].copy()
+        bad.loc[2, "lat"] = 95.0
+        bad.loc[4, "lon"] = np.nan
+        cls.bad = bad
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def check(self, frame):
+        """`frame` (pandas, any order) has each id's CLI embedding, bit for bit."""
+        frame = frame.sort_values("id")
+        got = np.stack([np.asarray(v, dtype=np.float32) for v in frame["embedding"]])
+        self.assertEqual(got.shape, (N, 256))
+        np.testing.assert_array_equal(got, self.expected)
+
+    def check_nulls(self, frame):
+        frame = frame.sort_values("id")
+        import pandas as pd
+
+        missing = [i for i, v in zip(frame["id"], frame["embedding"]) if np.ndim(v) == 0 and pd.isna(v)]
+        self.assertEqual(missing, [2, 4])
+
+
+class Spark(_Engine, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as e:
+            skip(f"pyspark is not installed: {e}")
+        # Spark's Python workers run this interpreter (the one with the wheel), as on a cluster
+        # whose environment ships with spark.archives.
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+        cls.spark = (
+            SparkSession.builder.master("local[2]")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.execution.arrow.maxRecordsPerBatch", "700")
+            .config("spark.sql.shuffle.partitions", "4")
+            .getOrCreate()
+        )
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.spark.stop()
+        super().tearDownClass()
+
+    def test_embeddings_equal_the_command_lines(self):
+        import satclip.spark
+
+        df = self.spark.createDataFrame(self.frame).repartition(4)
+        out = satclip.spark.embed(df, "default").toPandas()
+        self.check(out)
+        # One load per Python worker process (Spark reuses them between tasks).
+        counts = self.spark.sparkContext.parallelize(range(8), 8).map(lambda _: __import__("satclip._arrow").__dict__["_arrow"].loads("default")).collect()
+        self.assertTrue(max(counts) <= 1, counts)
+
+    def test_invalid_rows(self):
+        import satclip.spark
+
+        df = self.spark.createDataFrame(self.bad)
+        self.check_nulls(satclip.spark.embed(df, "default", on_invalid="null").toPandas())
+        with self.assertRaisesRegex(Exception, r"row \d+: lon=\S+, lat=\S+ \(pass on_invalid='null'"):
+            satclip.spark.embed(df, "default").collect()
+
+
+class Dask(_Engine, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            import dask.dataframe  # noqa: F401
+            from distributed import Client, LocalCluster
+        except ImportError as e:
+            skip(f"dask[dataframe] and distributed are not installed: {e}")
+        cls.cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        cls.client = Client(cls.cluster)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        cls.cluster.close()
+        super().tearDownClass()
+
+    def test_embeddings_equal_the_command_lines(self):
+        import dask.dataframe as dd
+
+        import satclip.dask
+
+        ddf = dd.from_pandas(self.frame, npartitions=6)
+        self.check(satclip.dask.embed(ddf, "default").compute())
+        loads = self.client.run(lambda: __import__("satclip._arrow").__dict__["_arrow"].loads("default"))
+        self.assertEqual(sorted(loads.values()), [1, 1], loads)
+
+    def test_invalid_rows(self):
+        import dask.dataframe as dd
+
+        import satclip.dask
+
+        ddf = dd.from_pandas(self.bad, npartitions=2)
+        self.check_nulls(satclip.dask.embed(ddf, "default", on_invalid="null").compute())
+        with self.assertRaisesRegex(Exception, r"row \d+: lon=\S+, lat=\S+ \(pass on_invalid='null'"):
+            satclip.dask.embed(ddf, "default").compute()
+
+
+class Ray(_Engine, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            import ray
+        except ImportError as e:
+            skip(f"ray is not installed: {e}")
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        import ray
+
+        ray.shutdown()
+        super().tearDownClass()
+
+    def test_embeddings_equal_the_command_lines(self):
+        import ray
+
+        import satclip.ray
+
+        ds = ray.data.from_pandas(self.frame).repartition(4)
+        self.check(satclip.ray.embed(ds, "default", concurrency=2, batch_size=1000).to_pandas())
+
+    def test_invalid_rows(self):
+        import ray
+
+        import satclip.ray
+
+        ds = ray.data.from_pandas(self.bad)
+        self.check_nulls(satclip.ray.embed(ds, "default", on_invalid="null").to_pandas())
+        with self.assertRaisesRegex(Exception, r"row \d+: lon=\S+, lat=\S+ \(pass on_invalid='null'"):
+            satclip.ray.embed(ds, "default").to_pandas()
+
+
+if __name__ == "__main__":
+    unittest.main()
