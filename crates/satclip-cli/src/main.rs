@@ -359,12 +359,18 @@ struct EmbedArgs {
     /// them; `default` is the built-in satclip-bluemarble-l10 model).
     #[arg(long, visible_alias = "encoder", default_value = "default")]
     checkpoint: String,
-    /// Points: .csv or .parquet with lon/lat columns, or .npy of shape [N, 2] (lon, lat).
+    /// Points: .csv or .parquet with lon/lat columns, or .npy of shape [N, 2] (lon, lat). A
+    /// directory (hive-partitioned or not) or a glob (`data/year=*/*.parquet`, `**` for any
+    /// depth) of Parquet files is a dataset: every file is embedded into the same relative path
+    /// under --output, a directory; files already there are skipped, so a rerun resumes.
     #[arg(long)]
-    input: PathBuf,
+    input: String,
     /// Embeddings: .parquet (input columns + `embedding`), .npy [N, dim] or .csv (input columns + emb_0..).
     #[arg(long)]
     output: PathBuf,
+    /// Dataset input: files embedded at the same time.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
     /// Longitude column (default: lon, lng, long, longitude or lon_deg, any case).
     #[arg(long)]
     lon_col: Option<String>,
@@ -582,7 +588,23 @@ fn embed(args: EmbedArgs) -> Result<()> {
         dtype: args.dtype,
     };
     let bar = progress_bar(None, "points");
-    let summary = embed_file(&encoder, &args.input, &args.output, &options, &mut follow(&bar))?;
+    if satclip::dataset::is_dataset(&args.input) {
+        let summary = satclip::embed_dataset(&encoder, &args.input, &args.output, &options, args.jobs, &|p| {
+            if let Progress::Done(n) = p {
+                bar.set_position(n)
+            }
+        })?;
+        bar.finish_and_clear();
+        eprintln!(
+            "embedded {} files ({} points) into {}; {} already there, skipped",
+            summary.files,
+            summary.rows,
+            args.output.display(),
+            summary.skipped
+        );
+        return Ok(());
+    }
+    let summary = embed_file(&encoder, args.input.as_ref(), &args.output, &options, &mut follow(&bar))?;
     bar.finish_and_clear();
     if std::io::stderr().is_terminal() {
         eprintln!("embedded {} points into {}", summary.rows, args.output.display());

@@ -24,6 +24,7 @@ use satclip_io::tables::EmbeddingWriter;
 use satclip_io::tables::PointReader;
 
 pub mod builtin;
+pub mod dataset;
 pub mod evaluate;
 pub mod images;
 pub mod registry;
@@ -38,6 +39,7 @@ pub use registry::{
     GEOCLIP_WEIGHTS_FILE,
 };
 
+pub use dataset::{embed_dataset, DatasetSummary};
 pub use spec::{resolve_checkpoint, ModelSpec};
 
 /// Fails, with the name that downloads it, when `path` names a released checkpoint that is not
