@@ -103,11 +103,15 @@ enum Command {
         #[arg(required = true)]
         names: Vec<String>,
     },
-    /// Print a model's hyper-parameters and parameter count.
+    /// Print a model's hyper-parameters and parameter count, or, given an output file (.parquet,
+    /// .npy, .csv), the provenance recorded in it: model, source, SHA-256 of the weights, L,
+    /// dimension, dtype, coordinate order and satclip version.
     Info {
         /// Official .ckpt, native model directory, or `default` for the built-in model.
         #[arg(long, default_value = "default")]
         checkpoint: String,
+        /// An embedding file written by satclip.
+        file: Option<PathBuf>,
     },
 }
 
@@ -467,7 +471,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Info { checkpoint } => {
+        Command::Info { file: Some(file), .. } => {
+            println!("{}", serde_json::to_string_pretty(&satclip::read_provenance(&file)?)?);
+            Ok(())
+        }
+        Command::Info { checkpoint, file: None } => {
             let encoder = satclip::load_encoder(&checkpoint)?;
             let params: usize = encoder.state_dict().iter().map(|(_, t)| t.data.len()).sum();
             println!("{}", serde_json::to_string_pretty(encoder.hyperparameters())?);

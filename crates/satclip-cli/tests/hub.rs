@@ -20,6 +20,23 @@ fn satclip(args: &[&str], endpoint: &str, cache: &Path, offline: bool) -> Output
     out
 }
 
+/// The `embedding` column of a Parquet output, flattened.
+fn embeddings(path: &Path) -> Vec<f32> {
+    use arrow_array::{Array, Float32Array, ListArray};
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let list = batch.column_by_name("embedding").unwrap().as_any().downcast_ref::<ListArray>().unwrap().clone();
+        out.extend(list.values().as_any().downcast_ref::<Float32Array>().unwrap().values().iter().copied());
+    }
+    out
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -60,8 +77,15 @@ fn a_released_model_by_name_embeds_as_the_local_file_does() {
     }
     let local = run(ckpt.to_str().unwrap(), &by_file, false, server.endpoint());
     assert!(local.status.success(), "{}", text(&local.stderr));
-    assert_eq!(std::fs::read(&by_name).unwrap(), std::fs::read(&by_file).unwrap());
+    assert_eq!(embeddings(&by_name), embeddings(&by_file));
     assert_eq!(server.transfers(), 1);
+    // The output names the Hub repository, the commit and the weights' SHA-256.
+    let provenance = satclip::read_provenance(&by_name).unwrap();
+    let sha = HubEntry::new("x/y", COMMIT, "f", std::fs::read(&ckpt).unwrap()).sha256;
+    assert_eq!((provenance.source.as_str(), provenance.model.as_str()), ("hub", "vit16-l40"));
+    assert_eq!(provenance.hub_repo.as_deref(), Some("microsoft/SatCLIP-ViT16-L40"));
+    assert_eq!((provenance.hub_commit.as_deref(), provenance.sha256.as_deref()), (Some(COMMIT), Some(sha.as_str())));
+    assert_eq!(satclip::read_provenance(&by_file).unwrap().sha256.as_deref(), Some(sha.as_str()));
 
     // The short name, with the Hub gone and offline: from the cache, silently.
     let endpoint = server.endpoint().to_string();
@@ -70,7 +94,7 @@ fn a_released_model_by_name_embeds_as_the_local_file_does() {
     let offline = run("vit16-l40", &again, true, &endpoint);
     assert!(offline.status.success(), "{}", text(&offline.stderr));
     assert!(!text(&offline.stderr).contains("downloading"));
-    assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&by_file).unwrap());
+    assert_eq!(embeddings(&again), embeddings(&by_file));
 
     let listed = satclip(&["models"], &endpoint, &cache, true);
     let row = text(&listed.stdout).lines().find(|l| l.starts_with("| vit16-l40 ")).unwrap().to_string();

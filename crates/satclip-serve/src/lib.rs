@@ -13,9 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use satclip::registry::Origin;
-use satclip::{FeatureEncoder, ModelSpec};
-use sha2::{Digest, Sha256};
+use satclip::FeatureEncoder;
 
 use batcher::Batcher;
 use metrics::Metrics;
@@ -58,7 +56,7 @@ pub(crate) struct Model {
     pub name: String,
     pub spec: String,
     pub dim: usize,
-    pub sha256: Option<String>,
+    pub provenance: satclip::Provenance,
     /// The checkpoint file, for `/locate` (which needs its image tower).
     pub checkpoint: Option<PathBuf>,
     pub batcher: Batcher,
@@ -97,7 +95,11 @@ impl Service {
                 return Err(satclip::Error::format(Path::new(spec), format!("the model name `{name}` is given twice")));
             }
             let encoder = Arc::new(FeatureEncoder::load(spec)?);
-            let (checkpoint, sha256) = weights(spec)?;
+            let provenance = encoder.provenance().clone();
+            let checkpoint = match provenance.source.as_str() {
+                "file" | "hub" => provenance.path.clone(),
+                _ => None,
+            };
             let batcher = Batcher::start(
                 name.clone(),
                 Arc::clone(&encoder),
@@ -110,7 +112,7 @@ impl Service {
                 name: name.clone(),
                 spec: spec.clone(),
                 dim: encoder.dim(),
-                sha256,
+                provenance,
                 checkpoint,
                 batcher,
                 locate: OnceLock::new(),
@@ -139,31 +141,4 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, service.router()).with_graceful_shutdown(shutdown).await
-}
-
-/// The checkpoint file behind a spec (for `/locate`) and the SHA-256 of its weights (for `/info`).
-fn weights(spec: &str) -> satclip::Result<(Option<PathBuf>, Option<String>)> {
-    let hash_file = |path: &Path| -> satclip::Result<String> {
-        let file = if path.is_dir() { path.join("model.safetensors") } else { path.to_path_buf() };
-        let mut reader = std::fs::File::open(&file).map_err(|e| satclip::Error::io(&file, e))?;
-        let mut hasher = Sha256::new();
-        std::io::copy(&mut reader, &mut hasher).map_err(|e| satclip::Error::io(&file, e))?;
-        Ok(hex(&hasher.finalize()))
-    };
-    Ok(match ModelSpec::parse(spec)? {
-        ModelSpec::Registered(entry) => match entry.origin {
-            Origin::BuiltIn(_) => (None, Some(hex(&Sha256::digest(satclip::builtin::WEIGHTS)))),
-            Origin::Installed { path, .. } => (None, Some(hash_file(&path())?)),
-            _ => (None, None),
-        },
-        parsed => {
-            let path = parsed.checkpoint(spec)?;
-            let sha = hash_file(&path)?;
-            (Some(path), Some(sha))
-        }
-    })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

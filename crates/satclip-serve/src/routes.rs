@@ -415,8 +415,8 @@ async fn info(Extract(state): AppState) -> Response {
         .enumerate()
         .map(|(i, m)| {
             json!({
-                "name": m.name, "spec": m.spec, "dim": m.dim, "sha256": m.sha256,
-                "default": i == 0, "image_tower": m.checkpoint.is_some(),
+                "name": m.name, "spec": m.spec, "dim": m.dim, "sha256": m.provenance.sha256,
+                "default": i == 0, "image_tower": m.checkpoint.is_some(), "provenance": m.provenance,
             })
         })
         .collect();

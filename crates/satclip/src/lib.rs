@@ -27,6 +27,7 @@ pub mod builtin;
 pub mod dataset;
 pub mod evaluate;
 pub mod images;
+pub mod provenance;
 pub mod registry;
 pub mod spec;
 
@@ -40,6 +41,7 @@ pub use registry::{
 };
 
 pub use dataset::{embed_dataset, DatasetSummary};
+pub use provenance::{read_provenance, Provenance};
 pub use spec::{resolve_checkpoint, ModelSpec};
 
 /// Fails, with the name that downloads it, when `path` names a released checkpoint that is not
@@ -109,7 +111,9 @@ pub fn embed_file(
     if let Some(total) = reader.total_rows() {
         progress(Progress::Total(total));
     }
-    let mut writer = EmbeddingWriter::create(output, &reader.schema(), encoder.dim(), options.dtype)?;
+    let provenance = encoder.provenance().with_dtype(options.dtype).to_json();
+    let metadata = vec![(provenance::PARQUET_KEY.to_string(), provenance)];
+    let mut writer = EmbeddingWriter::create(output, &reader.schema(), encoder.dim(), options.dtype, metadata)?;
     // The writer runs one batch behind on its own thread, so that writing overlaps computing.
     let (send, receive) = std::sync::mpsc::sync_channel::<(arrow_array::RecordBatch, Embedded)>(1);
     let (computed, written) = std::thread::scope(|scope| {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use satclip_core::geoclip::GeoClip;
 use satclip_core::{Hyperparameters, LocationEncoder, PositionalEncoding};
 
+use crate::provenance::Provenance;
 use crate::spec::{released_file, ModelSpec};
 use crate::{builtin, Error, FromCheckpoint, Result};
 
@@ -360,28 +361,60 @@ impl PointEncoder for LocationEncoder {
 pub struct FeatureEncoder {
     encoder: Box<dyn PointEncoder>,
     source: PathBuf,
+    provenance: Provenance,
 }
 
 impl FeatureEncoder {
     pub fn new(encoder: impl PointEncoder + 'static, source: impl Into<PathBuf>) -> Self {
-        Self { encoder: Box::new(encoder), source: source.into() }
+        let source = source.into();
+        let dim = encoder.dim();
+        let provenance = Provenance {
+            model: source.display().to_string(),
+            spec: source.display().to_string(),
+            source: "computed".into(),
+            dim,
+            coordinate_order: "lon,lat".into(),
+            crs: "OGC:CRS84".into(),
+            satclip_version: env!("CARGO_PKG_VERSION").into(),
+            ..Provenance::default()
+        };
+        Self { encoder: Box::new(encoder), source, provenance }
+    }
+
+    /// Where this encoder came from, for the outputs' metadata and the service's `/info`.
+    pub fn provenance(&self) -> &Provenance {
+        &self.provenance
     }
 
     /// An encoder of [`ENCODERS`] by name, or a checkpoint path (official `.ckpt` or native
     /// model directory). A name that is neither gets the list of names and the nearest one.
     pub fn load(spec: &str) -> Result<Self> {
-        match ModelSpec::parse(spec)? {
-            ModelSpec::Registered(entry) => match entry.origin {
-                Origin::BuiltIn(load) | Origin::Computed(load) => Ok(load()),
-                Origin::Installed { path, load } => load(&path()),
-                Origin::Hub { .. } => unreachable!("Hub entries parse as ModelSpec::Hub"),
-            },
+        let (mut loaded, provenance) = match ModelSpec::parse(spec)? {
+            ModelSpec::Registered(entry) => {
+                let loaded = match entry.origin {
+                    Origin::BuiltIn(load) | Origin::Computed(load) => load(),
+                    Origin::Installed { path, load } => load(&path())?,
+                    Origin::Hub { .. } => unreachable!("Hub entries parse as ModelSpec::Hub"),
+                };
+                (loaded, Provenance::registered(spec, entry)?)
+            }
             hub @ ModelSpec::Hub(_) => {
                 let path = hub.checkpoint(spec)?;
-                Ok(Self::new(LocationEncoder::from_checkpoint(&path)?, path))
+                let ModelSpec::Hub(file) = hub else { unreachable!() };
+                let encoder = LocationEncoder::from_checkpoint(&path)?;
+                let l = encoder.hyperparameters().legendre_polys;
+                let provenance = Provenance::checkpoint(spec, &path, Some(&file.repo), encoder.dim(), l)?;
+                (Self::new(encoder, &path), provenance)
             }
-            ModelSpec::File(path) => Ok(Self::new(load_checkpoint(&path)?, path)),
-        }
+            ModelSpec::File(path) => {
+                let encoder = load_checkpoint(&path)?;
+                let l = encoder.hyperparameters().legendre_polys;
+                let provenance = Provenance::checkpoint(spec, &path, None, encoder.dim(), l)?;
+                (Self::new(encoder, &path), provenance)
+            }
+        };
+        loaded.provenance = provenance;
+        Ok(loaded)
     }
 
     /// The width of the features.

@@ -33,6 +33,8 @@ pub struct EmbeddingWriter {
     dim: usize,
     dtype: Dtype,
     sink: Sink,
+    /// Key-value pairs that describe the file: in the Parquet footer, else in a `.json` beside it.
+    metadata: Vec<(String, String)>,
     // Declared last: dropped (deleting the temporary file) after the sink has closed its handle.
     file: AtomicFile,
 }
@@ -44,8 +46,17 @@ enum Sink {
 }
 
 impl EmbeddingWriter {
-    /// `input_schema` lists the input columns to carry (CSV and Parquet outputs).
-    pub fn create(target: &Path, input_schema: &Schema, dim: usize, dtype: Dtype) -> Result<Self> {
+    /// `input_schema` lists the input columns to carry (CSV and Parquet outputs). `metadata`
+    /// describes the file (provenance): Parquet keeps it in its footer's key-value metadata, NPY
+    /// and CSV in `<file>.json`, an object of the pairs. A GeoParquet input's `geo` metadata is
+    /// kept in the footer too, where every GeoParquet reader looks for it.
+    pub fn create(
+        target: &Path,
+        input_schema: &Schema,
+        dim: usize,
+        dtype: Dtype,
+        metadata: Vec<(String, String)>,
+    ) -> Result<Self> {
         let format = TableFormat::from_path(target)?;
         let mut file = AtomicFile::create(target)?;
         let writer = file.writer()?;
@@ -78,16 +89,24 @@ impl EmbeddingWriter {
                 )));
                 let schema = Arc::new(Schema::new_with_metadata(fields, input_schema.metadata().clone()));
                 let row_bytes = dim.max(1) * dtype.size();
+                let geo = input_schema.metadata().get("geo").map(|g| ("geo".to_string(), g.clone()));
+                let footer = metadata
+                    .iter()
+                    .cloned()
+                    .chain(geo)
+                    .map(|(k, v)| parquet::file::metadata::KeyValue::new(k, v))
+                    .collect();
                 let props = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
                     .set_max_row_group_row_count(Some((ROW_GROUP_BYTES / row_bytes).max(1)))
+                    .set_key_value_metadata(Some(footer))
                     .build();
                 let writer = ArrowWriter::try_new(writer, schema.clone(), Some(props))
                     .map_err(|e| Error::format(target, e.to_string()))?;
                 Sink::Parquet(writer, schema)
             }
         };
-        Ok(Self { target: target.to_path_buf(), dim, dtype, sink, file })
+        Ok(Self { target: target.to_path_buf(), dim, dtype, sink, metadata, file })
     }
 
     /// Appends rows: the carried input columns and their `[rows × dim]` embeddings, in either
@@ -163,7 +182,27 @@ impl EmbeddingWriter {
             Sink::Parquet(w, _) => {
                 let mut out = w.into_inner().map_err(|e| Error::format(target, e.to_string()))?;
                 out.flush().map_err(|e| Error::io(target, e))?;
+                return self.file.commit();
             }
+        }
+        if !self.metadata.is_empty() {
+            // Beside the file, as an object of the pairs (values that are JSON stay JSON).
+            let object: serde_json::Map<String, serde_json::Value> = self
+                .metadata
+                .iter()
+                .map(|(k, v)| {
+                    (k.clone(), serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.clone())))
+                })
+                .collect();
+            let mut name = target.file_name().unwrap_or_default().to_os_string();
+            name.push(".json");
+            let side = target.with_file_name(name);
+            let mut file = AtomicFile::create(&side)?;
+            let mut writer = file.writer()?;
+            serde_json::to_writer_pretty(&mut writer, &object).map_err(|e| Error::format(&side, e.to_string()))?;
+            writer.flush().map_err(|e| Error::io(&side, e))?;
+            drop(writer);
+            file.commit()?;
         }
         self.file.commit()
     }

@@ -42,6 +42,22 @@ impl TableFormat {
     }
 }
 
+/// The value of `key` in a Parquet file's footer key-value metadata.
+pub fn parquet_metadata(path: &Path, key: &str) -> Result<Option<String>> {
+    let file = crate::open_regular(path)?;
+    let reader = crate::guard_decoder(path, "Parquet footer", || {
+        parquet::file::reader::SerializedFileReader::new(file)
+            .map_err(|e| Error::format(path, format!("not a readable Parquet file: {e}")))
+    })?;
+    use parquet::file::reader::FileReader;
+    let found = reader
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|pairs| pairs.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.clone()));
+    Ok(found)
+}
+
 /// Input columns travel to the output; more than this many is not a table of points.
 pub const MAX_COLUMNS: usize = 4096;
 
