@@ -41,6 +41,32 @@ fn outputs_record_their_model_and_info_prints_it() {
 }
 
 #[test]
+fn rasters_carry_it_in_gdal_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.tif");
+    satclip(&[
+        "raster",
+        "--encoder",
+        "sh-l10",
+        "--bounds",
+        "0,0,2,1",
+        "--resolution",
+        "0.5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let info: serde_json::Value = serde_json::from_str(&satclip(&["info", out.to_str().unwrap()])).unwrap();
+    assert_eq!(
+        (info["model"].as_str(), info["dim"].as_u64(), info["dtype"].as_str()),
+        (Some("sh-l10"), Some(100), Some("f32"))
+    );
+    // The value survives XML escaping: it is JSON with quotes.
+    let items = satclip::io::geotiff_out::read_gdal_metadata(&out).unwrap();
+    assert_eq!(items.len(), 1);
+    assert!(items[0].1.starts_with("{\"model\":\"sh-l10\""), "{}", items[0].1);
+}
+
+#[test]
 fn geoparquet_metadata_reaches_the_parquet_footer() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cities.parquet");

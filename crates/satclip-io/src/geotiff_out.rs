@@ -14,6 +14,9 @@ use crate::geotiff::{
 };
 
 const GDAL_NODATA: u16 = 42113;
+/// GDAL's metadata tag: `<GDALMetadata><Item name="…">…</Item></GDALMetadata>`, which
+/// `gdalinfo` lists and rasterio returns from `tags()`.
+pub const GDAL_METADATA: u16 = 42112;
 const GT_MODEL_TYPE_KEY: u16 = 1024;
 const GT_RASTER_TYPE_KEY: u16 = 1025;
 /// Classic TIFF offsets are 32-bit; leave room for the tag arrays after the pixels.
@@ -44,6 +47,7 @@ pub struct GeoTiffWriter {
     layout: RasterLayout,
     rows_written: usize,
     big: bool,
+    metadata: Vec<(String, String)>,
 }
 
 impl GeoTiffWriter {
@@ -66,7 +70,13 @@ impl GeoTiffWriter {
         let header: &[u8] =
             if big { &[b'I', b'I', 43, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] } else { b"II\x2a\0\0\0\0\0" };
         out.write_all(header).map_err(|e| Error::io(path, e))?;
-        Ok(Self { file, out, layout, rows_written: 0, big })
+        Ok(Self { file, out, layout, rows_written: 0, big, metadata: Vec::new() })
+    }
+
+    /// Dataset-level metadata items (name, value) for GDAL's metadata tag.
+    pub fn with_metadata(mut self, items: Vec<(String, String)>) -> Self {
+        self.metadata = items;
+        self
     }
 
     /// Appends whole rows: `values[(row · width + col) · bands + band]`.
@@ -147,6 +157,16 @@ impl GeoTiffWriter {
             text.push(0);
             fields.push((GDAL_NODATA, ASCII, text.len() as u64, text));
         }
+        if !self.metadata.is_empty() {
+            let mut xml = String::from("<GDALMetadata>\n");
+            for (name, value) in &self.metadata {
+                xml.push_str(&format!("  <Item name=\"{}\">{}</Item>\n", xml_escape(name), xml_escape(value)));
+            }
+            xml.push_str("</GDALMetadata>");
+            let mut text = xml.into_bytes();
+            text.push(0);
+            fields.push((GDAL_METADATA, ASCII, text.len() as u64, text));
+        }
         // A directory lists its tags in ascending order.
         fields.sort_by_key(|f| f.0);
 
@@ -194,6 +214,35 @@ impl GeoTiffWriter {
         file.write_all(&ifd).map_err(io)?;
         self.file.commit()
     }
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The items of a TIFF's GDAL metadata tag, if it has one.
+pub fn read_gdal_metadata(path: &Path) -> Result<Vec<(String, String)>> {
+    crate::guard_decoder(path, "TIFF", || {
+        let file = crate::open_regular(path)?;
+        let bad = |e: tiff::TiffError| Error::format(path, format!("not a readable TIFF: {e}"));
+        let mut limits = tiff::decoder::Limits::default();
+        limits.ifd_value_size = 1 << 20;
+        let mut decoder = tiff::decoder::Decoder::new(std::io::BufReader::new(file)).map_err(bad)?.with_limits(limits);
+        let Some(xml) = decoder.find_tag(tiff::tags::Tag::Unknown(GDAL_METADATA)).map_err(bad)? else {
+            return Ok(Vec::new());
+        };
+        let xml = xml.into_string().map_err(bad)?;
+        let unescape =
+            |t: &str| t.replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
+        let mut items = Vec::new();
+        for part in xml.split("<Item ").skip(1) {
+            let Some((head, rest)) = part.split_once('>') else { continue };
+            let Some(value) = rest.split("</Item>").next() else { continue };
+            let name = head.split("name=\"").nth(1).and_then(|n| n.split('"').next()).unwrap_or_default();
+            items.push((unescape(name), unescape(value)));
+        }
+        Ok(items)
+    })
 }
 
 #[cfg(test)]

@@ -185,7 +185,9 @@ pub fn embed_raster(
         georef,
         nodata: Some(f32::NAN),
     };
-    let mut writer = satclip_io::geotiff_out::GeoTiffWriter::create(output, layout)?;
+    let provenance = encoder.provenance().with_dtype(dtype).to_json();
+    let mut writer = satclip_io::geotiff_out::GeoTiffWriter::create(output, layout)?
+        .with_metadata(vec![(provenance::PARQUET_KEY.to_string(), provenance)]);
     progress(Progress::Total((extent.width * extent.height) as u64));
     // Enough cells per batch to keep every core busy, whole rows so that they can be written.
     let rows_per_batch = (16_384 / extent.width).max(1);

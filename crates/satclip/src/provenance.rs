@@ -117,9 +117,20 @@ impl Provenance {
     }
 }
 
-/// The provenance recorded in an output file: a Parquet file's footer, or the `.json` beside an
-/// NPY or CSV file.
+/// The provenance recorded in an output file: a Parquet file's footer, a GeoTIFF's GDAL
+/// metadata, or the `.json` beside an NPY or CSV file.
 pub fn read_provenance(path: &Path) -> Result<Provenance> {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    if ext == "tif" || ext == "tiff" {
+        let items = satclip_io::geotiff_out::read_gdal_metadata(path)?;
+        let text = items
+            .into_iter()
+            .find(|(k, _)| k == PARQUET_KEY)
+            .map(|(_, v)| v)
+            .ok_or_else(|| Error::format(path, "has no satclip provenance in its GDAL metadata"))?;
+        return serde_json::from_str(&text)
+            .map_err(|e| Error::format(path, format!("unreadable satclip provenance: {e}")));
+    }
     let text = match satclip_io::tables::TableFormat::from_path(path)? {
         satclip_io::tables::TableFormat::Parquet => satclip_io::tables::parquet_metadata(path, PARQUET_KEY)?
             .ok_or_else(|| {
