@@ -121,7 +121,7 @@ fn a_tile_smaller_than_the_tower_input_is_refused_not_cropped_into_a_panic() {
 }
 
 #[test]
-fn every_command_gives_the_download_command_for_a_missing_released_checkpoint() {
+fn every_command_names_the_model_to_use_for_a_missing_released_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("satclip-resnet50-l40.ckpt");
     let missing = missing.to_str().unwrap();
@@ -141,7 +141,7 @@ fn every_command_gives_the_download_command_for_a_missing_released_checkpoint() 
     ] {
         let (ok, _, err) = satclip(&args);
         assert!(
-            !ok && err.contains("curl -L -o") && err.contains("microsoft/SatCLIP-ResNet50-L40"),
+            !ok && err.contains("name it `resnet50-l40` (or `microsoft/SatCLIP-ResNet50-L40`)"),
             "{}: {err}",
             args[0]
         );

@@ -26,12 +26,23 @@ def _key(model):
     return str(model)
 
 
+def _follow_thread_budget():
+    """Engines give each worker a share of the cores and say so in OMP_NUM_THREADS (Dask sets it
+    to 1 per worker process, Spark to spark.task.cpus, Ray to the actor's CPUs), as numpy's BLAS
+    expects. The Rust core's thread pool follows the same budget unless RAYON_NUM_THREADS is set,
+    instead of every worker process taking every core. It must be set before the pool starts:
+    the first embedding in this process."""
+    if "RAYON_NUM_THREADS" not in os.environ and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        os.environ["RAYON_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"]
+
+
 def encoder(model):
     """The loaded encoder for `model` (a spec or a checkpoint's bytes), loading it on first use."""
     key = _key(model)
     with _lock:
         found = _encoders.get(key)
         if found is None:
+            _follow_thread_budget()
             spec = model
             if key.startswith("sha256:"):
                 # Bytes shipped to a worker: one file per distinct checkpoint and machine.
@@ -85,9 +96,12 @@ def embeddings(batch, model, lon="lon", lat="lat", geometry=None, on_invalid="ra
         what = f"{geometry} is not a 2-D point" if geometry is not None else f"{lon}={points[row, 0]}, {lat}={points[row, 1]}"
         raise ValueError(f"{where}row {row}: {what} (pass on_invalid='null' for a null embedding instead)")
     dim = enc.dim
-    values = np.zeros((len(points), dim), dtype=np.float32)
-    if valid.any():
-        values[valid] = enc.embed(points[valid] if not valid.all() else points)
+    if valid.all():
+        values = enc.embed(points) if len(points) else np.zeros((0, dim), dtype=np.float32)
+    else:
+        values = np.zeros((len(points), dim), dtype=np.float32)
+        if valid.any():
+            values[valid] = enc.embed(points[valid])
     flat = pa.array(values.reshape(-1), type=pa.float32())
     mask = None if valid.all() else pa.array(~valid)
     if fixed_size:
