@@ -243,6 +243,13 @@ struct RasterArgs {
     /// Precision of the computation (the file holds float32 either way).
     #[arg(long, default_value = "f32", value_parser = dtype_parser())]
     dtype: Dtype,
+    /// `cog`: a Cloud-Optimized GeoTIFF (256-pixel tiles, a plane per band, overviews);
+    /// `striped`: one uncompressed strip per row, bands interleaved, no overviews.
+    #[arg(long, default_value = "cog", value_parser = ["cog", "striped"])]
+    layout: String,
+    /// Compression of a COG's tiles, after the floating-point predictor: zstd, deflate or none.
+    #[arg(long, default_value = "zstd")]
+    compress: satclip::io::cog::CogCompression,
 }
 
 #[derive(clap::Args)]
@@ -879,7 +886,11 @@ fn raster(args: RasterArgs) -> Result<()> {
     };
     let encoder = satclip::FeatureEncoder::load(&args.encoder)?;
     let bar = progress_bar(None, "cells");
-    satclip::embed_raster(&encoder, &extent, mask.as_ref(), args.dtype, &args.out, &mut follow(&bar))?;
+    let format = match args.layout.as_str() {
+        "striped" => satclip::RasterFormat::Striped,
+        _ => satclip::RasterFormat::Cog(args.compress),
+    };
+    satclip::embed_raster(&encoder, &extent, mask.as_ref(), args.dtype, format, &args.out, &mut follow(&bar))?;
     bar.finish_and_clear();
     eprintln!("wrote {} ({} × {} cells, {} bands)", args.out.display(), extent.width, extent.height, encoder.dim());
     Ok(())

@@ -262,8 +262,17 @@ fn continent_holdout_by_realm_from_a_geojson() {
 fn raster_writes_a_georeferenced_band_per_feature() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sh.tif");
-    let (ok, _, err) =
-        satclip(&["raster", "--encoder", "sh-l10", "--resolution", "10", "--out", out.to_str().unwrap()]);
+    let (ok, _, err) = satclip(&[
+        "raster",
+        "--encoder",
+        "sh-l10",
+        "--resolution",
+        "10",
+        "--layout",
+        "striped",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     let raster = satclip::io::geotiff::read(&out).unwrap();
     assert_eq!((raster.width, raster.height, raster.bands), (36, 18, 100));
@@ -296,6 +305,8 @@ fn raster_land_only_leaves_the_ocean_empty() {
         "--land-only",
         "--data",
         mask.parent().unwrap().to_str().unwrap(),
+        "--layout",
+        "striped",
         "--out",
         out.to_str().unwrap(),
     ]);

@@ -3,6 +3,8 @@
 //! NPY) in and out; with `rasters`, GeoTIFF and netCDF.
 
 pub mod atomic;
+#[cfg(feature = "rasters")]
+pub mod cog;
 pub mod error;
 #[cfg(feature = "rasters")]
 pub mod geotiff;

@@ -160,11 +160,129 @@ enum Embedded {
     F64(Vec<f64>),
 }
 
+/// How `embed_raster` lays out its GeoTIFF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RasterFormat {
+    /// Cloud-Optimized GeoTIFF: 256-pixel tiles, one plane per band, the floating-point
+    /// predictor with this compression, and overviews down to one tile.
+    Cog(satclip_io::cog::CogCompression),
+    /// One uncompressed strip per row, bands interleaved by pixel, no overviews.
+    Striped,
+}
+
+/// Tile side of Cloud-Optimized GeoTIFFs, in pixels.
+pub const COG_TILE: usize = 256;
+
 /// Embeds the centre of every cell of `extent` into a float32 GeoTIFF with one band per
-/// embedding dimension (EPSG 4326), streamed a band of rows at a time. With a land mask, cells
-/// less than half land are left NaN (the file's nodata value) and not computed. `progress` is
-/// told the cell count, then the cells done.
+/// embedding dimension (EPSG 4326), streamed in bounded memory. With a land mask, cells less
+/// than half land are left NaN (the file's nodata value) and not computed. A COG's overviews
+/// hold the model's embedding at the centre of each coarser cell (not an average of the finer
+/// cells). `progress` is told the cell count (every level), then the cells done.
 pub fn embed_raster(
+    encoder: &FeatureEncoder,
+    extent: &satclip_core::geo::GridExtent,
+    land: Option<&satclip_io::landmask::LandMask>,
+    dtype: Dtype,
+    format: RasterFormat,
+    output: &Path,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<()> {
+    match format {
+        RasterFormat::Striped => embed_raster_striped(encoder, extent, land, dtype, output, progress),
+        RasterFormat::Cog(compression) => embed_raster_cog(encoder, extent, land, dtype, compression, output, progress),
+    }
+}
+
+/// The embeddings of `centres` as float32 rows, NaN where the land mask says water.
+fn embed_cells(
+    encoder: &FeatureEncoder,
+    centres: &[[f64; 2]],
+    land: Option<&satclip_io::landmask::LandMask>,
+    dtype: Dtype,
+) -> Result<Vec<f32>> {
+    let dim = encoder.dim();
+    let keep: Vec<bool> =
+        centres.iter().map(|&[lon, lat]| land.is_none_or(|m| m.land_fraction(lon, lat) >= 0.5)).collect();
+    let kept: Vec<[f64; 2]> = centres.iter().zip(&keep).filter(|(_, k)| **k).map(|(p, _)| *p).collect();
+    // The file holds float32: computed in f32 it is stored as is, in f64 rounded once.
+    let values = match dtype {
+        Dtype::F32 => encoder.embed_f32(&kept)?,
+        Dtype::F64 => encoder.embed_f64(&kept)?.iter().map(|v| *v as f32).collect(),
+    };
+    if kept.len() == centres.len() {
+        return Ok(values);
+    }
+    let mut computed = values.chunks_exact(dim);
+    let mut cells = Vec::with_capacity(centres.len() * dim);
+    for k in keep {
+        if k {
+            cells.extend_from_slice(computed.next().expect("one row per kept cell"));
+        } else {
+            cells.extend(std::iter::repeat_n(f32::NAN, dim));
+        }
+    }
+    Ok(cells)
+}
+
+fn embed_raster_cog(
+    encoder: &FeatureEncoder,
+    extent: &satclip_core::geo::GridExtent,
+    land: Option<&satclip_io::landmask::LandMask>,
+    dtype: Dtype,
+    compression: satclip_io::cog::CogCompression,
+    output: &Path,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<()> {
+    let mut levels = vec![(extent.width, extent.height)];
+    while let Some(&(w, h)) = levels.last().filter(|(w, h)| *w > COG_TILE || *h > COG_TILE) {
+        levels.push((w.div_ceil(2), h.div_ceil(2)));
+    }
+    let georef = satclip_io::geotiff::GeoReference {
+        epsg: 4326,
+        origin: [extent.west, extent.north],
+        pixel_size: [extent.resolution, extent.resolution],
+    };
+    let provenance = encoder.provenance().with_dtype(dtype).to_json();
+    let mut writer = satclip_io::cog::CogWriter::create(
+        output,
+        &levels,
+        encoder.dim(),
+        COG_TILE,
+        georef,
+        Some(f32::NAN),
+        compression,
+        vec![(provenance::PARQUET_KEY.to_string(), provenance)],
+    )?;
+    progress(Progress::Total(levels.iter().map(|(w, h)| (w * h) as u64).sum()));
+    let mut done = 0u64;
+    // The COG layout puts the smallest overview's tiles first and the full resolution's last.
+    for (level, &(width, height)) in levels.iter().enumerate().rev() {
+        let resolution = extent.resolution * (1u64 << level) as f64;
+        for ty in 0..height.div_ceil(COG_TILE) {
+            for tx in 0..width.div_ceil(COG_TILE) {
+                let rows = ty * COG_TILE..((ty + 1) * COG_TILE).min(height);
+                let cols = tx * COG_TILE..((tx + 1) * COG_TILE).min(width);
+                // An overview's last cell may reach past the grid: its centre stays on the globe.
+                let centres: Vec<[f64; 2]> = rows
+                    .flat_map(|r| {
+                        cols.clone().map(move |c| {
+                            let lon = extent.west + (c as f64 + 0.5) * resolution;
+                            let lat = extent.north - (r as f64 + 0.5) * resolution;
+                            [lon.clamp(-180.0, 180.0), lat.clamp(-90.0, 90.0)]
+                        })
+                    })
+                    .collect();
+                let values = embed_cells(encoder, &centres, land, dtype)?;
+                writer.write_tile(level, tx, ty, &values)?;
+                done += centres.len() as u64;
+                progress(Progress::Done(done));
+            }
+        }
+    }
+    writer.finish()
+}
+
+fn embed_raster_striped(
     encoder: &FeatureEncoder,
     extent: &satclip_core::geo::GridExtent,
     land: Option<&satclip_io::landmask::LandMask>,
@@ -191,31 +309,9 @@ pub fn embed_raster(
     progress(Progress::Total((extent.width * extent.height) as u64));
     // Enough cells per batch to keep every core busy, whole rows so that they can be written.
     let rows_per_batch = (16_384 / extent.width).max(1);
-    let (mut values, mut wide) = (Vec::new(), Vec::new());
     for first in (0..extent.height).step_by(rows_per_batch) {
         let rows = first..(first + rows_per_batch).min(extent.height);
-        let centres = extent.centres(rows.clone());
-        let keep: Vec<bool> =
-            centres.iter().map(|&[lon, lat]| land.is_none_or(|m| m.land_fraction(lon, lat) >= 0.5)).collect();
-        let kept: Vec<[f64; 2]> = centres.iter().zip(&keep).filter(|(_, k)| **k).map(|(p, _)| *p).collect();
-        // The file holds float32: computed in f32 it is stored as is, in f64 rounded once.
-        match dtype {
-            Dtype::F32 => encoder.embed_into_f32(&kept, &mut values)?,
-            Dtype::F64 => {
-                encoder.embed_into_f64(&kept, &mut wide)?;
-                values.clear();
-                values.extend(wide.iter().map(|v| *v as f32));
-            }
-        }
-        let mut computed = values.chunks_exact(dim);
-        let mut cells = Vec::with_capacity(centres.len() * dim);
-        for k in keep {
-            if k {
-                cells.extend_from_slice(computed.next().expect("one row per kept cell"));
-            } else {
-                cells.extend(std::iter::repeat_n(f32::NAN, dim));
-            }
-        }
+        let cells = embed_cells(encoder, &extent.centres(rows.clone()), land, dtype)?;
         writer.write_rows(&cells)?;
         progress(Progress::Done((rows.end * extent.width) as u64));
     }
