@@ -160,17 +160,20 @@ impl CogWriter {
         }
         let fill = self.nodata.unwrap_or(0.0);
         let compression = self.compression;
-        let planes: Vec<Vec<u8>> = (0..bands)
-            .into_par_iter()
-            .map(|band| {
-                let mut plane = vec![fill; tile * tile];
-                for r in 0..rows {
-                    for c in 0..columns {
-                        plane[r * tile + c] = values[(r * columns + c) * bands + band];
-                    }
+        // One pass over the pixel-interleaved values, writing 256 sequential streams (one per
+        // band), instead of a strided read per band.
+        let mut planes = vec![vec![fill; tile * tile]; bands];
+        for r in 0..rows {
+            for c in 0..columns {
+                let pixel = &values[(r * columns + c) * bands..][..bands];
+                for (plane, v) in planes.iter_mut().zip(pixel) {
+                    plane[r * tile + c] = *v;
                 }
-                encode(&plane, tile, compression)
-            })
+            }
+        }
+        let planes: Vec<Vec<u8>> = planes
+            .par_iter()
+            .map(|plane| encode(plane, tile, compression))
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| Error::io(&self.target, e))?;
         let index = ty * l.tiles_x + tx;

@@ -254,12 +254,29 @@ fn embed_raster_cog(
         vec![(provenance::PARQUET_KEY.to_string(), provenance)],
     )?;
     progress(Progress::Total(levels.iter().map(|(w, h)| (w * h) as u64).sum()));
-    let mut done = 0u64;
     // The COG layout puts the smallest overview's tiles first and the full resolution's last.
-    for (level, &(width, height)) in levels.iter().enumerate().rev() {
-        let resolution = extent.resolution * (1u64 << level) as f64;
-        for ty in 0..height.div_ceil(COG_TILE) {
-            for tx in 0..width.div_ceil(COG_TILE) {
+    let tiles: Vec<(usize, usize, usize)> = levels
+        .iter()
+        .enumerate()
+        .rev()
+        .flat_map(|(level, &(w, h))| {
+            (0..h.div_ceil(COG_TILE)).flat_map(move |ty| (0..w.div_ceil(COG_TILE)).map(move |tx| (level, tx, ty)))
+        })
+        .collect();
+    // A writer thread compresses and writes one tile while the next is computed.
+    let (send, receive) = std::sync::mpsc::sync_channel::<(usize, usize, usize, Vec<f32>)>(1);
+    let (computed, written) = std::thread::scope(|scope| {
+        let writing = scope.spawn(move || -> Result<satclip_io::cog::CogWriter> {
+            for (level, tx, ty, values) in receive {
+                writer.write_tile(level, tx, ty, &values)?;
+            }
+            Ok(writer)
+        });
+        let computed = (|| -> Result<()> {
+            let mut done = 0u64;
+            for &(level, tx, ty) in &tiles {
+                let (width, height) = levels[level];
+                let resolution = extent.resolution * (1u64 << level) as f64;
                 let rows = ty * COG_TILE..((ty + 1) * COG_TILE).min(height);
                 let cols = tx * COG_TILE..((tx + 1) * COG_TILE).min(width);
                 // An overview's last cell may reach past the grid: its centre stays on the globe.
@@ -273,12 +290,19 @@ fn embed_raster_cog(
                     })
                     .collect();
                 let values = embed_cells(encoder, &centres, land, dtype)?;
-                writer.write_tile(level, tx, ty, &values)?;
                 done += centres.len() as u64;
+                if send.send((level, tx, ty, values)).is_err() {
+                    break; // the writer failed: its error is the one to report
+                }
                 progress(Progress::Done(done));
             }
-        }
-    }
+            Ok(())
+        })();
+        drop(send);
+        (computed, writing.join().expect("the writer thread does not panic"))
+    });
+    let writer = written?;
+    computed?;
     writer.finish()
 }
 
