@@ -42,6 +42,7 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File> {
 
 /// Runs a third-party decoder on untrusted bytes: a panic inside it (the fuzzers found such in
 /// the TIFF and Parquet crates) becomes an error about `path`, naming `what` was being read.
+#[cfg(any(feature = "tables", feature = "rasters"))]
 pub(crate) fn guard_decoder<T>(path: &Path, what: &str, decode: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
         .unwrap_or_else(|_| Err(Error::format(path, format!("malformed {what} (the decoder gave up)"))))
