@@ -243,7 +243,7 @@ struct RasterArgs {
     /// Precision of the computation (the file holds float32 either way).
     #[arg(long, default_value = "f32", value_parser = dtype_parser())]
     dtype: Dtype,
-    /// `cog`: a Cloud-Optimized GeoTIFF (256-pixel tiles, a plane per band, overviews);
+    /// `cog`: a Cloud-Optimized GeoTIFF (128-pixel tiles, a plane per band, overviews);
     /// `striped`: one uncompressed strip per row, bands interleaved, no overviews.
     #[arg(long, default_value = "cog", value_parser = ["cog", "striped"])]
     layout: String,

@@ -64,8 +64,8 @@ fn gdal_validates_and_reads_the_cog() {
         assert_eq!((v["count"].as_u64(), v["crs"].as_str()), (Some(100), Some("EPSG:4326")), "{v}");
         assert_eq!(v["size"], serde_json::json!([360, 180]));
         assert_eq!(v["transform"], serde_json::json!([1.0, 0.0, -180.0, 0.0, -1.0, 90.0]));
-        assert_eq!(v["overviews"], serde_json::json!([2]));
-        assert_eq!(v["blocks"], serde_json::json!([256, 256]));
+        assert_eq!(v["overviews"], serde_json::json!([2, 4]));
+        assert_eq!(v["blocks"], serde_json::json!([128, 128]));
         assert_eq!(v["compression"].as_str().unwrap().to_lowercase(), format!("compression.{compress}"), "{v}");
         assert_eq!(v["nodata"], "nan");
         assert!(v["satclip"].as_str().unwrap().contains("\"model\":\"sh-l10\""), "{v}");
