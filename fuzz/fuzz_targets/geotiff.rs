@@ -11,4 +11,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(raster) = satclip_io::geotiff::read_with_limit(&path, 1024 * 1024 * 12 * 2) {
         let _ = raster.centre_lonlat();
     }
+    // GDAL's metadata tag, as `satclip info` reads it back from rasters.
+    let _ = satclip_io::geotiff_out::read_gdal_metadata(&path);
 });

@@ -6,4 +6,8 @@ use libfuzzer_sys::fuzz_target;
 #[path = "common.rs"]
 mod common;
 
-fuzz_target!(|data: &[u8]| common::read_points(data, "parquet"));
+fuzz_target!(|data: &[u8]| {
+    common::read_points(data, "parquet");
+    // The footer's key-value metadata, as `satclip info` reads the provenance.
+    let _ = satclip_io::tables::parquet_metadata(&common::scratch(data, "parquet"), "satclip");
+});

@@ -15,17 +15,8 @@ use rayon::prelude::*;
 
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
-use crate::geotiff::{
-    GeoReference, GEOGRAPHIC_TYPE_KEY, GEO_KEY_DIRECTORY, MODEL_PIXEL_SCALE, MODEL_TIEPOINT, PROJECTED_CS_TYPE_KEY,
-};
-use crate::geotiff_out::{xml_escape, GDAL_METADATA};
-
-const GDAL_NODATA: u16 = 42113;
-const ASCII: u16 = 2;
-const SHORT: u16 = 3;
-const LONG: u16 = 4;
-const DOUBLE: u16 = 12;
-const LONG8: u16 = 16;
+use crate::geotiff::GeoReference;
+use crate::geotiff_out::{georeference_fields, metadata_field, nodata_field, Field, LONG, LONG8, SHORT};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CogCompression {
@@ -262,13 +253,12 @@ impl CogWriter {
         out
     }
 
-    fn fields(&self, index: usize, level: &Level) -> Vec<(u16, u16, u64, Vec<u8>)> {
+    fn fields(&self, index: usize, level: &Level) -> Vec<Field> {
         let short = |v: &[u16]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let doubles = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let words = |v: &[u64]| v.iter().flat_map(|x| self.word(*x)).collect::<Vec<u8>>();
         let word_type = if self.big { LONG8 } else { LONG };
         let bands = self.bands;
-        let mut fields: Vec<(u16, u16, u64, Vec<u8>)> = vec![
+        let mut fields: Vec<Field> = vec![
             (254, LONG, 1, u32::from(index > 0).to_le_bytes().to_vec()),
             (256, LONG, 1, (level.width as u32).to_le_bytes().to_vec()),
             (257, LONG, 1, (level.height as u32).to_le_bytes().to_vec()),
@@ -290,34 +280,10 @@ impl CogWriter {
         if bands > 1 {
             fields.push((338, SHORT, bands as u64 - 1, short(&vec![0; bands - 1])));
         }
-        if let Some(nodata) = self.nodata {
-            let mut text = if nodata.is_nan() { "nan".to_string() } else { nodata.to_string() }.into_bytes();
-            text.push(0);
-            fields.push((GDAL_NODATA, ASCII, text.len() as u64, text));
-        }
+        fields.extend(nodata_field(self.nodata));
         if index == 0 {
-            let g = self.georef;
-            let geographic = g.epsg == 4326;
-            let keys: Vec<u16> = [
-                [1, 1, 0, 3],
-                [1024, 0, 1, if geographic { 2 } else { 1 }],
-                [1025, 0, 1, 1],
-                [if geographic { GEOGRAPHIC_TYPE_KEY } else { PROJECTED_CS_TYPE_KEY }, 0, 1, g.epsg as u16],
-            ]
-            .concat();
-            fields.push((MODEL_PIXEL_SCALE, DOUBLE, 3, doubles(&[g.pixel_size[0], g.pixel_size[1], 0.0])));
-            fields.push((MODEL_TIEPOINT, DOUBLE, 6, doubles(&[0.0, 0.0, 0.0, g.origin[0], g.origin[1], 0.0])));
-            fields.push((GEO_KEY_DIRECTORY, SHORT, keys.len() as u64, short(&keys)));
-            if !self.metadata.is_empty() {
-                let mut xml = String::from("<GDALMetadata>\n");
-                for (name, value) in &self.metadata {
-                    xml.push_str(&format!("  <Item name=\"{}\">{}</Item>\n", xml_escape(name), xml_escape(value)));
-                }
-                xml.push_str("</GDALMetadata>");
-                let mut text = xml.into_bytes();
-                text.push(0);
-                fields.push((GDAL_METADATA, ASCII, text.len() as u64, text));
-            }
+            fields.extend(georeference_fields(&self.georef));
+            fields.extend(metadata_field(&self.metadata));
         }
         fields.sort_by_key(|f| f.0);
         fields

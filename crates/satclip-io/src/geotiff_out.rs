@@ -23,11 +23,11 @@ const GT_RASTER_TYPE_KEY: u16 = 1025;
 const CLASSIC_LIMIT: u64 = u32::MAX as u64 - (64 << 20);
 
 // TIFF field types.
-const ASCII: u16 = 2;
-const SHORT: u16 = 3;
-const LONG: u16 = 4;
+pub(crate) const ASCII: u16 = 2;
+pub(crate) const SHORT: u16 = 3;
+pub(crate) const LONG: u16 = 4;
 const DOUBLE: u16 = 12;
-const LONG8: u16 = 16;
+pub(crate) const LONG8: u16 = 16;
 
 /// What a raster holds and where it lies.
 #[derive(Clone, Copy, Debug)]
@@ -120,18 +120,7 @@ impl GeoTiffWriter {
         let short = |v: &[u16]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let offsets_type = if self.big { LONG8 } else { LONG };
         let offsets_field = |v: &[u64]| v.iter().flat_map(|x| self.offset_bytes(*x)).collect::<Vec<u8>>();
-        let g = self.layout.georef;
-        let geographic = g.epsg == 4326;
-        let keys: Vec<u16> = [
-            [1, 1, 0, 3],
-            [GT_MODEL_TYPE_KEY, 0, 1, if geographic { 2 } else { 1 }],
-            // PixelIsArea: the tie point is the corner of the top-left pixel.
-            [GT_RASTER_TYPE_KEY, 0, 1, 1],
-            [if geographic { GEOGRAPHIC_TYPE_KEY } else { PROJECTED_CS_TYPE_KEY }, 0, 1, g.epsg as u16],
-        ]
-        .concat();
-        let doubles = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let mut fields: Vec<(u16, u16, u64, Vec<u8>)> = vec![
+        let mut fields: Vec<Field> = vec![
             (256, LONG, 1, (self.layout.width as u32).to_le_bytes().to_vec()),
             (257, LONG, 1, (self.layout.height as u32).to_le_bytes().to_vec()),
             (258, SHORT, self.layout.bands as u64, short(&vec![32; self.layout.bands])),
@@ -143,30 +132,15 @@ impl GeoTiffWriter {
             (279, offsets_type, self.layout.height as u64, offsets_field(&counts)),
             (284, SHORT, 1, short(&[1])),
             (339, SHORT, self.layout.bands as u64, short(&vec![3; self.layout.bands])),
-            (MODEL_PIXEL_SCALE, DOUBLE, 3, doubles(&[g.pixel_size[0], g.pixel_size[1], 0.0])),
-            (MODEL_TIEPOINT, DOUBLE, 6, doubles(&[0.0, 0.0, 0.0, g.origin[0], g.origin[1], 0.0])),
-            (GEO_KEY_DIRECTORY, SHORT, keys.len() as u64, short(&keys)),
         ];
+        fields.extend(georeference_fields(&self.layout.georef));
         if self.layout.bands > 1 {
             // Grey is the first sample; the others are declared as extra ("unspecified") samples,
             // as GDAL expects of a multi-band MinIsBlack image.
             fields.push((338, SHORT, self.layout.bands as u64 - 1, short(&vec![0; self.layout.bands - 1])));
         }
-        if let Some(nodata) = self.layout.nodata {
-            let mut text = if nodata.is_nan() { "nan".to_string() } else { nodata.to_string() }.into_bytes();
-            text.push(0);
-            fields.push((GDAL_NODATA, ASCII, text.len() as u64, text));
-        }
-        if !self.metadata.is_empty() {
-            let mut xml = String::from("<GDALMetadata>\n");
-            for (name, value) in &self.metadata {
-                xml.push_str(&format!("  <Item name=\"{}\">{}</Item>\n", xml_escape(name), xml_escape(value)));
-            }
-            xml.push_str("</GDALMetadata>");
-            let mut text = xml.into_bytes();
-            text.push(0);
-            fields.push((GDAL_METADATA, ASCII, text.len() as u64, text));
-        }
+        fields.extend(nodata_field(self.layout.nodata));
+        fields.extend(metadata_field(&self.metadata));
         // A directory lists its tags in ascending order.
         fields.sort_by_key(|f| f.0);
 
@@ -216,7 +190,54 @@ impl GeoTiffWriter {
     }
 }
 
-pub(crate) fn xml_escape(text: &str) -> String {
+/// A TIFF field: tag, type, count and the value's bytes.
+pub(crate) type Field = (u16, u16, u64, Vec<u8>);
+
+/// The georeferencing tags GDAL reads: pixel scale, tie point and GeoKeys (EPSG 4326 or a
+/// projected EPSG code, PixelIsArea).
+pub(crate) fn georeference_fields(g: &GeoReference) -> Vec<Field> {
+    let short = |v: &[u16]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let doubles = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let geographic = g.epsg == 4326;
+    let keys: Vec<u16> = [
+        [1, 1, 0, 3],
+        [GT_MODEL_TYPE_KEY, 0, 1, if geographic { 2 } else { 1 }],
+        // PixelIsArea: the tie point is the corner of the top-left pixel.
+        [GT_RASTER_TYPE_KEY, 0, 1, 1],
+        [if geographic { GEOGRAPHIC_TYPE_KEY } else { PROJECTED_CS_TYPE_KEY }, 0, 1, g.epsg as u16],
+    ]
+    .concat();
+    vec![
+        (MODEL_PIXEL_SCALE, DOUBLE, 3, doubles(&[g.pixel_size[0], g.pixel_size[1], 0.0])),
+        (MODEL_TIEPOINT, DOUBLE, 6, doubles(&[0.0, 0.0, 0.0, g.origin[0], g.origin[1], 0.0])),
+        (GEO_KEY_DIRECTORY, SHORT, keys.len() as u64, short(&keys)),
+    ]
+}
+
+/// GDAL's nodata tag, as text.
+pub(crate) fn nodata_field(nodata: Option<f32>) -> Option<Field> {
+    let nodata = nodata?;
+    let mut text = if nodata.is_nan() { "nan".to_string() } else { nodata.to_string() }.into_bytes();
+    text.push(0);
+    Some((GDAL_NODATA, ASCII, text.len() as u64, text))
+}
+
+/// GDAL's metadata tag holding `items`, if there are any.
+pub(crate) fn metadata_field(items: &[(String, String)]) -> Option<Field> {
+    if items.is_empty() {
+        return None;
+    }
+    let mut xml = String::from("<GDALMetadata>\n");
+    for (name, value) in items {
+        xml.push_str(&format!("  <Item name=\"{}\">{}</Item>\n", xml_escape(name), xml_escape(value)));
+    }
+    xml.push_str("</GDALMetadata>");
+    let mut text = xml.into_bytes();
+    text.push(0);
+    Some((GDAL_METADATA, ASCII, text.len() as u64, text))
+}
+
+fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
