@@ -142,3 +142,53 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     axum::serve(listener, service.router()).with_graceful_shutdown(shutdown).await
 }
+
+/// A service on a thread and runtime of its own, on 127.0.0.1 with a free port, for programs that
+/// embed it (tests, benchmarks). Dropping it shuts it down gracefully.
+pub struct Background {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Background {
+    pub fn start(service: Service) -> std::io::Result<Self> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (bound, address) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        let _ = bound.send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                        return Err(e);
+                    }
+                };
+                let _ = bound.send(listener.local_addr());
+                serve(listener, &service, async move {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        });
+        let addr = address.recv().map_err(|_| std::io::Error::other("the service thread stopped"))??;
+        Ok(Self { addr, stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// Stops accepting, finishes the requests accepted, and waits for the thread.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

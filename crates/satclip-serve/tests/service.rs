@@ -12,46 +12,19 @@ use satclip_serve::{ServeConfig, Service};
 
 struct Server {
     url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    service: satclip_serve::Background,
 }
 
 impl Server {
     fn start(models: &[(&str, &str)], config: ServeConfig) -> Self {
         let models: Vec<(String, String)> = models.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect();
-        let service = Service::load(&models, config).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                satclip_serve::serve(listener, &service, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        Self { url: format!("http://{addr}"), stop: Some(stop), thread: Some(thread) }
+        let service = satclip_serve::Background::start(Service::load(&models, config).unwrap()).unwrap();
+        Self { url: format!("http://{}", service.addr), service }
     }
 
     /// Asks for a graceful shutdown and waits until the server has finished.
     fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            thread.join().unwrap();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
+        self.service.stop();
     }
 }
 

@@ -189,21 +189,8 @@ fn main() {
     let config = ServeConfig { max_wait: Duration::from_secs_f64(max_wait_ms / 1e3), ..defaults };
 
     let service = Service::load(&[(spec.clone(), spec.clone())], config).expect("the model loads");
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            satclip_serve::serve(listener, &service, async move {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
-    let addr: std::net::SocketAddr = addr_rx.recv().unwrap();
+    let server = satclip_serve::Background::start(service).expect("the service starts");
+    let addr = server.addr;
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -250,6 +237,5 @@ fn main() {
         }
         println!("{} ({requests} requests, {failures} non-2xx)", samples.join(", "));
     }
-    let _ = stop.send(());
-    server.join().unwrap();
+    drop(server);
 }
