@@ -14,7 +14,7 @@ pub mod suite;
 pub mod task;
 
 pub use probe::{fit_predict, Fitted, Labels, Predictions, Probe};
-pub use task::{ClassificationMetrics, Kind, RegressionMetrics, Target, Task};
+pub use task::{ClassificationMetrics, Kind, RankingMetrics, RegressionMetrics, Target, Task};
 
 use rand::SeedableRng;
 use rand_pcg::Pcg64;

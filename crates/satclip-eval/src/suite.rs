@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::probe::{fit_predict, Labels, Predictions, Probe};
 use crate::regions::Regions;
-use crate::task::{ClassificationMetrics, RegressionMetrics, Target, Task};
+use crate::task::{ClassificationMetrics, RankingMetrics, RegressionMetrics, Target, Task};
 
 /// How training and test points are chosen when the task has no `split` column.
 pub enum SplitMethod {
@@ -175,10 +175,17 @@ pub fn evaluate(
                         let m = RegressionMetrics::of(&truth, p);
                         vec![("r2", m.r2), ("mse", m.mse), ("mae", m.mae)]
                     }
-                    (Target::Classes { class, .. }, Predictions::Classes(p)) => {
+                    (Target::Classes { class, names }, Predictions::Classes { class: p, scores }) => {
                         let truth: Vec<usize> = test.iter().map(|&i| class[i]).collect();
                         let m = ClassificationMetrics::of(&truth, p);
-                        vec![("accuracy", m.accuracy), ("macro_f1", m.macro_f1)]
+                        let ranking = RankingMetrics::of(&truth, scores, names.len());
+                        let mut metrics = vec![("accuracy", m.accuracy), ("macro_f1", m.macro_f1)];
+                        // With five classes or fewer every row is a top-5 hit.
+                        if names.len() > 5 {
+                            metrics.push(("top5_accuracy", ranking.top5_accuracy));
+                        }
+                        metrics.extend(ranking.roc_auc.map(|auc| ("roc_auc", auc)));
+                        metrics
                     }
                     _ => unreachable!("probes predict the kind of their labels"),
                 };
@@ -202,8 +209,8 @@ pub fn evaluate(
 }
 
 pub const TABLE_HEADER: &str =
-    "| task | encoder | probe | split | n_train | n_test | r2 | mse | mae | accuracy | macro_f1 |\n\
-                                |---|---|---|---|---|---|---|---|---|---|---|";
+    "| task | encoder | probe | split | n_train | n_test | r2 | mse | mae | accuracy | macro_f1 | top5_accuracy | roc_auc |\n\
+                                |---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 /// Markdown lines, one per (task, encoder, probe, split, n_train), metrics in columns.
 pub fn table_lines(rows: &[ReportRow]) -> Vec<String> {
@@ -222,7 +229,7 @@ pub fn table_lines(rows: &[ReportRow]) -> Vec<String> {
         let cell =
             |name: &str| group.iter().find(|o| o.metric == name).map_or(String::new(), |o| format!("{:.4}", o.value));
         lines.push(format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.task,
             r.encoder,
             r.probe,
@@ -233,7 +240,9 @@ pub fn table_lines(rows: &[ReportRow]) -> Vec<String> {
             cell("mse"),
             cell("mae"),
             cell("accuracy"),
-            cell("macro_f1")
+            cell("macro_f1"),
+            cell("top5_accuracy"),
+            cell("roc_auc")
         ));
         i += group.len();
     }

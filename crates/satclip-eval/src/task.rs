@@ -223,9 +223,103 @@ impl ClassificationMetrics {
     }
 }
 
+/// How well class scores (`[rows × classes]`, larger is likelier) rank the true class.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RankingMetrics {
+    /// Share of rows whose true class is among the five best scores. Ties are counted at their
+    /// expected value under a random order, so that equal scores (kNN votes) favour no class.
+    pub top5_accuracy: f64,
+    /// One-vs-rest ROC-AUC averaged over the classes that occur in the truth and are not all of
+    /// it (scikit-learn's `roc_auc_score(multi_class="ovr", average="macro")` over those
+    /// classes); `None` when no class qualifies.
+    pub roc_auc: Option<f64>,
+}
+
+impl RankingMetrics {
+    pub fn of(truth: &[usize], scores: &[f64], classes: usize) -> Self {
+        let rows = scores.chunks_exact(classes);
+        let top5 = truth.iter().zip(rows).map(|(&t, row)| top_k_hit(row, t, 5)).sum::<f64>() / truth.len() as f64;
+        let mut present = vec![0usize; classes];
+        truth.iter().for_each(|&t| present[t] += 1);
+        let aucs: Vec<f64> = (0..classes)
+            .filter(|&c| present[c] > 0 && present[c] < truth.len())
+            .map(|c| {
+                let positive: Vec<bool> = truth.iter().map(|&t| t == c).collect();
+                let score: Vec<f64> = scores.iter().skip(c).step_by(classes).copied().collect();
+                roc_auc(&positive, &score)
+            })
+            .collect();
+        Self { top5_accuracy: top5, roc_auc: (!aucs.is_empty()).then(|| aucs.iter().sum::<f64>() / aucs.len() as f64) }
+    }
+}
+
+/// The probability that class `truth` is among the `k` best of `row` when ties fall in a random
+/// order.
+fn top_k_hit(row: &[f64], truth: usize, k: usize) -> f64 {
+    let own = row[truth];
+    let above = row.iter().filter(|&&v| v > own).count();
+    let level = row.iter().enumerate().filter(|&(c, &v)| c != truth && v == own).count();
+    if above >= k {
+        0.0
+    } else {
+        ((k - above) as f64 / (level + 1) as f64).min(1.0)
+    }
+}
+
+/// Binary ROC-AUC: the chance that a random positive scores above a random negative, ties
+/// counting half (the Mann-Whitney U over average ranks, as scikit-learn's `roc_auc_score`).
+pub fn roc_auc(positive: &[bool], score: &[f64]) -> f64 {
+    let mut order: Vec<usize> = (0..score.len()).collect();
+    order.sort_by(|&a, &b| score[a].total_cmp(&score[b]));
+    let (mut rank_sum, mut i) = (0.0, 0);
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && score[order[j + 1]] == score[order[i]] {
+            j += 1;
+        }
+        // Ranks i+1 ..= j+1 share their mean.
+        let mean_rank = (i + j + 2) as f64 / 2.0;
+        rank_sum += order[i..=j].iter().filter(|&&r| positive[r]).count() as f64 * mean_rank;
+        i = j + 1;
+    }
+    let n_pos = positive.iter().filter(|&&p| p).count() as f64;
+    let n_neg = positive.len() as f64 - n_pos;
+    (rank_sum - n_pos * (n_pos + 1.0) / 2.0) / (n_pos * n_neg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roc_auc_matches_hand_computed_pairs_with_ties() {
+        // Positives 0.9, 0.4, 0.4; negatives 0.4, 0.1. Pairs: 0.9 beats both (2), each 0.4
+        // ties 0.4 (½) and beats 0.1 (1): (2 + 1.5 + 1.5) / 6.
+        let auc = roc_auc(&[true, true, true, false, false], &[0.9, 0.4, 0.4, 0.4, 0.1]);
+        assert!((auc - 5.0 / 6.0).abs() < 1e-12, "{auc}");
+        assert_eq!(roc_auc(&[false, true], &[0.2, 0.7]), 1.0);
+        assert_eq!(roc_auc(&[true, false], &[0.2, 0.7]), 0.0);
+    }
+
+    #[test]
+    fn top5_and_macro_auc_match_a_hand_computed_case() {
+        // Seven classes, three rows. Row 0: truth 6 ranks 1st. Row 1: truth 0 ranks 6th (five
+        // classes above). Row 2: truth 3 is tied with every other class at 0: (5 - 0) / 7.
+        let scores = [
+            [0.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.4],
+            [0.0, 0.3, 0.3, 0.2, 0.1, 0.1, 0.0],
+            [0.0; 7],
+        ];
+        let flat: Vec<f64> = scores.iter().flatten().copied().collect();
+        let m = RankingMetrics::of(&[6, 0, 3], &flat, 7);
+        assert!((m.top5_accuracy - (1.0 + 0.0 + 5.0 / 7.0) / 3.0).abs() < 1e-12, "{}", m.top5_accuracy);
+        // Class 6: positive row 0 (0.4) above 0.0 and 0.0 → 1. Class 0: positive row 1 (0.0)
+        // ties both negatives → 0.5. Class 3: positive row 2 (0.0) below 0.1 and 0.2 → 0.
+        let auc = m.roc_auc.unwrap();
+        assert!((auc - (1.0 + 0.5 + 0.0) / 3.0).abs() < 1e-12, "{auc}");
+        // A truth of one class leaves no class with negatives.
+        assert_eq!(RankingMetrics::of(&[1, 1], &[0.5, 0.5, 0.2, 0.8], 2).roc_auc, None);
+    }
 
     #[test]
     fn macro_f1_matches_a_hand_computed_case() {

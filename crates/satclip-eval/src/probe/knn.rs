@@ -79,7 +79,15 @@ pub(super) fn fit(z: &[f64], labels: Labels, zt: &[f64], d: usize) -> Fitted {
     let near = neighbours(z, zt, d, k);
     let predictions = match labels {
         Labels::Values(_) => Predictions::Values(near.iter().map(|l| vote(l, labels, k).0).collect()),
-        Labels::Classes { .. } => Predictions::Classes(near.iter().map(|l| vote(l, labels, k).1).collect()),
+        Labels::Classes { class, count } => {
+            // Scores are the neighbours' vote shares; the class is the vote's, whose ties go to
+            // the nearer neighbour.
+            let mut scores = vec![0.0; near.len() * count];
+            for (row, list) in scores.chunks_exact_mut(count).zip(&near) {
+                list.iter().take(k).for_each(|&i| row[class[i]] += 1.0 / k.min(list.len()) as f64);
+            }
+            Predictions::Classes { class: near.iter().map(|l| vote(l, labels, k).1).collect(), scores }
+        }
     };
     Fitted { predictions, chosen: format!("k={k}") }
 }

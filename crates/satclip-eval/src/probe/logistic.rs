@@ -2,7 +2,7 @@
 
 use satclip_core::kernels::{add_bias, add_column_sums, gemm, MatRef};
 
-use super::{argmax, softmax_rows, Fitted, Predictions};
+use super::{softmax_rows, Fitted, Predictions};
 use crate::lbfgs::lbfgs;
 
 /// Multinomial logistic regression: mean cross-entropy + ‖W‖²/(2n) (scikit-learn's C = 1),
@@ -35,5 +35,6 @@ pub(super) fn fit(z: &[f64], class: &[usize], k: usize, zt: &[f64], d: usize) ->
     let mut out = vec![0.0; nt * k];
     gemm(&mut out, MatRef::row_major(zt, nt, d), MatRef::row_major(w, d, k), 1.0, false, true);
     add_bias(&mut out, b);
-    Fitted { predictions: Predictions::Classes(out.chunks_exact(k).map(argmax).collect()), chosen: "C=1".into() }
+    softmax_rows(&mut out, k, None);
+    Fitted { predictions: Predictions::from_scores(out, k), chosen: "C=1".into() }
 }

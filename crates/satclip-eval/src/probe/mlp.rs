@@ -69,7 +69,12 @@ pub(super) fn fit(z: &[f64], labels: Labels, zt: &[f64], d: usize, seed: u64) ->
     let out = best_net.trace(zt, zt.len() / d, None).output().to_vec();
     let out = match labels {
         Labels::Values(_) => out.iter().map(|v| v * y_scale + y_mean).collect(),
-        Labels::Classes { .. } => out,
+        // Probabilities, so that a class's scores compare across rows (ROC-AUC ranks them).
+        Labels::Classes { .. } => {
+            let mut out = out;
+            softmax_rows(&mut out, k, None);
+            out
+        }
     };
     Fitted { predictions: decode(out, labels, k), chosen: "hidden=256x2".into() }
 }

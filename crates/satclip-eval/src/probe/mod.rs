@@ -70,7 +70,17 @@ impl Labels<'_> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Predictions {
     Values(Vec<f64>),
-    Classes(Vec<usize>),
+    /// The predicted class of each row, and every class's score (`[rows × classes]`, larger
+    /// is likelier: probabilities, ridge outputs or neighbour votes), which top-k accuracy and
+    /// ROC-AUC rank.
+    Classes { class: Vec<usize>, scores: Vec<f64> },
+}
+
+impl Predictions {
+    /// Classes by the largest score of each row of `k`.
+    pub(super) fn from_scores(scores: Vec<f64>, k: usize) -> Self {
+        Self::Classes { class: scores.chunks_exact(k).map(argmax).collect(), scores }
+    }
 }
 
 /// A probe's predictions for the test rows and the hyperparameter it chose, e.g. `alpha=10`.
@@ -136,7 +146,7 @@ pub(super) fn rows_where(x: &[f64], width: usize, keep: impl Fn(usize) -> bool) 
 pub(super) fn decode(out: Vec<f64>, labels: Labels, k: usize) -> Predictions {
     match labels {
         Labels::Values(_) => Predictions::Values(out),
-        Labels::Classes { .. } => Predictions::Classes(out.chunks_exact(k).map(argmax).collect()),
+        Labels::Classes { .. } => Predictions::from_scores(out, k),
     }
 }
 
@@ -191,7 +201,8 @@ pub(super) mod tests {
             (x.chunks_exact(d).map(value).collect(), xt.chunks_exact(d).map(value).collect());
         for probe in [Probe::Ridge, Probe::Logistic, Probe::Mlp, Probe::Knn] {
             let fit = fit_predict(probe, &x, Labels::Classes { class: &class, count: 3 }, &xt, d, 0).unwrap();
-            let Predictions::Classes(p) = fit.predictions else { panic!() };
+            let Predictions::Classes { class: p, scores } = fit.predictions else { panic!() };
+            assert_eq!(scores.len(), p.len() * 3, "{probe}: a score per class and row");
             let m = crate::ClassificationMetrics::of(&class_t, &p);
             // The ridge classifier is linear in ±1 codes and cannot carve the corner exactly.
             let floor = if probe == Probe::Ridge { 0.75 } else { 0.9 };
