@@ -8,6 +8,8 @@
 #   ridge-continent.{json,md}   ridge, each continent (Natural Earth) held out in turn
 #   learning-curve.{json,md}    ridge, random split, 100 / 300 / 1000 / all training labels
 #   probes.{json,md}            logistic (classes), MLP and kNN, random split
+#   latent/biome-*.png          t-SNE of each encoder's embeddings of the biome points
+#   latent.txt                  their kNN and logistic separability of biomes
 #   timings.txt                 wall time of each step
 # The station, county and ecoregion tasks and the two fixture checkpoints come from
 # $SATCLIP_SHARED (default ../shared) when it has them; without it those are skipped.
@@ -40,9 +42,13 @@ for name in air_temperature precipitation median_income california_housing eleva
 done
 encoders=(--encoder direct --encoder wrap --encoder cartesian3d --encoder sh-l10 --encoder sh-l40 \
   --encoder geoclip --encoder default)
+fixture_encoders=()
 for model in resnet18-l10 vit16-l40; do
   ckpt="$shared/fixtures/satclip-$model.ckpt"
-  if [ -e "$ckpt" ]; then encoders+=(--encoder "fixture-$model=$ckpt"); fi
+  if [ -e "$ckpt" ]; then
+    encoders+=(--encoder "fixture-$model=$ckpt")
+    fixture_encoders+=("fixture-$model=$ckpt")
+  fi
 done
 probe() {
   local name=$1
@@ -56,4 +62,13 @@ probe knn-block --probe knn --split block
 probe ridge-continent --probe ridge --split continent
 probe learning-curve --probe ridge --n-train 100 --n-train 300 --n-train 1000 --n-train all
 probe probes --probe logistic --probe mlp --probe knn
+latent() {
+  mkdir -p "$out/latent"
+  : > "$out/latent.txt"
+  for encoder in default geoclip sh-l10 "${fixture_encoders[@]}"; do
+    "$satclip" latent --task "$out/tasks/biome.csv" --encoder "$encoder" \
+      --out "$out/latent/biome-${encoder%%=*}.png" >> "$out/latent.txt"
+  done
+}
+if [ -e "$out/tasks/biome.csv" ]; then timed latent latent; fi
 echo "total: $SECONDS s" | tee -a "$out/timings.txt"

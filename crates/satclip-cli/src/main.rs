@@ -77,6 +77,9 @@ enum Command {
     },
     /// Probe encoders on tasks: fit on training points, score on held-out ones.
     Eval(EvalArgs),
+    /// Picture an encoder's embedding space: a task's points laid out in 2-D (t-SNE, or PCA),
+    /// coloured by the task's labels, with the kNN separability of the labels in the embedding.
+    Latent(LatentArgs),
     /// Map an encoder: its first three principal components over the globe as RGB (PNG).
     Map(MapArgs),
     /// Map the cosine similarity of every place's embedding to one place's (PNG).
@@ -297,6 +300,31 @@ struct EvalArgs {
 }
 
 #[derive(clap::Args)]
+struct LatentArgs {
+    /// Task file whose points are drawn and whose target colours them (e.g. tasks/biome.csv).
+    #[arg(long)]
+    task: PathBuf,
+    /// An encoder name or a checkpoint, as in `satclip eval`; `NAME=SPEC` titles it NAME.
+    #[arg(long, default_value = "default")]
+    encoder: String,
+    /// tsne (Barnes-Hut t-SNE from a PCA start) or pca (first two principal components).
+    #[arg(long, default_value = "tsne")]
+    method: satclip_eval::latent::Method,
+    /// Draw a seeded sample of at most this many of the task's points.
+    #[arg(long, default_value_t = 5000)]
+    max_points: usize,
+    /// regression or classification; default: detected from the targets.
+    #[arg(long)]
+    kind: Option<satclip_eval::Kind>,
+    /// Seed of the sample and of the separability probe's split.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The picture (.png).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
 struct FeaturizeArgs {
     /// Corpus directory (index.csv with lat, lon, fn, and the tiles).
     #[arg(long)]
@@ -462,6 +490,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval(args) => eval(args),
+        Command::Latent(args) => latent(args),
         Command::Map(map) => draw_map(&map, None),
         Command::Similarity { at, map } => draw_map(&map, Some(at)),
         Command::Train(args) => train(args),
@@ -810,6 +839,32 @@ fn eval(args: EvalArgs) -> Result<()> {
     if let Some(path) = args.output {
         satclip::io::atomic::write_bytes(&path, &serde_json::to_vec_pretty(&report)?)?;
     }
+    Ok(())
+}
+
+fn latent(args: LatentArgs) -> Result<()> {
+    satclip::io::atomic::check_output(&args.out, &[args.task.as_path()])?;
+    require_extension(&args.out, &["png"], "latent pictures")?;
+    let contender = satclip::evaluate::Contender::parse(&args.encoder);
+    let started = std::time::Instant::now();
+    let s = &satclip::evaluate::latent(
+        &args.task,
+        args.kind,
+        &contender,
+        args.method,
+        args.max_points,
+        args.seed,
+        &args.out,
+    )?;
+    println!(
+        "{}: {} {} of {} points; {}",
+        args.out.display(),
+        contender.label,
+        args.method,
+        s.points,
+        satclip::evaluate::separability_line(&s.separability)
+    );
+    eprintln!("{:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

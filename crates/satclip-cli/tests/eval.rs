@@ -1,4 +1,5 @@
-//! `satclip tasks build`, `satclip eval`, `satclip map` and `satclip raster` end to end.
+//! `satclip tasks build`, `satclip eval`, `satclip latent`, `satclip map` and `satclip raster` end
+//! to end.
 
 use satclip_testkit::shared_dir;
 
@@ -189,6 +190,38 @@ fn map_writes_a_png_of_the_grid() {
     assert!(ok, "{err}");
     let (ok, _, err) = satclip(&["similarity", "--encoder", "sh-l10", "--at", "0,95", "--out", sim.to_str().unwrap()]);
     assert!(!ok && err.contains("lat"), "{err}");
+}
+
+#[test]
+fn latent_draws_a_task_in_the_embedding_and_scores_its_separability() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = zones(dir.path(), None);
+    let out = dir.path().join("latent.png");
+    let path = out.to_str().unwrap();
+    for method in ["tsne", "pca"] {
+        let args = ["latent", "--task", task.to_str().unwrap(), "--encoder", "zones=sh-l10", "--method", method];
+        let (ok, line, err) = satclip(&[&args[..], &["--out", path]].concat());
+        assert!(ok, "{err}");
+        let bytes = std::fs::read(&out).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(u32::from_be_bytes(bytes[16..20].try_into().unwrap()), 1440);
+        // Latitude zones from spherical harmonics: both probes separate them, on 180 held-out
+        // points (a fifth of 900).
+        assert!(line.contains("of 900 points") && line.contains("(180 held out)"), "{line}");
+        for probe in ["knn", "logistic"] {
+            let at = line.find(&format!("{probe} ")).unwrap_or_else(|| panic!("{probe} in {line}"));
+            let value: f64 = line[at + probe.len() + 1..].split_whitespace().next().unwrap().parse().unwrap();
+            assert!(value > 0.85, "{probe}: {value} in {line}");
+        }
+    }
+    // A sample too small for t-SNE's neighbourhoods says what to do; a .jpg name is refused.
+    let small =
+        ["latent", "--task", task.to_str().unwrap(), "--encoder", "sh-l10", "--max-points", "50", "--out", path];
+    let (ok, _, err) = satclip(&small);
+    assert!(!ok && err.contains("PCA"), "{err}");
+    let jpg = dir.path().join("latent.jpg");
+    let (ok, _, err) = satclip(&["latent", "--task", task.to_str().unwrap(), "--out", jpg.to_str().unwrap()]);
+    assert!(!ok && err.contains(".png"), "{err}");
 }
 
 /// A regression task of 3000 points on a Fibonacci lattice, even over the sphere (target |lat|).

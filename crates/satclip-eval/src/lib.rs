@@ -4,9 +4,11 @@
 //! scored on the rest. Probes and splits use fixed seeds and never adapt to the encoder.
 
 pub mod build;
+pub mod latent;
 mod lbfgs;
 pub mod linalg;
 pub mod maps;
+mod plot;
 pub mod probe;
 pub mod regions;
 mod standardise;

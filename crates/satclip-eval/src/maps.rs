@@ -20,7 +20,7 @@ const CHUNK_POINTS: usize = 8192;
 /// Weighted first and second moments of feature rows, accumulated chunk by chunk. Rows are
 /// shifted by the first chunk's mean before they are summed, so that the covariance does not
 /// lose its digits to a large common offset.
-struct WeightedMoments {
+pub(crate) struct WeightedMoments {
     d: usize,
     shift: Option<Vec<f64>>,
     total: f64,
@@ -29,11 +29,11 @@ struct WeightedMoments {
 }
 
 impl WeightedMoments {
-    fn new(d: usize) -> Self {
+    pub(crate) fn new(d: usize) -> Self {
         Self { d, shift: None, total: 0.0, sum: vec![0.0; d], cross: vec![0.0; d * d] }
     }
 
-    fn add(&mut self, rows: &[f64], weights: &[f64]) {
+    pub(crate) fn add(&mut self, rows: &[f64], weights: &[f64]) {
         let d = self.d;
         let shift = self.shift.get_or_insert_with(|| {
             let mut mean = vec![0.0; d];
@@ -55,7 +55,7 @@ impl WeightedMoments {
     }
 
     /// The weighted standardisation of the columns and the covariance of the standardised columns.
-    fn finish(self) -> (Standardiser, Vec<f64>) {
+    pub(crate) fn finish(self) -> (Standardiser, Vec<f64>) {
         let d = self.d;
         let shift = self.shift.unwrap_or_else(|| vec![0.0; d]);
         let centre: Vec<f64> = self.sum.iter().map(|s| s / self.total).collect();
@@ -71,7 +71,7 @@ impl WeightedMoments {
 
 /// The `k` leading eigenvectors (as `[d × k]` columns) of a symmetric `d × d` matrix, by subspace
 /// iteration with Gram–Schmidt.
-fn leading_eigenvectors(cov: &[f64], d: usize, k: usize) -> Vec<f64> {
+pub(crate) fn leading_eigenvectors(cov: &[f64], d: usize, k: usize) -> Vec<f64> {
     let mut basis: Vec<f64> = (0..d * k).map(|i| ((i * 7919) % 97) as f64 / 97.0 - 0.5).collect();
     for _ in 0..200 {
         let mut next = vec![0.0; d * k];
@@ -90,7 +90,7 @@ fn leading_eigenvectors(cov: &[f64], d: usize, k: usize) -> Vec<f64> {
 }
 
 /// Projections of standardised rows on `basis` (`[d × k]`).
-fn project(rows: &[f64], standardiser: &Standardiser, basis: &[f64], k: usize) -> Vec<f64> {
+pub(crate) fn project(rows: &[f64], standardiser: &Standardiser, basis: &[f64], k: usize) -> Vec<f64> {
     let d = standardiser.mean.len();
     let z = standardiser.apply(rows);
     let mut projected = vec![0.0; z.len() / d * k];
@@ -110,7 +110,7 @@ fn normalise_columns(values: &mut [f64], k: usize) {
 }
 
 /// Colours of a perceptual ramp (approximately viridis) at t ∈ [0, 1].
-fn ramp(t: f64) -> [u8; 3] {
+pub(crate) fn ramp(t: f64) -> [u8; 3] {
     const STOPS: [[f64; 3]; 5] =
         [[68., 1., 84.], [59., 82., 139.], [33., 145., 140.], [94., 201., 98.], [253., 231., 37.]];
     let x = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f64;

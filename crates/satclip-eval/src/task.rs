@@ -305,11 +305,7 @@ mod tests {
     fn top5_and_macro_auc_match_a_hand_computed_case() {
         // Seven classes, three rows. Row 0: truth 6 ranks 1st. Row 1: truth 0 ranks 6th (five
         // classes above). Row 2: truth 3 is tied with every other class at 0: (5 - 0) / 7.
-        let scores = [
-            [0.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.4],
-            [0.0, 0.3, 0.3, 0.2, 0.1, 0.1, 0.0],
-            [0.0; 7],
-        ];
+        let scores = [[0.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.4], [0.0, 0.3, 0.3, 0.2, 0.1, 0.1, 0.0], [0.0; 7]];
         let flat: Vec<f64> = scores.iter().flatten().copied().collect();
         let m = RankingMetrics::of(&[6, 0, 3], &flat, 7);
         assert!((m.top5_accuracy - (1.0 + 0.0 + 5.0 / 7.0) / 3.0).abs() < 1e-12, "{}", m.top5_accuracy);

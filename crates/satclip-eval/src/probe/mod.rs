@@ -73,7 +73,10 @@ pub enum Predictions {
     /// The predicted class of each row, and every class's score (`[rows × classes]`, larger
     /// is likelier: probabilities, ridge outputs or neighbour votes), which top-k accuracy and
     /// ROC-AUC rank.
-    Classes { class: Vec<usize>, scores: Vec<f64> },
+    Classes {
+        class: Vec<usize>,
+        scores: Vec<f64>,
+    },
 }
 
 impl Predictions {
