@@ -139,36 +139,28 @@ impl CogWriter {
     /// for the tile's pixels inside the image (`rows × columns`, smaller at the right and bottom
     /// edges); the rest of the tile is padded with nodata.
     pub fn write_tile(&mut self, level: usize, tx: usize, ty: usize, values: &[f32]) -> Result<()> {
-        let (tile, bands) = (self.tile, self.bands);
+        let encoded = self.tile_encoder().encode(level, tx, ty, values)?;
+        self.write_encoded(encoded)
+    }
+
+    /// What encodes tiles for this file, apart from the writer, so that the next tile can be
+    /// encoded while this one is written.
+    pub fn tile_encoder(&self) -> TileEncoder {
+        TileEncoder {
+            target: self.target.clone(),
+            sizes: self.levels.iter().map(|l| (l.width, l.height)).collect(),
+            bands: self.bands,
+            tile: self.tile,
+            fill: self.nodata.unwrap_or(0.0),
+            compression: self.compression,
+        }
+    }
+
+    /// Appends a tile that [`TileEncoder::encode`] made for this file.
+    pub fn write_encoded(&mut self, encoded: EncodedTile) -> Result<()> {
+        let EncodedTile { level, tx, ty, planes } = encoded;
         let l = &self.levels[level];
-        let columns = (l.width - tx * tile).min(tile);
-        let rows = (l.height - ty * tile).min(tile);
-        if values.len() != rows * columns * bands || tx >= l.tiles_x || ty >= l.tiles_y {
-            return Err(Error::format(
-                &self.target,
-                format!("tile {tx},{ty} of level {level} has {} values", values.len()),
-            ));
-        }
-        let fill = self.nodata.unwrap_or(0.0);
-        let compression = self.compression;
-        // One pass over the pixel-interleaved values, writing 256 sequential streams (one per
-        // band), instead of a strided read per band.
-        let mut planes = vec![vec![fill; tile * tile]; bands];
-        for r in 0..rows {
-            for c in 0..columns {
-                let pixel = &values[(r * columns + c) * bands..][..bands];
-                for (plane, v) in planes.iter_mut().zip(pixel) {
-                    plane[r * tile + c] = *v;
-                }
-            }
-        }
-        let planes: Vec<Vec<u8>> = planes
-            .par_iter()
-            .map(|plane| encode(plane, tile, compression))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| Error::io(&self.target, e))?;
-        let index = ty * l.tiles_x + tx;
-        let tiles = l.tiles();
+        let (index, tiles) = (ty * l.tiles_x + tx, l.tiles());
         for (band, bytes) in planes.iter().enumerate() {
             self.out.write_all(bytes).map_err(|e| Error::io(&self.target, e))?;
             let slot = band * tiles + index;
@@ -290,6 +282,88 @@ impl CogWriter {
     }
 }
 
+/// One tile's band planes, predicted and compressed, in band order.
+pub struct EncodedTile {
+    level: usize,
+    tx: usize,
+    ty: usize,
+    planes: Vec<Vec<u8>>,
+}
+
+/// Encodes tiles for one [`CogWriter`]'s file.
+pub struct TileEncoder {
+    target: PathBuf,
+    sizes: Vec<(usize, usize)>,
+    bands: usize,
+    tile: usize,
+    fill: f32,
+    compression: CogCompression,
+}
+
+impl TileEncoder {
+    /// The tile (`tx`, `ty`) of `level` from pixel-interleaved `values`, as
+    /// [`CogWriter::write_tile`] takes them.
+    pub fn encode(&self, level: usize, tx: usize, ty: usize, values: &[f32]) -> Result<EncodedTile> {
+        let (tile, bands, fill, compression) = (self.tile, self.bands, self.fill, self.compression);
+        let bad =
+            || Error::format(&self.target, format!("tile {tx},{ty} of level {level} has {} values", values.len()));
+        let &(width, height) = self.sizes.get(level).ok_or_else(bad)?;
+        if tx >= width.div_ceil(tile) || ty >= height.div_ceil(tile) {
+            return Err(bad());
+        }
+        let columns = (width - tx * tile).min(tile);
+        let rows = (height - ty * tile).min(tile);
+        if values.len() != rows * columns * bands {
+            return Err(bad());
+        }
+        // Bands go out in groups, each gathered into its planes and encoded on its own, in
+        // parallel, so that the planes of a whole tile are never held at once. A group walks the
+        // pixels in order: a task per band would stride through every page of the tile.
+        let groups: Vec<Vec<Vec<u8>>> = (0..bands.div_ceil(BAND_GROUP))
+            .into_par_iter()
+            .map(|group| {
+                let first = group * BAND_GROUP;
+                let width = BAND_GROUP.min(bands - first);
+                let area = tile * tile;
+                let mut planes = vec![fill; width * area];
+                // Sixteen pixels at a time, so that each band's plane takes a whole cache line per
+                // store burst: one pixel at a time, the bands' stores land 64 KB apart, all in
+                // the same cache set.
+                for (r, row) in values.chunks_exact(columns * bands).enumerate() {
+                    for (block, pixels) in row.chunks(16 * bands).enumerate() {
+                        let start = r * tile + block * 16;
+                        for b in 0..width {
+                            let plane = &mut planes[b * area + start..][..pixels.len() / bands];
+                            for (out, pixel) in plane.iter_mut().zip(pixels.chunks_exact(bands)) {
+                                *out = pixel[first + b];
+                            }
+                        }
+                    }
+                }
+                planes
+                    .chunks_exact(area)
+                    .map(|plane| encode(plane, tile, compression))
+                    .collect::<std::io::Result<Vec<_>>>()
+            })
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| Error::io(&self.target, e))?;
+        Ok(EncodedTile { level, tx, ty, planes: groups.into_iter().flatten().collect() })
+    }
+}
+
+/// Bands encoded together by one task of [`CogWriter::write_tile`] (4 MB of planes at 128-pixel
+/// tiles).
+const BAND_GROUP: usize = 64;
+
+/// ZSTD's level 1: on the globe at 0.1° it spends about 40 % less CPU time than level 3 for a file
+/// 3 % larger (the floating-point predictor does most of the work).
+const ZSTD_LEVEL: i32 = 1;
+
+thread_local! {
+    /// One compression context per thread, reused for every plane (a context is ~1 MB to set up).
+    static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
 /// One band's tile: the floating-point predictor row by row, then the compression.
 fn encode(plane: &[f32], tile: usize, compression: CogCompression) -> std::io::Result<Vec<u8>> {
     if compression == CogCompression::None {
@@ -300,7 +374,13 @@ fn encode(plane: &[f32], tile: usize, compression: CogCompression) -> std::io::R
         float_predictor(row_values, row);
     }
     match compression {
-        CogCompression::Zstd => zstd::bulk::compress(&bytes, 3),
+        CogCompression::Zstd => ZSTD.with_borrow_mut(|zstd| {
+            let compressor = match zstd {
+                Some(c) => c,
+                None => zstd.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+            };
+            compressor.compress(&bytes)
+        }),
         CogCompression::Deflate => {
             let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(4));
             encoder.write_all(&bytes)?;
@@ -311,17 +391,24 @@ fn encode(plane: &[f32], tile: usize, compression: CogCompression) -> std::io::R
 }
 
 /// TIFF Technical Note 3 as libtiff writes it: the bytes of a row's samples regrouped by
-/// significance (most significant first), then each byte minus the one before it.
+/// significance (most significant first), then each byte minus the one before it. Written as
+/// whole-slice passes, which the compiler vectorises.
 fn float_predictor(values: &[f32], row: &mut [u8]) {
     let n = values.len();
+    let mut shuffled = vec![0u8; 4 * n];
+    let (high, rest) = shuffled.split_at_mut(n);
+    let (upper, rest) = rest.split_at_mut(n);
+    let (lower, low) = rest.split_at_mut(n);
     for (i, v) in values.iter().enumerate() {
-        let b = v.to_le_bytes();
-        for (k, byte) in b.iter().enumerate() {
-            row[(3 - k) * n + i] = *byte;
-        }
+        let bits = v.to_bits();
+        high[i] = (bits >> 24) as u8;
+        upper[i] = (bits >> 16) as u8;
+        lower[i] = (bits >> 8) as u8;
+        low[i] = bits as u8;
     }
-    for i in (1..row.len()).rev() {
-        row[i] = row[i].wrapping_sub(row[i - 1]);
+    row[0] = shuffled[0];
+    for ((out, cur), prev) in row[1..].iter_mut().zip(&shuffled[1..]).zip(&shuffled[..4 * n - 1]) {
+        *out = cur.wrapping_sub(*prev);
     }
 }
 

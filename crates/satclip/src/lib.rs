@@ -175,6 +175,10 @@ pub enum RasterFormat {
 /// no less time for the globe at 0.1°.
 pub const COG_TILE: usize = 128;
 
+/// Cells of a COG tile embedded at once: a quarter of the tile, so that a chunk's embeddings
+/// (4 MB) and not a second whole tile's are held beside the tile's.
+const COG_EMBED_CHUNK: usize = 4096;
+
 /// Embeds the centre of every cell of `extent` into a float32 GeoTIFF with one band per
 /// embedding dimension (EPSG 4326), streamed in bounded memory. With a land mask, cells less
 /// than half land are left NaN (the file's nodata value) and not computed. A COG's overviews
@@ -265,17 +269,21 @@ fn embed_raster_cog(
             (0..h.div_ceil(COG_TILE)).flat_map(move |ty| (0..w.div_ceil(COG_TILE)).map(move |tx| (level, tx, ty)))
         })
         .collect();
-    // A writer thread compresses and writes one tile while the next is computed.
-    let (send, receive) = std::sync::mpsc::sync_channel::<(usize, usize, usize, Vec<f32>)>(1);
+    // Each tile's cells are embedded (in chunks, as the bands' planes are gathered per chunk of
+    // bands later), then its bands are compressed in parallel; a writer thread appends the
+    // compressed tile to the file while the next is computed.
+    let encoder_for_tiles = writer.tile_encoder();
+    let (send, receive) = std::sync::mpsc::sync_channel::<satclip_io::cog::EncodedTile>(0);
     let (computed, written) = std::thread::scope(|scope| {
         let writing = scope.spawn(move || -> Result<satclip_io::cog::CogWriter> {
-            for (level, tx, ty, values) in receive {
-                writer.write_tile(level, tx, ty, &values)?;
+            for encoded in receive {
+                writer.write_encoded(encoded)?;
             }
             Ok(writer)
         });
         let computed = (|| -> Result<()> {
             let mut done = 0u64;
+            let mut values = Vec::with_capacity(COG_TILE * COG_TILE * encoder.dim());
             for &(level, tx, ty) in &tiles {
                 let (width, height) = levels[level];
                 let resolution = extent.resolution * (1u64 << level) as f64;
@@ -291,11 +299,15 @@ fn embed_raster_cog(
                         })
                     })
                     .collect();
-                let values = embed_cells(encoder, &centres, land, dtype)?;
-                done += centres.len() as u64;
-                if send.send((level, tx, ty, values)).is_err() {
+                values.clear();
+                for chunk in centres.chunks(COG_EMBED_CHUNK) {
+                    values.extend(embed_cells(encoder, chunk, land, dtype)?);
+                }
+                let encoded = encoder_for_tiles.encode(level, tx, ty, &values)?;
+                if send.send(encoded).is_err() {
                     break; // the writer failed: its error is the one to report
                 }
+                done += centres.len() as u64;
                 progress(Progress::Done(done));
             }
             Ok(())
