@@ -1,6 +1,8 @@
-//! Cloud-Optimized GeoTIFFs checked by GDAL itself (rasterio's wheels, rio-cogeo's validator, in
-//! the venv that scripts/install-gdal.sh makes; `.ci/run` makes it): a valid COG layout, the
-//! overviews, the georeferencing, the provenance, and values equal to `satclip embed` at cells.
+//! Outputs checked by the GIS stack itself, in the venv that scripts/install-gdal.sh makes
+//! (`.ci/run` makes it): Cloud-Optimized GeoTIFFs by GDAL (rasterio's wheels) and rio-cogeo's
+//! validator (a valid COG layout, the overviews, the georeferencing, the provenance, values equal
+//! to `satclip embed` at cells), and GeoParquet by geopandas (and GDAL's Parquet driver where the
+//! installed GDAL has one).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -78,4 +80,88 @@ fn gdal_validates_and_reads_the_cog() {
             assert_eq!(got, want, "{compress}: cell {key}");
         }
     }
+}
+
+const GEOPARQUET: &str = r#"
+import json, sys
+import geopandas, pyarrow.parquet as pq, pyogrio, pyproj
+path = sys.argv[1]
+frame = geopandas.read_parquet(path)
+geo = json.loads(pq.read_metadata(path).metadata[b"geo"])
+column = geo["columns"][geo["primary_column"]]
+# geopandas filters row groups and rows by the bbox covering column.
+inside = geopandas.read_parquet(path, bbox=(0, 0, 30, 30))
+out = {
+    "version": geo["version"], "primary": geo["primary_column"], "types": column["geometry_types"],
+    "covering": column["covering"], "extent": column.get("bbox"),
+    "crs84": frame.crs == pyproj.CRS("OGC:CRS84"), "columns": pq.read_schema(path).names,
+    "xy": [[p.x, p.y] for p in frame.geometry], "width": len(frame["embedding"].iloc[0]),
+    "inside": sorted(inside["name"].tolist()), "gdal_parquet": "Parquet" in pyogrio.list_drivers(),
+}
+if out["gdal_parquet"]:
+    out["gdal_rows"] = len(pyogrio.read_dataframe(path))
+print(json.dumps(out))
+"#;
+
+#[test]
+fn geopandas_reads_geoparquet_outputs_with_their_covering_and_crs() {
+    let Some(python) = gdal_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let points = [("a", 10.5, 20.25), ("b", -70.0, -33.5), ("c", 25.0, 5.0), ("d", 140.0, 35.0)];
+    let mut csv = String::from("name,lon,lat\n");
+    points.iter().for_each(|(n, x, y)| csv.push_str(&format!("{n},{x},{y}\n")));
+    let input = dir.path().join("points.csv");
+    std::fs::write(&input, csv).unwrap();
+    let embed = |input: &std::path::Path, output: &std::path::Path| {
+        let run = Command::new(env!("CARGO_BIN_EXE_satclip"))
+            .args(["embed", "--encoder", "sh-l10", "--input", input.to_str().unwrap()])
+            .args(["--output", output.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    };
+    let check = |path: &std::path::Path| -> serde_json::Value {
+        let run = Command::new(&python).args(["-c", GEOPARQUET, path.to_str().unwrap()]).output().unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        serde_json::from_slice(&run.stdout).unwrap()
+    };
+    // A lon/lat table in: a WKB point geometry, a bbox covering and OGC:CRS84 come out.
+    let output = dir.path().join("points.parquet");
+    embed(&input, &output);
+    let v = check(&output);
+    assert_eq!((v["version"].as_str(), v["primary"].as_str()), (Some("1.1.0"), Some("geometry")), "{v}");
+    assert_eq!(v["types"], serde_json::json!(["Point"]));
+    assert_eq!(v["covering"]["bbox"]["xmin"], serde_json::json!(["bbox", "xmin"]), "{v}");
+    assert_eq!(v["extent"], serde_json::json!([-70.0, -33.5, 140.0, 35.0]));
+    assert_eq!(v["crs84"], true, "{v}");
+    assert_eq!(v["columns"], serde_json::json!(["name", "lon", "lat", "geometry", "bbox", "embedding"]), "{v}");
+    let want_xy: Vec<[f64; 2]> = points.iter().map(|(_, x, y)| [*x, *y]).collect();
+    assert_eq!(v["xy"], serde_json::json!(want_xy));
+    assert_eq!(v["width"], 100);
+    assert_eq!(v["inside"], serde_json::json!(["a", "c"]), "the bbox filter reads the covering: {v}");
+    if v["gdal_parquet"] == true {
+        assert_eq!(v["gdal_rows"], 4);
+    } else {
+        eprintln!("note: this GDAL has no Parquet driver; geopandas (pyarrow) read the GeoParquet");
+    }
+    // A GeoParquet table in (as geopandas writes it, in EPSG:4326): its geometry and CRS are kept,
+    // a covering is added, and no second geometry column appears.
+    let geo_input = dir.path().join("geo-in.parquet");
+    let make = format!(
+        "import geopandas, pandas; f = pandas.read_csv({:?}); \
+         geopandas.GeoDataFrame(f[['name']], geometry=geopandas.points_from_xy(f.lon, f.lat), crs='EPSG:4326')\
+         .to_parquet({:?})",
+        input.to_str().unwrap(),
+        geo_input.to_str().unwrap()
+    );
+    let run = Command::new(&python).args(["-c", &make]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let geo_output = dir.path().join("geo-out.parquet");
+    embed(&geo_input, &geo_output);
+    let v = check(&geo_output);
+    assert_eq!((v["version"].as_str(), v["primary"].as_str()), (Some("1.1.0"), Some("geometry")), "{v}");
+    assert_eq!(v["columns"], serde_json::json!(["name", "geometry", "bbox", "embedding"]), "{v}");
+    assert_eq!(v["crs84"], false, "EPSG:4326 is kept as the input stated it: {v}");
+    assert_eq!(v["xy"], serde_json::json!(want_xy));
+    assert_eq!(v["inside"], serde_json::json!(["a", "c"]));
 }

@@ -124,10 +124,11 @@ fn npy_csv_and_parquet_inputs_reproduce_the_official_embeddings() {
     for batch in reader {
         let batch = batch.unwrap();
         let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
-        assert_eq!(names, ["site", "lon", "lat", "embedding"]);
+        // GeoParquet 1.1: a point geometry and its bbox covering join the input's columns.
+        assert_eq!(names, ["site", "lon", "lat", "geometry", "bbox", "embedding"]);
         let site = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
         sites.extend(site.values().iter().copied());
-        let list = batch.column(3).as_any().downcast_ref::<ListArray>().unwrap();
+        let list = batch.column(5).as_any().downcast_ref::<ListArray>().unwrap();
         for i in 0..list.len() {
             let row = list.value(i);
             let row = row.as_any().downcast_ref::<Float64Array>().unwrap();
@@ -144,7 +145,7 @@ fn npy_csv_and_parquet_inputs_reproduce_the_official_embeddings() {
     let (ok, err) = satclip(&["embed", "--checkpoint", p(&ckpt), "--input", p(&parquet_in), "--output", p(&out32)]);
     assert!(ok, "{err}");
     let batch = first_batch(&out32);
-    let list = batch.column(3).as_any().downcast_ref::<ListArray>().unwrap();
+    let list = batch.column_by_name("embedding").unwrap().as_any().downcast_ref::<ListArray>().unwrap();
     let first = list.value(0);
     let first = first.as_any().downcast_ref::<Float32Array>().unwrap();
     let norm = expected[..dim].iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -377,11 +378,12 @@ fn geoparquet_points_embed_like_lon_lat_and_stay_geoparquet() {
     assert!(ok, "{err}");
     let batch = first_batch(&out);
     let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
-    assert_eq!(names, ["name", "geometry", "embedding"]);
+    assert_eq!(names, ["name", "geometry", "bbox", "embedding"], "the input's geometry, no second one");
     let written = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&out).unwrap()).unwrap();
     let geo = written.schema().metadata().get("geo").cloned().unwrap_or_default();
     assert!(geo.contains("\"primary_column\":\"geometry\""), "stays GeoParquet: {geo:?}");
-    let list = batch.column(2).as_any().downcast_ref::<ListArray>().unwrap();
+    assert!(geo.contains("\"version\":\"1.1.0\"") && geo.contains("\"code\":4326"), "1.1, its CRS kept: {geo:?}");
+    let list = batch.column(3).as_any().downcast_ref::<ListArray>().unwrap();
     let got: Vec<f64> = (0..3)
         .flat_map(|r| {
             let row = list.value(r);
@@ -419,7 +421,7 @@ fn readme_main_command_runs_on_the_builtin_model() {
     let batch = first_batch(&out);
     assert_eq!(batch.num_rows(), 24);
     let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
-    assert_eq!(names, ["name", "lon", "lat", "embedding"]);
+    assert_eq!(names, ["name", "lon", "lat", "geometry", "bbox", "embedding"]);
 
     // Every example input format gives the same 24 embeddings.
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");

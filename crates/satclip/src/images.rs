@@ -210,7 +210,8 @@ pub fn embed_images_to_file(tower: &Tower, files: &[PathBuf], output: &Path) -> 
     .map_err(|e| satclip_io::Error::format(output, e.to_string()))?;
     let values: Vec<f32> = rows.iter().flat_map(|(e, _)| e.iter().copied()).collect();
     let mut writer = EmbeddingWriter::create(output, &schema, dim, Dtype::F32, Vec::new())?;
-    writer.write(&columns, &values)?;
+    let points: Vec<[f64; 2]> = rows.iter().map(|(_, c)| c.unwrap_or([f64::NAN; 2])).collect();
+    writer.write(&columns, &points, &values)?;
     writer.finish()?;
     Ok(rows.len())
 }

@@ -115,13 +115,13 @@ pub fn embed_file(
     let metadata = vec![(provenance::PARQUET_KEY.to_string(), provenance)];
     let mut writer = EmbeddingWriter::create(output, &reader.schema(), encoder.dim(), options.dtype, metadata)?;
     // The writer runs one batch behind on its own thread, so that writing overlaps computing.
-    let (send, receive) = std::sync::mpsc::sync_channel::<(arrow_array::RecordBatch, Embedded)>(1);
+    let (send, receive) = std::sync::mpsc::sync_channel::<(arrow_array::RecordBatch, Vec<[f64; 2]>, Embedded)>(1);
     let (computed, written) = std::thread::scope(|scope| {
         let writing = scope.spawn(move || -> Result<EmbeddingWriter> {
-            for (columns, values) in receive {
+            for (columns, points, values) in receive {
                 match values {
-                    Embedded::F32(v) => writer.write(&columns, &v)?,
-                    Embedded::F64(v) => writer.write(&columns, &v)?,
+                    Embedded::F32(v) => writer.write(&columns, &points, &v)?,
+                    Embedded::F64(v) => writer.write(&columns, &points, &v)?,
                 }
             }
             Ok(writer)
@@ -135,7 +135,7 @@ pub fn embed_file(
                     Dtype::F64 => Embedded::F64(encoder.embed_f64(&batch.coords)?),
                 };
                 rows += batch.coords.len() as u64;
-                if send.send((batch.columns, values)).is_err() {
+                if send.send((batch.columns, batch.coords, values)).is_err() {
                     break; // the writer failed: its error is the one to report
                 }
                 progress(Progress::Done(rows));

@@ -1,6 +1,7 @@
-//! Streaming embedding tables out: NPY `[N, dim]`, CSV (input columns + `emb_0..`) or Parquet
-//! (input columns + an `embedding` list column), chosen by extension. Everything is written to a
-//! temporary file that is renamed into place only by [`EmbeddingWriter::finish`].
+//! Streaming embedding tables out: NPY `[N, dim]`, CSV (input columns + `emb_0..`) or GeoParquet
+//! 1.1 (input columns, a WKB point `geometry` unless the input had one, a `bbox` covering column
+//! and an `embedding` list column), chosen by extension. Everything is written to a temporary
+//! file that is renamed into place only by [`EmbeddingWriter::finish`].
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -25,6 +26,10 @@ use crate::npy::NpyWriter;
 
 /// Name of the embedding column in Parquet output.
 pub const EMBEDDING_COLUMN: &str = "embedding";
+/// Name of the point geometry column added to Parquet output whose input had none.
+pub const GEOMETRY_COLUMN: &str = "geometry";
+/// Name of the GeoParquet 1.1 bbox covering column of Parquet output.
+pub const BBOX_COLUMN: &str = "bbox";
 /// Parquet row groups are sized to hold about this many bytes of embeddings, bounding memory.
 const ROW_GROUP_BYTES: usize = 32 << 20;
 
@@ -42,7 +47,134 @@ pub struct EmbeddingWriter {
 enum Sink {
     Npy(NpyWriter<BufWriter<File>>),
     Csv(csv::Writer<BufWriter<File>>),
-    Parquet(ArrowWriter<BufWriter<File>>, SchemaRef),
+    Parquet(ArrowWriter<BufWriter<File>>, SchemaRef, GeoOutput),
+}
+
+/// What makes a Parquet output GeoParquet 1.1: its geometry column (added, or the input's) and
+/// the `geo` metadata, written into the footer at the end with the data's extent.
+struct GeoOutput {
+    /// Whether a WKB point geometry column is added (the input had no geometry of its own).
+    add_geometry: bool,
+    /// Whether a `bbox` covering column is added (the input's geometry declared none).
+    add_bbox: bool,
+    /// The `geo` metadata, less the primary column's extent.
+    geo: serde_json::Value,
+    primary: String,
+    /// Smallest x, y and largest x, y of the points written.
+    extent: [f64; 4],
+}
+
+impl GeoOutput {
+    /// For an input `schema`: its GeoParquet metadata carried and brought to version 1.1 with a
+    /// bbox covering and a stated CRS, or a new point geometry column in OGC:CRS84 (lon, lat).
+    fn for_input(target: &Path, schema: &Schema) -> Result<Self> {
+        let taken = |name: &str| schema.fields().iter().any(|f| f.name() == name);
+        let refuse = |name: &str, why: &str| {
+            Error::format(target, format!("the input already has a column named `{name}`{why}; rename it first"))
+        };
+        let input_geo = schema.metadata().get("geo").and_then(|g| serde_json::from_str::<serde_json::Value>(g).ok());
+        let primary = input_geo.as_ref().and_then(|g| g["primary_column"].as_str().map(str::to_owned));
+        let (mut geo, primary, add_geometry) = match (input_geo, primary) {
+            (Some(geo), Some(primary)) if taken(&primary) => (geo, primary, false),
+            _ => {
+                if taken(GEOMETRY_COLUMN) {
+                    return Err(refuse(GEOMETRY_COLUMN, " without GeoParquet metadata"));
+                }
+                let column = serde_json::json!({"encoding": "WKB", "geometry_types": ["Point"]});
+                let geo = serde_json::json!({"primary_column": GEOMETRY_COLUMN, "columns": {GEOMETRY_COLUMN: column}});
+                (geo, GEOMETRY_COLUMN.to_string(), true)
+            }
+        };
+        geo["version"] = "1.1.0".into();
+        let column = &mut geo["columns"][&primary];
+        // A missing CRS means OGC:CRS84 in GeoParquet; stated, so that no reader has to know.
+        if column.get("crs").is_none() {
+            column["crs"] = crs84_projjson();
+        }
+        let add_bbox = column.get("covering").is_none();
+        if add_bbox {
+            if taken(BBOX_COLUMN) {
+                return Err(refuse(BBOX_COLUMN, ", which GeoParquet 1.1 output uses for its bbox covering"));
+            }
+            let part = |name: &str| serde_json::json!([BBOX_COLUMN, name]);
+            column["covering"] = serde_json::json!({"bbox": {
+                "xmin": part("xmin"), "ymin": part("ymin"), "xmax": part("xmax"), "ymax": part("ymax")
+            }});
+        }
+        let extent = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+        Ok(Self { add_geometry, add_bbox, geo, primary, extent })
+    }
+
+    fn bbox_fields() -> arrow_schema::Fields {
+        ["xmin", "ymin", "xmax", "ymax"].iter().map(|n| Field::new(*n, DataType::Float64, false)).collect()
+    }
+
+    /// The columns added for `points` (NaN coordinates, from inputs without them, give nulls).
+    fn columns(&mut self, points: &[[f64; 2]]) -> Vec<ArrayRef> {
+        let known = |p: &[f64; 2]| p[0].is_finite() && p[1].is_finite();
+        for p in points.iter().filter(|p| known(p)) {
+            self.extent = [
+                self.extent[0].min(p[0]),
+                self.extent[1].min(p[1]),
+                self.extent[2].max(p[0]),
+                self.extent[3].max(p[1]),
+            ];
+        }
+        let mut out: Vec<ArrayRef> = Vec::new();
+        if self.add_geometry {
+            let wkb: arrow_array::BinaryArray = points.iter().map(|p| known(p).then(|| wkb_point(*p))).collect();
+            out.push(Arc::new(wkb));
+        }
+        if self.add_bbox {
+            let nulls = arrow_buffer::NullBuffer::from(points.iter().map(known).collect::<Vec<bool>>());
+            let axis = |i: usize| -> ArrayRef {
+                Arc::new(arrow_array::Float64Array::from(
+                    points.iter().map(|p| if known(p) { p[i] } else { 0.0 }).collect::<Vec<_>>(),
+                ))
+            };
+            let parts = vec![axis(0), axis(1), axis(0), axis(1)];
+            out.push(Arc::new(arrow_array::StructArray::new(Self::bbox_fields(), parts, Some(nulls))));
+        }
+        out
+    }
+
+    /// The finished `geo` metadata, with the extent of the points written.
+    fn finish(mut self) -> String {
+        if self.extent[0] <= self.extent[2] {
+            self.geo["columns"][&self.primary]["bbox"] = serde_json::json!(self.extent);
+        }
+        self.geo.to_string()
+    }
+}
+
+/// A little-endian WKB point.
+fn wkb_point([x, y]: [f64; 2]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(21);
+    out.push(1);
+    out.extend(1u32.to_le_bytes());
+    out.extend(x.to_le_bytes());
+    out.extend(y.to_le_bytes());
+    out
+}
+
+/// OGC:CRS84 (WGS 84, longitude then latitude, degrees) as PROJJSON, as GeoParquet states a CRS.
+fn crs84_projjson() -> serde_json::Value {
+    let axis = |name: &str, abbreviation: &str, direction: &str| serde_json::json!({"name": name, "abbreviation": abbreviation, "direction": direction, "unit": "degree"});
+    serde_json::json!({
+        "$schema": "https://proj.org/schemas/v0.7/projjson.schema.json",
+        "type": "GeographicCRS",
+        "name": "WGS 84 (CRS84)",
+        "datum": {
+            "type": "GeodeticReferenceFrame",
+            "name": "World Geodetic System 1984",
+            "ellipsoid": {"name": "WGS 84", "semi_major_axis": 6378137, "inverse_flattening": 298.257223563}
+        },
+        "coordinate_system": {
+            "subtype": "ellipsoidal",
+            "axis": [axis("Geodetic longitude", "Lon", "east"), axis("Geodetic latitude", "Lat", "north")]
+        },
+        "id": {"authority": "OGC", "code": "CRS84"}
+    })
 }
 
 impl EmbeddingWriter {
@@ -81,21 +213,26 @@ impl EmbeddingWriter {
                     Dtype::F32 => DataType::Float32,
                     Dtype::F64 => DataType::Float64,
                 };
+                let geo = GeoOutput::for_input(target, input_schema)?;
                 let mut fields: Vec<Arc<Field>> = input_schema.fields().iter().cloned().collect();
+                if geo.add_geometry {
+                    fields.push(Arc::new(Field::new(GEOMETRY_COLUMN, DataType::Binary, true)));
+                }
+                if geo.add_bbox {
+                    fields.push(Arc::new(Field::new(BBOX_COLUMN, DataType::Struct(GeoOutput::bbox_fields()), true)));
+                }
                 fields.push(Arc::new(Field::new(
                     EMBEDDING_COLUMN,
                     DataType::List(Arc::new(Field::new("item", item, true))),
                     false,
                 )));
-                let schema = Arc::new(Schema::new_with_metadata(fields, input_schema.metadata().clone()));
+                // The input's `geo` is superseded by the output's, which goes in the footer alone.
+                let mut carried = input_schema.metadata().clone();
+                carried.remove("geo");
+                let schema = Arc::new(Schema::new_with_metadata(fields, carried));
                 let row_bytes = dim.max(1) * dtype.size();
-                let geo = input_schema.metadata().get("geo").map(|g| ("geo".to_string(), g.clone()));
-                let footer = metadata
-                    .iter()
-                    .cloned()
-                    .chain(geo)
-                    .map(|(k, v)| parquet::file::metadata::KeyValue::new(k, v))
-                    .collect();
+                let footer =
+                    metadata.iter().cloned().map(|(k, v)| parquet::file::metadata::KeyValue::new(k, v)).collect();
                 let props = WriterProperties::builder()
                     .set_compression(Compression::SNAPPY)
                     .set_max_row_group_row_count(Some((ROW_GROUP_BYTES / row_bytes).max(1)))
@@ -103,17 +240,19 @@ impl EmbeddingWriter {
                     .build();
                 let writer = ArrowWriter::try_new(writer, schema.clone(), Some(props))
                     .map_err(|e| Error::format(target, e.to_string()))?;
-                Sink::Parquet(writer, schema)
+                Sink::Parquet(writer, schema, geo)
             }
         };
         Ok(Self { target: target.to_path_buf(), dim, dtype, sink, metadata, file })
     }
 
-    /// Appends rows: the carried input columns and their `[rows × dim]` embeddings, in either
-    /// precision (converted to the file's).
-    pub fn write<T: Float>(&mut self, columns: &RecordBatch, embeddings: &[T]) -> Result<()> {
+    /// Appends rows: the carried input columns, their points (lon, lat; NaN where unknown, which
+    /// GeoParquet output stores as a null geometry) and their `[rows × dim]` embeddings, in
+    /// either precision (converted to the file's).
+    pub fn write<T: Float>(&mut self, columns: &RecordBatch, points: &[[f64; 2]], embeddings: &[T]) -> Result<()> {
         let rows = columns.num_rows();
         assert_eq!(embeddings.len(), rows * self.dim, "one embedding per row");
+        assert_eq!(points.len(), rows, "one point per row");
         let target = &self.target;
         let fmt = |e: &dyn std::fmt::Display| Error::format(target, e.to_string());
         match &mut self.sink {
@@ -139,7 +278,7 @@ impl EmbeddingWriter {
                     w.write_record(&record).map_err(|e| fmt(&e))?;
                 }
             }
-            Sink::Parquet(w, schema) => {
+            Sink::Parquet(w, schema, geo) => {
                 let list: ArrayRef = match self.dtype {
                     Dtype::F64 => {
                         let mut b = ListBuilder::with_capacity(Float64Builder::with_capacity(embeddings.len()), rows);
@@ -159,6 +298,7 @@ impl EmbeddingWriter {
                     }
                 };
                 let mut arrays = columns.columns().to_vec();
+                arrays.extend(geo.columns(points));
                 arrays.push(list);
                 let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| fmt(&e))?;
                 w.write(&batch).map_err(|e| fmt(&e))?;
@@ -179,7 +319,8 @@ impl EmbeddingWriter {
                 let mut out = w.into_inner().map_err(|e| Error::io(target, e.into_error()))?;
                 out.flush().map_err(|e| Error::io(target, e))?;
             }
-            Sink::Parquet(w, _) => {
+            Sink::Parquet(mut w, _, geo) => {
+                w.append_key_value_metadata(parquet::file::metadata::KeyValue::new("geo".to_string(), geo.finish()));
                 let mut out = w.into_inner().map_err(|e| Error::format(target, e.to_string()))?;
                 out.flush().map_err(|e| Error::io(target, e))?;
                 return self.file.commit();
