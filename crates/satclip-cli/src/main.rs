@@ -230,12 +230,19 @@ struct RasterArgs {
     /// The GeoTIFF to write (BigTIFF past 4 GiB).
     #[arg(long)]
     out: PathBuf,
-    /// Cell size in degrees; the bounds must span a whole number of cells.
+    /// Cell size in degrees (in the --crs's units with --crs); the bounds must span a whole
+    /// number of cells.
     #[arg(long, default_value_t = 0.5)]
     resolution: f64,
-    /// `WEST,SOUTH,EAST,NORTH` in degrees; default the whole globe.
+    /// `WEST,SOUTH,EAST,NORTH` in degrees (in the --crs's units with --crs); default the whole
+    /// globe.
     #[arg(long, value_parser = parse_bounds, allow_hyphen_values = true)]
     bounds: Option<[f64; 4]>,
+    /// A projected grid: `EPSG:CODE`, e.g. EPSG:32633 (UTM zone 33N) or EPSG:3035 (Europe, LAEA).
+    /// Each cell's centre is taken back to lon/lat and embedded; cells outside the projection's
+    /// domain stay empty.
+    #[arg(long)]
+    crs: Option<String>,
     /// Leave cells that are mostly water empty (NaN, the nodata value), using the land mask
     /// that scripts/install-data.sh puts in --data; they are not computed.
     #[arg(long)]
@@ -929,8 +936,16 @@ fn parse_count_or_all(text: &str) -> std::result::Result<usize, String> {
 fn raster(args: RasterArgs) -> Result<()> {
     satclip::io::atomic::check_output(&args.out, &[])?;
     require_extension(&args.out, &["tif", "tiff"], "rasters (GeoTIFF)")?;
-    let bounds = args.bounds.unwrap_or([-180.0, -90.0, 180.0, 90.0]);
-    let extent = satclip::core::geo::GridExtent::new(bounds, args.resolution).map_err(anyhow::Error::msg)?;
+    let projection = args.crs.as_deref().map(satclip::projection::Projection::parse).transpose()?;
+    let extent = match (&projection, args.bounds) {
+        (None, bounds) => {
+            let bounds = bounds.unwrap_or([-180.0, -90.0, 180.0, 90.0]);
+            satclip::core::geo::GridExtent::new(bounds, args.resolution)
+        }
+        (Some(_), Some(bounds)) => satclip::core::geo::GridExtent::projected(bounds, args.resolution),
+        (Some(p), None) => anyhow::bail!("a grid in EPSG:{} needs --bounds in its units (metres for UTM)", p.epsg()),
+    }
+    .map_err(anyhow::Error::msg)?;
     let mask = match args.land_only {
         false => None,
         true => {
@@ -945,7 +960,8 @@ fn raster(args: RasterArgs) -> Result<()> {
         "striped" => satclip::RasterFormat::Striped,
         _ => satclip::RasterFormat::Cog(args.compress),
     };
-    satclip::embed_raster(&encoder, &extent, mask.as_ref(), args.dtype, format, &args.out, &mut follow(&bar))?;
+    let (projection, land) = (projection.as_ref(), mask.as_ref());
+    satclip::embed_raster(&encoder, &extent, projection, land, args.dtype, format, &args.out, &mut follow(&bar))?;
     bar.finish_and_clear();
     eprintln!("wrote {} ({} × {} cells, {} bands)", args.out.display(), extent.width, extent.height, encoder.dim());
     Ok(())
@@ -954,7 +970,7 @@ fn raster(args: RasterArgs) -> Result<()> {
 fn parse_bounds(text: &str) -> std::result::Result<[f64; 4], String> {
     let values: Vec<f64> = text
         .split(',')
-        .map(|v| v.trim().parse::<f64>().map_err(|_| format!("`{}` is not a number of degrees", v.trim())))
+        .map(|v| v.trim().parse::<f64>().map_err(|_| format!("`{}` is not a number", v.trim())))
         .collect::<std::result::Result<_, _>>()?;
     values.try_into().map_err(|_| "expected WEST,SOUTH,EAST,NORTH, e.g. -125,32,-114,42".to_string())
 }

@@ -165,3 +165,57 @@ fn geopandas_reads_geoparquet_outputs_with_their_covering_and_crs() {
     assert_eq!(v["xy"], serde_json::json!(want_xy));
     assert_eq!(v["inside"], serde_json::json!(["a", "c"]));
 }
+
+const PROJECTED: &str = r#"
+import json, sys
+import rasterio
+from pyproj import Transformer
+from rio_cogeo.cogeo import cog_validate
+path = sys.argv[1]
+valid, errors, _ = cog_validate(path, strict=True)
+to_lonlat = Transformer.from_crs(32633, 4326, always_xy=True)
+with rasterio.open(path) as src:
+    cells = {}
+    for r, c in ((0, 0), (4, 7), (9, 9)):
+        x, y = src.xy(r, c)  # the cell's centre
+        cells[f"{r},{c}"] = {
+            "lonlat": list(to_lonlat.transform(x, y)),
+            "values": [float(v) for v in src.read(window=((r, r + 1), (c, c + 1)))[:, 0, 0]],
+        }
+    print(json.dumps({"valid": valid, "errors": errors, "crs": src.crs.to_string(),
+                      "transform": list(src.transform)[:6], "cells": cells}))
+"#;
+
+#[test]
+fn a_utm_grid_is_georeferenced_in_its_crs_and_embeds_where_proj_says_its_cells_are() {
+    let Some(python) = gdal_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("utm.tif");
+    let run = Command::new(env!("CARGO_BIN_EXE_satclip"))
+        .args(["raster", "--encoder", "sh-l10", "--crs", "EPSG:32633", "--resolution", "10000"])
+        .args(["--bounds", "400000,5000000,500000,5100000", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let check = Command::new(&python).args(["-c", PROJECTED, out.to_str().unwrap()]).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!((v["valid"].as_bool(), v["crs"].as_str()), (Some(true), Some("EPSG:32633")), "{v}");
+    assert_eq!(v["transform"], serde_json::json!([10000.0, 0.0, 400000.0, 0.0, -10000.0, 5100000.0]));
+    let encoder = satclip::FeatureEncoder::load("sh-l10").unwrap();
+    for (key, cell) in v["cells"].as_object().unwrap() {
+        // PROJ (pyproj) puts the cell here; the file holds the embedding of that place.
+        let lonlat: Vec<f64> = cell["lonlat"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        let want = encoder.embed_f32(&[[lonlat[0], lonlat[1]]]).unwrap();
+        let got: Vec<f32> = cell["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "cell {key} at {lonlat:?}: off by {worst}");
+    }
+    // Without bounds a projected grid has no extent to assume.
+    let run = Command::new(env!("CARGO_BIN_EXE_satclip"))
+        .args(["raster", "--encoder", "sh-l10", "--crs", "EPSG:32633", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains("--bounds"), "{err}");
+}

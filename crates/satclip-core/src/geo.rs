@@ -129,9 +129,6 @@ impl GridExtent {
     /// in each direction (so that the grid is exactly the one asked for).
     pub fn new(bounds: [f64; 4], resolution: f64) -> Result<Self, String> {
         let [west, south, east, north] = bounds;
-        if !(resolution.is_finite() && resolution > 0.0) {
-            return Err(format!("resolution {resolution} is not a positive number of degrees"));
-        }
         if !(bounds.iter().all(|b| b.is_finite())
             && (-180.0..east).contains(&west)
             && east <= 180.0
@@ -142,21 +139,38 @@ impl GridExtent {
                 "bounds {west},{south},{east},{north} are not west,south,east,north within ±180°, ±90°"
             ));
         }
+        Self::cells(bounds, resolution, "°", ["of longitude", "of latitude"])
+    }
+
+    /// A grid in a projected CRS: `bounds` and `resolution` in its units (metres for UTM).
+    pub fn projected(bounds: [f64; 4], resolution: f64) -> Result<Self, String> {
+        let [west, south, east, north] = bounds;
+        if !(bounds.iter().all(|b| b.is_finite()) && west < east && south < north) {
+            return Err(format!("bounds {west},{south},{east},{north} are not west,south,east,north"));
+        }
+        Self::cells(bounds, resolution, " m", ["in x", "in y"])
+    }
+
+    fn cells(bounds: [f64; 4], resolution: f64, unit: &str, axes: [&str; 2]) -> Result<Self, String> {
+        let [west, south, east, north] = bounds;
+        if !(resolution.is_finite() && resolution > 0.0) {
+            return Err(format!("resolution {resolution} is not a positive cell size"));
+        }
         let cells = |span: f64, what: &str| {
             let n = (span / resolution).round();
             if (n * resolution - span).abs() > 1e-9 * span.max(1.0) {
                 // Spans such as 42 − 31.03 are not exact in binary: print them as typed.
                 let span = (span * 1e9).round() / 1e9;
-                Err(format!("the bounds span {span}° of {what}, not a whole number of {resolution}° cells"))
+                Err(format!("the bounds span {span}{unit} {what}, not a whole number of {resolution}{unit} cells"))
             } else {
                 Ok(n as usize)
             }
         };
-        let (width, height) = (cells(east - west, "longitude")?, cells(north - south, "latitude")?);
+        let (width, height) = (cells(east - west, axes[0])?, cells(north - south, axes[1])?);
         // A row of cells is embedded at once: its width bounds the memory of every grid product.
         if width > MAX_GRID_WIDTH {
             return Err(format!(
-                "{width} cells of {resolution}° across {}° is wider than {MAX_GRID_WIDTH}: use a coarser \
+                "{width} cells of {resolution}{unit} across {}{unit} is wider than {MAX_GRID_WIDTH}: use a coarser \
                  resolution or narrower bounds",
                 east - west
             ));
@@ -199,5 +213,10 @@ mod grid_tests {
         assert!(GridExtent::new([0.0, 0.0, 1.0, 91.0], 1.0).is_err());
         assert!(GridExtent::new([0.0, 0.0, 1.0, 1.0], 0.0).unwrap_err().contains("resolution"));
         assert!(GridExtent::global(0.7).is_err());
+        // Projected grids take any finite bounds in their own units.
+        let utm = GridExtent::projected([400_000.0, 5_000_000.0, 500_000.0, 5_100_000.0], 10_000.0).unwrap();
+        assert_eq!((utm.width, utm.height, utm.centre(0, 0)), (10, 10, [405_000.0, 5_095_000.0]));
+        let err = GridExtent::projected([0.0, 0.0, 15_000.0, 10_000.0], 10_000.0).unwrap_err();
+        assert!(err.contains("15000 m in x"), "{err}");
     }
 }

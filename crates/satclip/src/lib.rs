@@ -27,6 +27,7 @@ pub mod builtin;
 pub mod dataset;
 pub mod evaluate;
 pub mod images;
+pub mod projection;
 pub mod provenance;
 pub mod registry;
 pub mod spec;
@@ -184,18 +185,55 @@ const COG_EMBED_CHUNK: usize = 4096;
 /// than half land are left NaN (the file's nodata value) and not computed. A COG's overviews
 /// hold the model's embedding at the centre of each coarser cell (not an average of the finer
 /// cells). `progress` is told the cell count (every level), then the cells done.
+#[allow(clippy::too_many_arguments)]
 pub fn embed_raster(
     encoder: &FeatureEncoder,
     extent: &satclip_core::geo::GridExtent,
+    projection: Option<&projection::Projection>,
     land: Option<&satclip_io::landmask::LandMask>,
     dtype: Dtype,
     format: RasterFormat,
     output: &Path,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<()> {
+    let grid = RasterGrid { extent, projection };
     match format {
-        RasterFormat::Striped => embed_raster_striped(encoder, extent, land, dtype, output, progress),
-        RasterFormat::Cog(compression) => embed_raster_cog(encoder, extent, land, dtype, compression, output, progress),
+        RasterFormat::Striped => embed_raster_striped(encoder, &grid, land, dtype, output, progress),
+        RasterFormat::Cog(compression) => embed_raster_cog(encoder, &grid, land, dtype, compression, output, progress),
+    }
+}
+
+/// A raster's cells: a grid in lon/lat, or in a projected CRS whose cell centres are taken back
+/// to lon/lat for the encoder.
+struct RasterGrid<'a> {
+    extent: &'a satclip_core::geo::GridExtent,
+    projection: Option<&'a projection::Projection>,
+}
+
+impl RasterGrid<'_> {
+    fn georeference(&self) -> satclip_io::geotiff::GeoReference {
+        satclip_io::geotiff::GeoReference {
+            epsg: self.projection.map_or(4326, |p| u32::from(p.epsg())),
+            origin: [self.extent.west, self.extent.north],
+            pixel_size: [self.extent.resolution, self.extent.resolution],
+        }
+    }
+
+    /// (lon, lat) of the centre of the cell at `row`, `col` of the level whose cells are
+    /// `scale` grid cells wide (NaN where a projected centre has no lon/lat).
+    fn centres(&self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>, scale: usize) -> Vec<[f64; 2]> {
+        let (e, size) = (self.extent, self.extent.resolution * scale as f64);
+        let mut points: Vec<[f64; 2]> = rows
+            .flat_map(|r| {
+                cols.clone().map(move |c| [e.west + (c as f64 + 0.5) * size, e.north - (r as f64 + 0.5) * size])
+            })
+            .collect();
+        match self.projection {
+            Some(projection) => projection.to_lonlat(&mut points),
+            // An overview's last cell may reach past the grid: its centre stays on the globe.
+            None => points.iter_mut().for_each(|p| *p = [p[0].clamp(-180.0, 180.0), p[1].clamp(-90.0, 90.0)]),
+        }
+        points
     }
 }
 
@@ -207,8 +245,11 @@ fn embed_cells(
     dtype: Dtype,
 ) -> Result<Vec<f32>> {
     let dim = encoder.dim();
-    let keep: Vec<bool> =
-        centres.iter().map(|&[lon, lat]| land.is_none_or(|m| m.land_fraction(lon, lat) >= 0.5)).collect();
+    // Cells without a place (outside a projection's domain) stay empty, like water.
+    let keep: Vec<bool> = centres
+        .iter()
+        .map(|&[lon, lat]| lon.is_finite() && land.is_none_or(|m| m.land_fraction(lon, lat) >= 0.5))
+        .collect();
     let kept: Vec<[f64; 2]> = centres.iter().zip(&keep).filter(|(_, k)| **k).map(|(p, _)| *p).collect();
     // The file holds float32: computed in f32 it is stored as is, in f64 rounded once.
     let values = match dtype {
@@ -232,22 +273,19 @@ fn embed_cells(
 
 fn embed_raster_cog(
     encoder: &FeatureEncoder,
-    extent: &satclip_core::geo::GridExtent,
+    grid: &RasterGrid,
     land: Option<&satclip_io::landmask::LandMask>,
     dtype: Dtype,
     compression: satclip_io::cog::CogCompression,
     output: &Path,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<()> {
+    let extent = grid.extent;
     let mut levels = vec![(extent.width, extent.height)];
     while let Some(&(w, h)) = levels.last().filter(|(w, h)| *w > COG_TILE || *h > COG_TILE) {
         levels.push((w.div_ceil(2), h.div_ceil(2)));
     }
-    let georef = satclip_io::geotiff::GeoReference {
-        epsg: 4326,
-        origin: [extent.west, extent.north],
-        pixel_size: [extent.resolution, extent.resolution],
-    };
+    let georef = grid.georeference();
     let provenance = encoder.provenance().with_dtype(dtype).to_json();
     let mut writer = satclip_io::cog::CogWriter::create(
         output,
@@ -286,19 +324,9 @@ fn embed_raster_cog(
             let mut values = Vec::with_capacity(COG_TILE * COG_TILE * encoder.dim());
             for &(level, tx, ty) in &tiles {
                 let (width, height) = levels[level];
-                let resolution = extent.resolution * (1u64 << level) as f64;
                 let rows = ty * COG_TILE..((ty + 1) * COG_TILE).min(height);
                 let cols = tx * COG_TILE..((tx + 1) * COG_TILE).min(width);
-                // An overview's last cell may reach past the grid: its centre stays on the globe.
-                let centres: Vec<[f64; 2]> = rows
-                    .flat_map(|r| {
-                        cols.clone().map(move |c| {
-                            let lon = extent.west + (c as f64 + 0.5) * resolution;
-                            let lat = extent.north - (r as f64 + 0.5) * resolution;
-                            [lon.clamp(-180.0, 180.0), lat.clamp(-90.0, 90.0)]
-                        })
-                    })
-                    .collect();
+                let centres = grid.centres(rows, cols, 1 << level);
                 values.clear();
                 for chunk in centres.chunks(COG_EMBED_CHUNK) {
                     values.extend(embed_cells(encoder, chunk, land, dtype)?);
@@ -322,17 +350,13 @@ fn embed_raster_cog(
 
 fn embed_raster_striped(
     encoder: &FeatureEncoder,
-    extent: &satclip_core::geo::GridExtent,
+    grid: &RasterGrid,
     land: Option<&satclip_io::landmask::LandMask>,
     dtype: Dtype,
     output: &Path,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<()> {
-    let georef = satclip_io::geotiff::GeoReference {
-        epsg: 4326,
-        origin: [extent.west, extent.north],
-        pixel_size: [extent.resolution, extent.resolution],
-    };
+    let (extent, georef) = (grid.extent, grid.georeference());
     let dim = encoder.dim();
     let layout = satclip_io::geotiff_out::RasterLayout {
         width: extent.width,
@@ -349,7 +373,7 @@ fn embed_raster_striped(
     let rows_per_batch = (16_384 / extent.width).max(1);
     for first in (0..extent.height).step_by(rows_per_batch) {
         let rows = first..(first + rows_per_batch).min(extent.height);
-        let cells = embed_cells(encoder, &extent.centres(rows.clone()), land, dtype)?;
+        let cells = embed_cells(encoder, &grid.centres(rows.clone(), 0..extent.width, 1), land, dtype)?;
         writer.write_rows(&cells)?;
         progress(Progress::Done((rows.end * extent.width) as u64));
     }
