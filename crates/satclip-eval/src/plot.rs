@@ -81,7 +81,7 @@ mod tests {
         // font8x8's `I` is rows 0x1E, 0x0C, …: row 0 has bits 1–4 set, row 1 bits 2–3.
         assert_eq!(canvas.pixel(2 + 1, 2), INK);
         assert_eq!(canvas.pixel(2 + 4, 2), INK);
-        assert_eq!(canvas.pixel(2 + 0, 2), WHITE);
+        assert_eq!(canvas.pixel(2, 2), WHITE, "bit 0 is clear");
         assert_eq!(canvas.pixel(2 + 1, 3), WHITE);
         assert_eq!(canvas.pixel(2 + 2, 3), INK);
         // Scale 2 doubles every font pixel.
