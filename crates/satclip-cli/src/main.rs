@@ -243,6 +243,11 @@ struct RasterArgs {
     /// domain stay empty.
     #[arg(long)]
     crs: Option<String>,
+    /// Store the COG's bands as int8 with a scale and offset each (a quarter of float32): the
+    /// ranges come from the smallest overview widened by a quarter on each side, and the file's
+    /// `satclip_int8` metadata states the values clamped and the largest error added.
+    #[arg(long)]
+    int8: bool,
     /// Leave cells that are mostly water empty (NaN, the nodata value), using the land mask
     /// that scripts/install-data.sh puts in --data; they are not computed.
     #[arg(long)]
@@ -956,8 +961,12 @@ fn raster(args: RasterArgs) -> Result<()> {
     };
     let encoder = satclip::FeatureEncoder::load(&args.encoder)?;
     let bar = progress_bar(None, "cells");
+    if args.int8 && args.layout == "striped" {
+        anyhow::bail!("--int8 is for Cloud-Optimized GeoTIFFs (--layout cog)");
+    }
     let format = match args.layout.as_str() {
         "striped" => satclip::RasterFormat::Striped,
+        _ if args.int8 => satclip::RasterFormat::CogInt8(args.compress),
         _ => satclip::RasterFormat::Cog(args.compress),
     };
     let (projection, land) = (projection.as_ref(), mask.as_ref());

@@ -219,3 +219,63 @@ fn a_utm_grid_is_georeferenced_in_its_crs_and_embeds_where_proj_says_its_cells_a
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(!run.status.success() && err.contains("--bounds"), "{err}");
 }
+
+const INT8: &str = r#"
+import json, sys
+import rasterio
+from rio_cogeo.cogeo import cog_validate
+path = sys.argv[1]
+valid, errors, _ = cog_validate(path, strict=True)
+with rasterio.open(path) as src:
+    cells = {}
+    for r, c in ((0, 0), (45, 100), (179, 359), (10, 300)):
+        stored = src.read(window=((r, r + 1), (c, c + 1)))[:, 0, 0]
+        cells[f"{r},{c}"] = [float(q) * s + o for q, s, o in zip(stored, src.scales, src.offsets)]
+    print(json.dumps({"valid": valid, "errors": errors, "dtype": src.dtypes[0], "nodata": src.nodata,
+                      "overviews": src.overviews(1), "int8": json.loads(src.tags()["satclip_int8"]),
+                      "cells": cells}))
+"#;
+
+#[test]
+fn an_int8_cog_states_its_error_and_gdal_scales_it_back_within_it() {
+    let Some(python) = gdal_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let raster = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let run = Command::new(env!("CARGO_BIN_EXE_satclip"))
+            .args(["raster", "--encoder", "sh-l10", "--resolution", "1", "--out", out.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        out
+    };
+    let (int8, float) = (raster("int8.tif", &["--int8"]), raster("f32.tif", &[]));
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&int8) * 4 < size(&float), "{} vs {} bytes", size(&int8), size(&float));
+    let check = Command::new(&python).args(["-c", INT8, int8.to_str().unwrap()]).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!((v["valid"].as_bool(), v["dtype"].as_str()), (Some(true), Some("int8")), "{v}");
+    assert_eq!((v["nodata"].as_f64(), &v["overviews"]), (Some(-128.0), &serde_json::json!([2, 4])));
+    // The smallest overview's range, widened, holds every value of this smooth basis.
+    assert_eq!(v["int8"]["clamped_values"], 0, "{v}");
+    let stated = v["int8"]["max_abs_error"].as_f64().unwrap();
+    assert!(stated > 0.0 && stated < 0.05, "{v}");
+    let encoder = satclip::FeatureEncoder::load("sh-l10").unwrap();
+    for (key, cell) in v["cells"].as_object().unwrap() {
+        let (r, c) = key.split_once(',').unwrap();
+        let (r, c): (f64, f64) = (r.parse().unwrap(), c.parse().unwrap());
+        let want = encoder.embed_f32(&[[-180.0 + c + 0.5, 90.0 - r - 0.5]]).unwrap();
+        for (got, want) in cell.as_array().unwrap().iter().zip(&want) {
+            let error = (got.as_f64().unwrap() - f64::from(*want)).abs();
+            assert!(error <= stated + 1e-6, "cell {key}: off by {error}, the file states at most {stated}");
+        }
+    }
+    let run = Command::new(env!("CARGO_BIN_EXE_satclip"))
+        .args(["raster", "--encoder", "sh-l10", "--int8", "--layout", "striped", "--out"])
+        .arg(dir.path().join("s.tif"))
+        .output()
+        .unwrap();
+    assert!(!run.status.success() && String::from_utf8_lossy(&run.stderr).contains("--layout cog"));
+}

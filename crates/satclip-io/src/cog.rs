@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::geotiff::GeoReference;
-use crate::geotiff_out::{georeference_fields, metadata_field, nodata_field, Field, LONG, LONG8, SHORT};
+use crate::geotiff_out::{georeference_fields, metadata_field_with_scales, nodata_field, Field, LONG, LONG8, SHORT};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CogCompression {
@@ -47,6 +47,60 @@ impl std::str::FromStr for CogCompression {
     }
 }
 
+/// How a COG stores its samples.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CogSamples {
+    /// float32 as computed, with the floating-point predictor.
+    F32,
+    /// One signed byte per sample, a scale and offset per band (value ≈ scale · q + offset,
+    /// q in −127..=127, [`INT8_NODATA`] where there is no value), with the horizontal predictor.
+    Int8(Vec<Int8Band>),
+}
+
+/// The stored byte of int8 samples that have no value.
+pub const INT8_NODATA: i8 = -128;
+
+/// How one band's values map to int8.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Int8Band {
+    pub scale: f32,
+    pub offset: f32,
+}
+
+impl Int8Band {
+    /// The band whose 255 steps span `[lo, hi]`.
+    pub fn covering(lo: f32, hi: f32) -> Self {
+        Self { scale: ((hi - lo) / 254.0).max(f32::MIN_POSITIVE), offset: (hi + lo) / 2.0 }
+    }
+
+    /// The stored byte of `value`, and whether it was clamped to the band's range.
+    fn quantise(&self, value: f32) -> (i8, bool) {
+        if value.is_nan() {
+            return (INT8_NODATA, false);
+        }
+        let q = ((value - self.offset) / self.scale).round();
+        (q.clamp(-127.0, 127.0) as i8, !(-127.0..=127.0).contains(&q))
+    }
+
+    pub fn value(&self, q: i8) -> f32 {
+        self.scale * f32::from(q) + self.offset
+    }
+}
+
+/// What int8 storage changed: values clamped to their band's range, and the largest difference
+/// between a value and what the file gives back for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct QuantisationError {
+    pub clamped: u64,
+    pub max_abs: f32,
+}
+
+impl QuantisationError {
+    fn merge(self, other: Self) -> Self {
+        Self { clamped: self.clamped + other.clamped, max_abs: self.max_abs.max(other.max_abs) }
+    }
+}
+
 /// One resolution level: its size in pixels and where each (tile, band) landed.
 struct Level {
     width: usize,
@@ -74,8 +128,10 @@ pub struct CogWriter {
     georef: GeoReference,
     nodata: Option<f32>,
     compression: CogCompression,
+    samples: CogSamples,
     metadata: Vec<(String, String)>,
     big: bool,
+    error: QuantisationError,
     /// Bytes reserved after the header for the IFDs.
     reserved: u64,
     position: u64,
@@ -83,7 +139,8 @@ pub struct CogWriter {
 
 impl CogWriter {
     /// Starts `path` for `levels` sizes (full resolution first, then each overview), `bands`
-    /// float32 bands in `tile`-pixel square tiles (a multiple of 16).
+    /// bands stored as `samples` in `tile`-pixel square tiles (a multiple of 16). `nodata` is
+    /// the float32 files' (int8 files use [`INT8_NODATA`]).
     #[allow(clippy::too_many_arguments)]
     pub fn create(
         path: &Path,
@@ -93,11 +150,20 @@ impl CogWriter {
         georef: GeoReference,
         nodata: Option<f32>,
         compression: CogCompression,
+        samples: CogSamples,
         metadata: Vec<(String, String)>,
     ) -> Result<Self> {
         if tile == 0 || tile % 16 != 0 || levels.is_empty() || bands == 0 || bands > u16::MAX as usize {
             return Err(Error::format(path, format!("a {tile}-pixel tile, {} levels, {bands} bands", levels.len())));
         }
+        if let CogSamples::Int8(scales) = &samples {
+            if scales.len() != bands
+                || scales.iter().any(|b| !(b.scale > 0.0 && b.scale.is_finite() && b.offset.is_finite()))
+            {
+                return Err(Error::format(path, format!("{} int8 scales for {bands} bands", scales.len())));
+            }
+        }
+        let nodata = if matches!(samples, CogSamples::Int8(_)) { Some(f32::from(INT8_NODATA)) } else { nodata };
         let levels: Vec<Level> = levels
             .iter()
             .map(|&(width, height)| {
@@ -121,8 +187,10 @@ impl CogWriter {
             georef,
             nodata,
             compression,
+            samples,
             metadata,
             big,
+            error: QuantisationError::default(),
             reserved: 0,
             position: 0,
         };
@@ -153,12 +221,31 @@ impl CogWriter {
             tile: self.tile,
             fill: self.nodata.unwrap_or(0.0),
             compression: self.compression,
+            samples: self.samples.clone(),
+        }
+    }
+
+    /// What int8 storage changed in the tiles written so far (nothing for float32).
+    pub fn quantisation_error(&self) -> QuantisationError {
+        self.error
+    }
+
+    /// Replaces the value of metadata item `key`: for facts known only at the end. The IFDs'
+    /// room was reserved at the start, so the new value must be exactly as long as the old.
+    pub fn set_metadata(&mut self, key: &str, value: String) -> Result<()> {
+        match self.metadata.iter_mut().find(|(k, _)| k == key) {
+            Some((_, old)) if old.len() == value.len() => {
+                *old = value;
+                Ok(())
+            }
+            _ => Err(Error::format(&self.target, format!("metadata item `{key}` is not there at that length"))),
         }
     }
 
     /// Appends a tile that [`TileEncoder::encode`] made for this file.
     pub fn write_encoded(&mut self, encoded: EncodedTile) -> Result<()> {
-        let EncodedTile { level, tx, ty, planes } = encoded;
+        let EncodedTile { level, tx, ty, planes, error } = encoded;
+        self.error = self.error.merge(error);
         let l = &self.levels[level];
         let (index, tiles) = (ty * l.tiles_x + tx, l.tiles());
         for (band, bytes) in planes.iter().enumerate() {
@@ -182,7 +269,9 @@ impl CogWriter {
         }
         let header_len = if self.big { 16u64 } else { 8 };
         let directories = self.directories(header_len);
-        assert_eq!(directories.len() as u64, self.reserved, "the IFDs fill exactly their room");
+        if directories.len() as u64 != self.reserved {
+            return Err(Error::format(&self.target, "the IFDs outgrew the room reserved for them"));
+        }
         let io = |e| Error::io(&self.target, e);
         self.out.flush().map_err(io)?;
         let mut header: Vec<u8> = if self.big { vec![b'I', b'I', 43, 0, 8, 0, 0, 0] } else { vec![b'I', b'I', 42, 0] };
@@ -250,11 +339,12 @@ impl CogWriter {
         let words = |v: &[u64]| v.iter().flat_map(|x| self.word(*x)).collect::<Vec<u8>>();
         let word_type = if self.big { LONG8 } else { LONG };
         let bands = self.bands;
+        let int8 = matches!(self.samples, CogSamples::Int8(_));
         let mut fields: Vec<Field> = vec![
             (254, LONG, 1, u32::from(index > 0).to_le_bytes().to_vec()),
             (256, LONG, 1, (level.width as u32).to_le_bytes().to_vec()),
             (257, LONG, 1, (level.height as u32).to_le_bytes().to_vec()),
-            (258, SHORT, bands as u64, short(&vec![32; bands])),
+            (258, SHORT, bands as u64, short(&vec![if int8 { 8 } else { 32 }; bands])),
             (259, SHORT, 1, short(&[self.compression.tag()])),
             (262, SHORT, 1, short(&[1])),
             (277, SHORT, 1, short(&[bands as u16])),
@@ -263,11 +353,13 @@ impl CogWriter {
             (323, LONG, 1, (self.tile as u32).to_le_bytes().to_vec()),
             (324, word_type, level.offsets.len() as u64, words(&level.offsets)),
             (325, word_type, level.counts.len() as u64, words(&level.counts)),
-            (339, SHORT, bands as u64, short(&vec![3; bands])),
+            // Signed integers or IEEE floats.
+            (339, SHORT, bands as u64, short(&vec![if int8 { 2 } else { 3 }; bands])),
         ];
         if self.compression != CogCompression::None {
-            // The floating-point predictor (TIFF Technical Note 3).
-            fields.push((317, SHORT, 1, short(&[3])));
+            // Horizontal differencing for bytes, the floating-point predictor (TIFF Technical
+            // Note 3) for floats.
+            fields.push((317, SHORT, 1, short(&[if int8 { 2 } else { 3 }])));
         }
         if bands > 1 {
             fields.push((338, SHORT, bands as u64 - 1, short(&vec![0; bands - 1])));
@@ -275,7 +367,11 @@ impl CogWriter {
         fields.extend(nodata_field(self.nodata));
         if index == 0 {
             fields.extend(georeference_fields(&self.georef));
-            fields.extend(metadata_field(&self.metadata));
+            let scales: Vec<(f32, f32)> = match &self.samples {
+                CogSamples::Int8(bands) => bands.iter().map(|b| (b.scale, b.offset)).collect(),
+                CogSamples::F32 => Vec::new(),
+            };
+            fields.extend(metadata_field_with_scales(&self.metadata, &scales));
         }
         fields.sort_by_key(|f| f.0);
         fields
@@ -288,6 +384,7 @@ pub struct EncodedTile {
     tx: usize,
     ty: usize,
     planes: Vec<Vec<u8>>,
+    error: QuantisationError,
 }
 
 /// Encodes tiles for one [`CogWriter`]'s file.
@@ -298,13 +395,16 @@ pub struct TileEncoder {
     tile: usize,
     fill: f32,
     compression: CogCompression,
+    samples: CogSamples,
 }
 
 impl TileEncoder {
     /// The tile (`tx`, `ty`) of `level` from pixel-interleaved `values`, as
     /// [`CogWriter::write_tile`] takes them.
     pub fn encode(&self, level: usize, tx: usize, ty: usize, values: &[f32]) -> Result<EncodedTile> {
-        let (tile, bands, fill, compression) = (self.tile, self.bands, self.fill, self.compression);
+        let (tile, bands, compression) = (self.tile, self.bands, self.compression);
+        // Padding outside the image: nodata (NaN for int8 files, which quantise it to theirs).
+        let fill = if matches!(self.samples, CogSamples::Int8(_)) { f32::NAN } else { self.fill };
         let bad =
             || Error::format(&self.target, format!("tile {tx},{ty} of level {level} has {} values", values.len()));
         let &(width, height) = self.sizes.get(level).ok_or_else(bad)?;
@@ -319,7 +419,7 @@ impl TileEncoder {
         // Bands go out in groups, each gathered into its planes and encoded on its own, in
         // parallel, so that the planes of a whole tile are never held at once. A group walks the
         // pixels in order: a task per band would stride through every page of the tile.
-        let groups: Vec<Vec<Vec<u8>>> = (0..bands.div_ceil(BAND_GROUP))
+        let groups: Vec<(Vec<Vec<u8>>, QuantisationError)> = (0..bands.div_ceil(BAND_GROUP))
             .into_par_iter()
             .map(|group| {
                 let first = group * BAND_GROUP;
@@ -340,14 +440,25 @@ impl TileEncoder {
                         }
                     }
                 }
-                planes
+                let mut error = QuantisationError::default();
+                let encoded = planes
                     .chunks_exact(area)
-                    .map(|plane| encode(plane, tile, compression))
-                    .collect::<std::io::Result<Vec<_>>>()
+                    .enumerate()
+                    .map(|(b, plane)| match &self.samples {
+                        CogSamples::F32 => encode(plane, tile, compression),
+                        CogSamples::Int8(scales) => {
+                            let (bytes, e) = quantise(plane, scales[first + b]);
+                            error = error.merge(e);
+                            encode_int8(&bytes, tile, compression)
+                        }
+                    })
+                    .collect::<std::io::Result<Vec<_>>>()?;
+                Ok((encoded, error))
             })
             .collect::<std::io::Result<_>>()
             .map_err(|e| Error::io(&self.target, e))?;
-        Ok(EncodedTile { level, tx, ty, planes: groups.into_iter().flatten().collect() })
+        let error = groups.iter().fold(QuantisationError::default(), |a, (_, e)| a.merge(*e));
+        Ok(EncodedTile { level, tx, ty, planes: groups.into_iter().flat_map(|(p, _)| p).collect(), error })
     }
 }
 
@@ -364,7 +475,7 @@ thread_local! {
     static ZSTD: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
 }
 
-/// One band's tile: the floating-point predictor row by row, then the compression.
+/// One float32 band's tile: the floating-point predictor row by row, then the compression.
 fn encode(plane: &[f32], tile: usize, compression: CogCompression) -> std::io::Result<Vec<u8>> {
     if compression == CogCompression::None {
         return Ok(plane.iter().flat_map(|v| v.to_le_bytes()).collect());
@@ -373,21 +484,58 @@ fn encode(plane: &[f32], tile: usize, compression: CogCompression) -> std::io::R
     for (row_values, row) in plane.chunks_exact(tile).zip(bytes.chunks_exact_mut(tile * 4)) {
         float_predictor(row_values, row);
     }
+    compress(&bytes, compression)
+}
+
+/// One int8 band's tile: horizontal differencing row by row, then the compression.
+fn encode_int8(plane: &[u8], tile: usize, compression: CogCompression) -> std::io::Result<Vec<u8>> {
+    if compression == CogCompression::None {
+        return Ok(plane.to_vec());
+    }
+    let mut bytes = vec![0u8; plane.len()];
+    for (row, out) in plane.chunks_exact(tile).zip(bytes.chunks_exact_mut(tile)) {
+        // TIFF's Predictor 2 for bytes: each byte minus the one before it in the row.
+        out[0] = row[0];
+        for ((o, cur), prev) in out[1..].iter_mut().zip(&row[1..]).zip(row) {
+            *o = cur.wrapping_sub(*prev);
+        }
+    }
+    compress(&bytes, compression)
+}
+
+fn compress(bytes: &[u8], compression: CogCompression) -> std::io::Result<Vec<u8>> {
     match compression {
         CogCompression::Zstd => ZSTD.with_borrow_mut(|zstd| {
             let compressor = match zstd {
                 Some(c) => c,
                 None => zstd.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
             };
-            compressor.compress(&bytes)
+            compressor.compress(bytes)
         }),
         CogCompression::Deflate => {
             let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(4));
-            encoder.write_all(&bytes)?;
+            encoder.write_all(bytes)?;
             encoder.finish()
         }
-        CogCompression::None => unreachable!(),
+        CogCompression::None => Ok(bytes.to_vec()),
     }
+}
+
+/// An int8 band's plane as stored bytes, and what quantising it changed.
+fn quantise(plane: &[f32], band: Int8Band) -> (Vec<u8>, QuantisationError) {
+    let mut error = QuantisationError::default();
+    let bytes = plane
+        .iter()
+        .map(|&v| {
+            let (q, clamped) = band.quantise(v);
+            if !v.is_nan() {
+                error.clamped += u64::from(clamped);
+                error.max_abs = error.max_abs.max((band.value(q) - v).abs());
+            }
+            q as u8
+        })
+        .collect();
+    (bytes, error)
 }
 
 /// TIFF Technical Note 3 as libtiff writes it: the bytes of a row's samples regrouped by
@@ -427,6 +575,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn int8_bands_round_within_half_a_step_clamp_beyond_and_keep_nodata() {
+        let band = Int8Band::covering(-1.0, 1.5);
+        assert!((band.scale - 2.5 / 254.0).abs() < 1e-9 && (band.offset - 0.25).abs() < 1e-7);
+        let (bytes, error) = quantise(&[-1.0, 0.3, 1.5, 2.0, f32::NAN], band);
+        assert_eq!(bytes[4] as i8, INT8_NODATA);
+        assert_eq!([bytes[0] as i8, bytes[2] as i8], [-127, 127], "the range's ends are the extreme steps");
+        assert!((band.value(bytes[1] as i8) - 0.3).abs() <= band.scale / 2.0);
+        // 2.0 is clamped to 1.5: one clamped value, and the largest error is that clamp's.
+        assert_eq!(error.clamped, 1);
+        assert!((error.max_abs - 0.5).abs() < 1e-4, "{error:?}");
+    }
+
+    #[test]
     fn the_predictor_round_trips() {
         let values: Vec<f32> = (0..32).map(|i| (i as f32 * 0.37).sin() * 1e3).collect();
         let mut row = vec![0u8; 128];
@@ -440,8 +601,18 @@ mod tests {
         let path = dir.path().join("x.tif");
         let georef = GeoReference { epsg: 4326, origin: [0.0, 10.0], pixel_size: [0.5, 0.5] };
         let levels = [(40, 20), (20, 10), (10, 5)];
-        let mut w =
-            CogWriter::create(&path, &levels, 3, 16, georef, Some(f32::NAN), CogCompression::Zstd, vec![]).unwrap();
+        let mut w = CogWriter::create(
+            &path,
+            &levels,
+            3,
+            16,
+            georef,
+            Some(f32::NAN),
+            CogCompression::Zstd,
+            CogSamples::F32,
+            vec![],
+        )
+        .unwrap();
         // Smallest overview first, full resolution last.
         for level in (0..3).rev() {
             let (width, height) = levels[level];

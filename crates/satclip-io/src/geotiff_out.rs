@@ -224,12 +224,23 @@ pub(crate) fn nodata_field(nodata: Option<f32>) -> Option<Field> {
 
 /// GDAL's metadata tag holding `items`, if there are any.
 pub(crate) fn metadata_field(items: &[(String, String)]) -> Option<Field> {
-    if items.is_empty() {
+    metadata_field_with_scales(items, &[])
+}
+
+/// GDAL's metadata tag with `items` and, per band, the scale and offset that turn stored
+/// integers into values (GDAL's `role="scale"` / `role="offset"` items, which rasterio reads as
+/// `scales` and `offsets`).
+pub(crate) fn metadata_field_with_scales(items: &[(String, String)], scales: &[(f32, f32)]) -> Option<Field> {
+    if items.is_empty() && scales.is_empty() {
         return None;
     }
     let mut xml = String::from("<GDALMetadata>\n");
     for (name, value) in items {
         xml.push_str(&format!("  <Item name=\"{}\">{}</Item>\n", xml_escape(name), xml_escape(value)));
+    }
+    for (band, (scale, offset)) in scales.iter().enumerate() {
+        xml.push_str(&format!("  <Item name=\"SCALE\" sample=\"{band}\" role=\"scale\">{scale:e}</Item>\n"));
+        xml.push_str(&format!("  <Item name=\"OFFSET\" sample=\"{band}\" role=\"offset\">{offset:e}</Item>\n"));
     }
     xml.push_str("</GDALMetadata>");
     let mut text = xml.into_bytes();

@@ -167,6 +167,11 @@ pub enum RasterFormat {
     /// Cloud-Optimized GeoTIFF: 128-pixel tiles, one plane per band, the floating-point
     /// predictor with this compression, and overviews down to one tile.
     Cog(satclip_io::cog::CogCompression),
+    /// The same, stored as int8 with a scale and offset per band: a quarter of the float32
+    /// samples. The bands' ranges come from the smallest overview (computed first), widened by
+    /// [`INT8_RANGE_MARGIN`] of their span on each side; values beyond are clamped, and the file
+    /// states how many and the largest error (`satclip_int8` in its GDAL metadata).
+    CogInt8(satclip_io::cog::CogCompression),
     /// One uncompressed strip per row, bands interleaved by pixel, no overviews.
     Striped,
 }
@@ -175,6 +180,42 @@ pub enum RasterFormat {
 /// at once (128² cells × 256 bands × 4 bytes = 16 MB): 256-pixel tiles took 2.8× the memory and
 /// no less time for the globe at 0.1°.
 pub const COG_TILE: usize = 128;
+
+/// How far beyond the range of the smallest overview's values an int8 COG's bands reach, as a
+/// share of that range on each side.
+pub const INT8_RANGE_MARGIN: f32 = 0.25;
+
+/// The `satclip_int8` metadata item of an int8 COG: fixed width, so that the numbers known only
+/// at the end fit the room reserved at the start.
+fn int8_metadata(error: satclip_io::cog::QuantisationError) -> String {
+    format!(
+        r#"{{"dtype":"int8","value":"scale * stored + offset","nodata":{},"range_margin":{INT8_RANGE_MARGIN},"clamped_values":{:>20},"max_abs_error":{:>16}}}"#,
+        satclip_io::cog::INT8_NODATA,
+        error.clamped,
+        format!("{:.6e}", error.max_abs)
+    )
+}
+
+/// The int8 band of each embedding dimension, from the values of the first tiles computed.
+fn int8_bands(tiles: &[Vec<f32>], dim: usize) -> Vec<satclip_io::cog::Int8Band> {
+    let mut range = vec![(f32::INFINITY, f32::NEG_INFINITY); dim];
+    for values in tiles {
+        for pixel in values.chunks_exact(dim) {
+            for (r, &v) in range.iter_mut().zip(pixel).filter(|(_, v)| v.is_finite()) {
+                *r = (r.0.min(v), r.1.max(v));
+            }
+        }
+    }
+    range
+        .into_iter()
+        .map(|(lo, hi)| {
+            // A band with no values (all water) or one value still gets a usable range.
+            let (lo, hi) = if lo <= hi { (lo, hi) } else { (-1.0, 1.0) };
+            let margin = ((hi - lo) * INT8_RANGE_MARGIN).max(1e-6);
+            satclip_io::cog::Int8Band::covering(lo - margin, hi + margin)
+        })
+        .collect()
+}
 
 /// Cells of a COG tile embedded at once: a quarter of the tile, so that a chunk's embeddings
 /// (4 MB) and not a second whole tile's are held beside the tile's.
@@ -199,7 +240,12 @@ pub fn embed_raster(
     let grid = RasterGrid { extent, projection };
     match format {
         RasterFormat::Striped => embed_raster_striped(encoder, &grid, land, dtype, output, progress),
-        RasterFormat::Cog(compression) => embed_raster_cog(encoder, &grid, land, dtype, compression, output, progress),
+        RasterFormat::Cog(compression) => {
+            embed_raster_cog(encoder, &grid, land, dtype, compression, false, output, progress)
+        }
+        RasterFormat::CogInt8(compression) => {
+            embed_raster_cog(encoder, &grid, land, dtype, compression, true, output, progress)
+        }
     }
 }
 
@@ -271,12 +317,14 @@ fn embed_cells(
     Ok(cells)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn embed_raster_cog(
     encoder: &FeatureEncoder,
     grid: &RasterGrid,
     land: Option<&satclip_io::landmask::LandMask>,
     dtype: Dtype,
     compression: satclip_io::cog::CogCompression,
+    int8: bool,
     output: &Path,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<()> {
@@ -287,16 +335,6 @@ fn embed_raster_cog(
     }
     let georef = grid.georeference();
     let provenance = encoder.provenance().with_dtype(dtype).to_json();
-    let mut writer = satclip_io::cog::CogWriter::create(
-        output,
-        &levels,
-        encoder.dim(),
-        COG_TILE,
-        georef,
-        Some(f32::NAN),
-        compression,
-        vec![(provenance::PARQUET_KEY.to_string(), provenance)],
-    )?;
     progress(Progress::Total(levels.iter().map(|(w, h)| (w * h) as u64).sum()));
     // The COG layout puts the smallest overview's tiles first and the full resolution's last.
     let tiles: Vec<(usize, usize, usize)> = levels
@@ -307,6 +345,48 @@ fn embed_raster_cog(
             (0..h.div_ceil(COG_TILE)).flat_map(move |ty| (0..w.div_ceil(COG_TILE)).map(move |tx| (level, tx, ty)))
         })
         .collect();
+    let embed_tile = |&(level, tx, ty): &(usize, usize, usize), values: &mut Vec<f32>| -> Result<usize> {
+        let (width, height) = levels[level];
+        let rows = ty * COG_TILE..((ty + 1) * COG_TILE).min(height);
+        let cols = tx * COG_TILE..((tx + 1) * COG_TILE).min(width);
+        let centres = grid.centres(rows, cols, 1 << level);
+        values.clear();
+        for chunk in centres.chunks(COG_EMBED_CHUNK) {
+            values.extend(embed_cells(encoder, chunk, land, dtype)?);
+        }
+        Ok(centres.len())
+    };
+    // An int8 file needs its bands' ranges before its first tile: the smallest overview's tiles
+    // (the first to be written) are computed ahead and give them.
+    let smallest = levels.len() - 1;
+    let mut ahead: Vec<Vec<f32>> = Vec::new();
+    if int8 {
+        for tile in tiles.iter().take_while(|t| t.0 == smallest) {
+            let mut values = Vec::new();
+            embed_tile(tile, &mut values)?;
+            ahead.push(values);
+        }
+    }
+    let mut metadata = vec![(provenance::PARQUET_KEY.to_string(), provenance)];
+    let samples = match int8 {
+        false => satclip_io::cog::CogSamples::F32,
+        true => {
+            metadata.push((INT8_KEY.to_string(), int8_metadata(Default::default())));
+            satclip_io::cog::CogSamples::Int8(int8_bands(&ahead, encoder.dim()))
+        }
+    };
+    let mut writer = satclip_io::cog::CogWriter::create(
+        output,
+        &levels,
+        encoder.dim(),
+        COG_TILE,
+        georef,
+        Some(f32::NAN),
+        compression,
+        samples,
+        metadata,
+    )?;
+    let mut ahead = ahead.into_iter();
     // Each tile's cells are embedded (in chunks, as the bands' planes are gathered per chunk of
     // bands later), then its bands are compressed in parallel; a writer thread appends the
     // compressed tile to the file while the next is computed.
@@ -322,20 +402,19 @@ fn embed_raster_cog(
         let computed = (|| -> Result<()> {
             let mut done = 0u64;
             let mut values = Vec::with_capacity(COG_TILE * COG_TILE * encoder.dim());
-            for &(level, tx, ty) in &tiles {
-                let (width, height) = levels[level];
-                let rows = ty * COG_TILE..((ty + 1) * COG_TILE).min(height);
-                let cols = tx * COG_TILE..((tx + 1) * COG_TILE).min(width);
-                let centres = grid.centres(rows, cols, 1 << level);
-                values.clear();
-                for chunk in centres.chunks(COG_EMBED_CHUNK) {
-                    values.extend(embed_cells(encoder, chunk, land, dtype)?);
-                }
+            for tile @ &(level, tx, ty) in &tiles {
+                let cells = match ahead.next() {
+                    Some(computed) => {
+                        values = computed;
+                        values.len() / encoder.dim()
+                    }
+                    None => embed_tile(tile, &mut values)?,
+                };
                 let encoded = encoder_for_tiles.encode(level, tx, ty, &values)?;
                 if send.send(encoded).is_err() {
                     break; // the writer failed: its error is the one to report
                 }
-                done += centres.len() as u64;
+                done += cells as u64;
                 progress(Progress::Done(done));
             }
             Ok(())
@@ -343,10 +422,16 @@ fn embed_raster_cog(
         drop(send);
         (computed, writing.join().expect("the writer thread does not panic"))
     });
-    let writer = written?;
+    let mut writer = written?;
     computed?;
+    if int8 {
+        writer.set_metadata(INT8_KEY, int8_metadata(writer.quantisation_error()))?;
+    }
     writer.finish()
 }
+
+/// The GDAL metadata item of an int8 COG that states its quantisation and the error it added.
+pub const INT8_KEY: &str = "satclip_int8";
 
 fn embed_raster_striped(
     encoder: &FeatureEncoder,
