@@ -18,6 +18,26 @@ fn gdal_python() -> Option<PathBuf> {
     None
 }
 
+/// Runs satclip with `args`, asserting that it succeeded.
+fn satclip(args: &[&str]) {
+    let (ok, _, err) = satclip_testkit::run(env!("CARGO_BIN_EXE_satclip"), args);
+    assert!(ok, "satclip {}: {err}", args.join(" "));
+}
+
+/// Runs satclip with `args`, expecting it to fail; its stderr.
+fn satclip_fails(args: &[&str]) -> String {
+    let (ok, _, err) = satclip_testkit::run(env!("CARGO_BIN_EXE_satclip"), args);
+    assert!(!ok, "satclip {} should fail", args.join(" "));
+    err
+}
+
+/// Runs `script` in the GDAL venv's Python on `path`; what it printed, as JSON.
+fn python_json(python: &std::path::Path, script: &str, path: &std::path::Path) -> serde_json::Value {
+    let run = Command::new(python).args(["-c", script, path.to_str().unwrap()]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    serde_json::from_slice(&run.stdout).unwrap()
+}
+
 const CHECK: &str = r#"
 import json, sys
 import rasterio
@@ -43,24 +63,18 @@ fn gdal_validates_and_reads_the_cog() {
     let encoder = satclip::FeatureEncoder::load("sh-l10").unwrap();
     for compress in ["zstd", "deflate"] {
         let out = dir.path().join(format!("{compress}.tif"));
-        let run = Command::new(env!("CARGO_BIN_EXE_satclip"))
-            .args([
-                "raster",
-                "--encoder",
-                "sh-l10",
-                "--resolution",
-                "1",
-                "--compress",
-                compress,
-                "--out",
-                out.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-        let check = Command::new(&python).args(["-c", CHECK, out.to_str().unwrap()]).output().unwrap();
-        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+        satclip(&[
+            "raster",
+            "--encoder",
+            "sh-l10",
+            "--resolution",
+            "1",
+            "--compress",
+            compress,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let v = python_json(&python, CHECK, &out);
         assert_eq!(v["valid"], true, "{compress}: {v}");
         assert_eq!(v["errors"].as_array().unwrap().len(), 0, "{v}");
         assert_eq!((v["count"].as_u64(), v["crs"].as_str()), (Some(100), Some("EPSG:4326")), "{v}");
@@ -113,18 +127,17 @@ fn geopandas_reads_geoparquet_outputs_with_their_covering_and_crs() {
     let input = dir.path().join("points.csv");
     std::fs::write(&input, csv).unwrap();
     let embed = |input: &std::path::Path, output: &std::path::Path| {
-        let run = Command::new(env!("CARGO_BIN_EXE_satclip"))
-            .args(["embed", "--encoder", "sh-l10", "--input", input.to_str().unwrap()])
-            .args(["--output", output.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        satclip(&[
+            "embed",
+            "--encoder",
+            "sh-l10",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ]);
     };
-    let check = |path: &std::path::Path| -> serde_json::Value {
-        let run = Command::new(&python).args(["-c", GEOPARQUET, path.to_str().unwrap()]).output().unwrap();
-        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-        serde_json::from_slice(&run.stdout).unwrap()
-    };
+    let check = |path: &std::path::Path| python_json(&python, GEOPARQUET, path);
     // A lon/lat table in: a WKB point geometry, a bbox covering and OGC:CRS84 come out.
     let output = dir.path().join("points.parquet");
     embed(&input, &output);
@@ -191,15 +204,9 @@ fn a_utm_grid_is_georeferenced_in_its_crs_and_embeds_where_proj_says_its_cells_a
     let Some(python) = gdal_python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("utm.tif");
-    let run = Command::new(env!("CARGO_BIN_EXE_satclip"))
-        .args(["raster", "--encoder", "sh-l10", "--crs", "EPSG:32633", "--resolution", "10000"])
-        .args(["--bounds", "400000,5000000,500000,5100000", "--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    let check = Command::new(&python).args(["-c", PROJECTED, out.to_str().unwrap()]).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    let utm = ["raster", "--encoder", "sh-l10", "--crs", "EPSG:32633", "--out", out.to_str().unwrap()];
+    satclip(&[&utm[..], &["--resolution", "10000", "--bounds", "400000,5000000,500000,5100000"]].concat());
+    let v = python_json(&python, PROJECTED, &out);
     assert_eq!((v["valid"].as_bool(), v["crs"].as_str()), (Some(true), Some("EPSG:32633")), "{v}");
     assert_eq!(v["transform"], serde_json::json!([10000.0, 0.0, 400000.0, 0.0, -10000.0, 5100000.0]));
     let encoder = satclip::FeatureEncoder::load("sh-l10").unwrap();
@@ -212,12 +219,8 @@ fn a_utm_grid_is_georeferenced_in_its_crs_and_embeds_where_proj_says_its_cells_a
         assert!(worst < 1e-5, "cell {key} at {lonlat:?}: off by {worst}");
     }
     // Without bounds a projected grid has no extent to assume.
-    let run = Command::new(env!("CARGO_BIN_EXE_satclip"))
-        .args(["raster", "--encoder", "sh-l10", "--crs", "EPSG:32633", "--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success() && err.contains("--bounds"), "{err}");
+    let err = satclip_fails(&utm);
+    assert!(err.contains("--bounds"), "{err}");
 }
 
 const INT8: &str = r#"
@@ -242,20 +245,15 @@ fn an_int8_cog_states_its_error_and_gdal_scales_it_back_within_it() {
     let dir = tempfile::tempdir().unwrap();
     let raster = |name: &str, extra: &[&str]| {
         let out = dir.path().join(name);
-        let run = Command::new(env!("CARGO_BIN_EXE_satclip"))
-            .args(["raster", "--encoder", "sh-l10", "--resolution", "1", "--out", out.to_str().unwrap()])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        satclip(
+            &[&["raster", "--encoder", "sh-l10", "--resolution", "1", "--out", out.to_str().unwrap()], extra].concat(),
+        );
         out
     };
     let (int8, float) = (raster("int8.tif", &["--int8"]), raster("f32.tif", &[]));
     let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
     assert!(size(&int8) * 4 < size(&float), "{} vs {} bytes", size(&int8), size(&float));
-    let check = Command::new(&python).args(["-c", INT8, int8.to_str().unwrap()]).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    let v = python_json(&python, INT8, &int8);
     assert_eq!((v["valid"].as_bool(), v["dtype"].as_str()), (Some(true), Some("int8")), "{v}");
     assert_eq!((v["nodata"].as_f64(), &v["overviews"]), (Some(-128.0), &serde_json::json!([2, 4])));
     // The smallest overview's range, widened, holds every value of this smooth basis.
@@ -272,10 +270,16 @@ fn an_int8_cog_states_its_error_and_gdal_scales_it_back_within_it() {
             assert!(error <= stated + 1e-6, "cell {key}: off by {error}, the file states at most {stated}");
         }
     }
-    let run = Command::new(env!("CARGO_BIN_EXE_satclip"))
-        .args(["raster", "--encoder", "sh-l10", "--int8", "--layout", "striped", "--out"])
-        .arg(dir.path().join("s.tif"))
-        .output()
-        .unwrap();
-    assert!(!run.status.success() && String::from_utf8_lossy(&run.stderr).contains("--layout cog"));
+    let striped = dir.path().join("s.tif");
+    let err = satclip_fails(&[
+        "raster",
+        "--encoder",
+        "sh-l10",
+        "--int8",
+        "--layout",
+        "striped",
+        "--out",
+        striped.to_str().unwrap(),
+    ]);
+    assert!(err.contains("--layout cog"), "{err}");
 }

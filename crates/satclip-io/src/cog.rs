@@ -481,8 +481,9 @@ fn encode(plane: &[f32], tile: usize, compression: CogCompression) -> std::io::R
         return Ok(plane.iter().flat_map(|v| v.to_le_bytes()).collect());
     }
     let mut bytes = vec![0u8; plane.len() * 4];
+    let mut shuffled = vec![0u8; tile * 4];
     for (row_values, row) in plane.chunks_exact(tile).zip(bytes.chunks_exact_mut(tile * 4)) {
-        float_predictor(row_values, row);
+        float_predictor(row_values, &mut shuffled, row);
     }
     compress(&bytes, compression)
 }
@@ -540,10 +541,9 @@ fn quantise(plane: &[f32], band: Int8Band) -> (Vec<u8>, QuantisationError) {
 
 /// TIFF Technical Note 3 as libtiff writes it: the bytes of a row's samples regrouped by
 /// significance (most significant first), then each byte minus the one before it. Written as
-/// whole-slice passes, which the compiler vectorises.
-fn float_predictor(values: &[f32], row: &mut [u8]) {
+/// whole-slice passes, which the compiler vectorises; `shuffled` is scratch of the row's size.
+fn float_predictor(values: &[f32], shuffled: &mut [u8], row: &mut [u8]) {
     let n = values.len();
-    let mut shuffled = vec![0u8; 4 * n];
     let (high, rest) = shuffled.split_at_mut(n);
     let (upper, rest) = rest.split_at_mut(n);
     let (lower, low) = rest.split_at_mut(n);
@@ -591,7 +591,7 @@ mod tests {
     fn the_predictor_round_trips() {
         let values: Vec<f32> = (0..32).map(|i| (i as f32 * 0.37).sin() * 1e3).collect();
         let mut row = vec![0u8; 128];
-        float_predictor(&values, &mut row);
+        float_predictor(&values, &mut vec![0u8; 128], &mut row);
         assert_eq!(undo_float_predictor(&mut row), values);
     }
 

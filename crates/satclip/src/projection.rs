@@ -66,4 +66,20 @@ mod tests {
         assert!(Projection::parse("EPSG:4326").err().unwrap().to_string().contains("geographic"));
         assert!(Projection::parse("UTM33").err().unwrap().to_string().contains("EPSG:CODE"));
     }
+
+    /// The flag's whole input space once it parses as a code: every EPSG code gives a projection
+    /// or an error, and inverting points in and far outside a projection's domain gives places
+    /// or NaN, never a panic.
+    #[test]
+    fn every_epsg_code_parses_or_is_refused_and_inverts_without_panicking() {
+        let mut projected = 0;
+        for code in 0..=u16::MAX {
+            let Ok(projection) = Projection::parse(&code.to_string()) else { continue };
+            projected += 1;
+            let mut points = [[0.0, 0.0], [500_000.0, 4_000_000.0], [-1e12, 1e12], [f64::INFINITY, 0.0]];
+            projection.to_lonlat(&mut points);
+            assert!(points.iter().all(|p| p[0].is_nan() || crate::core::check_coordinate(p[0], p[1]).is_ok()));
+        }
+        assert!(projected > 1000, "{projected} projected CRSs");
+    }
 }

@@ -72,10 +72,23 @@ impl GeoOutput {
         let refuse = |name: &str, why: &str| {
             Error::format(target, format!("the input already has a column named `{name}`{why}; rename it first"))
         };
-        let input_geo = schema.metadata().get("geo").and_then(|g| serde_json::from_str::<serde_json::Value>(g).ok());
+        let input_geo = schema
+            .metadata()
+            .get("geo")
+            .and_then(|g| serde_json::from_str::<serde_json::Value>(g).ok())
+            .filter(serde_json::Value::is_object);
         let primary = input_geo.as_ref().and_then(|g| g["primary_column"].as_str().map(str::to_owned));
         let (mut geo, primary, add_geometry) = match (input_geo, primary) {
-            (Some(geo), Some(primary)) if taken(&primary) => (geo, primary, false),
+            (Some(geo), Some(primary)) if taken(&primary) => {
+                // Extended in place below: it must be an object (indexing anything else panics).
+                if !geo["columns"][&primary].is_object() {
+                    return Err(Error::format(
+                        target,
+                        format!("the input's GeoParquet metadata does not describe its geometry column `{primary}`"),
+                    ));
+                }
+                (geo, primary, false)
+            }
             _ => {
                 if taken(GEOMETRY_COLUMN) {
                     return Err(refuse(GEOMETRY_COLUMN, " without GeoParquet metadata"));
@@ -346,5 +359,40 @@ impl EmbeddingWriter {
             file.commit()?;
         }
         self.file.commit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema_with_geo(geo: &str) -> Schema {
+        let fields = vec![
+            Field::new("lon", DataType::Float64, false),
+            Field::new("lat", DataType::Float64, false),
+            Field::new("geometry", DataType::Binary, true),
+        ];
+        Schema::new_with_metadata(fields, std::collections::HashMap::from([("geo".to_string(), geo.to_string())]))
+    }
+
+    #[test]
+    fn hostile_geoparquet_metadata_is_refused_or_replaced_never_indexed_blindly() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.parquet");
+        // The primary column exists but is described by a number, or `columns` is an array.
+        for geo in [
+            r#"{"primary_column":"geometry","columns":{"geometry":3}}"#,
+            r#"{"primary_column":"geometry","columns":[1]}"#,
+        ] {
+            let err = EmbeddingWriter::create(&out, &schema_with_geo(geo), 2, Dtype::F32, vec![]).err().unwrap();
+            assert!(err.to_string().contains("does not describe its geometry column"), "{err}");
+        }
+        // Metadata that is not an object is no GeoParquet: a `geometry` column already there is
+        // named rather than shadowed.
+        for geo in ["[]", "\"x\"", "not json"] {
+            let err = EmbeddingWriter::create(&out, &schema_with_geo(geo), 2, Dtype::F32, vec![]).err().unwrap();
+            assert!(err.to_string().contains("`geometry`"), "{err}");
+        }
+        assert!(!out.exists());
     }
 }
