@@ -77,6 +77,10 @@ enum Command {
     },
     /// Probe encoders on tasks: fit on training points, score on held-out ones.
     Eval(EvalArgs),
+    /// Fine-tune a SatCLIP location encoder end to end on a task's labels (a linear head, started
+    /// as the frozen linear probe; early stopping on a share of the labels). Writes a model
+    /// directory that every command loads as a checkpoint.
+    Finetune(FinetuneArgs),
     /// Picture an encoder's embedding space: a task's points laid out in 2-D (t-SNE, or PCA),
     /// coloured by the task's labels, with the kNN separability of the labels in the embedding.
     Latent(LatentArgs),
@@ -113,7 +117,7 @@ enum Command {
         /// Official .ckpt, native model directory, or `default` for the built-in model.
         #[arg(long, default_value = "default")]
         checkpoint: String,
-        /// An embedding file written by satclip.
+        /// An embedding file written by satclip, or a model directory (as --checkpoint).
         file: Option<PathBuf>,
     },
 }
@@ -276,7 +280,9 @@ struct EvalArgs {
     /// as NAME; repeatable.
     #[arg(long, required = true)]
     encoder: Vec<String>,
-    /// ridge (ridge classifier for classes), logistic (classes only), mlp, knn; repeatable.
+    /// ridge (ridge classifier for classes), logistic (classes only), mlp, knn, finetune (trains
+    /// a SatCLIP encoder end to end, as `satclip finetune`; other encoders are skipped);
+    /// repeatable.
     #[arg(long, default_value = "ridge")]
     probe: Vec<satclip_eval::Probe>,
     /// regression or classification; default: detected from the targets (and printed).
@@ -309,6 +315,42 @@ struct EvalArgs {
     /// After the full table, print compact ones: encoders × tasks per probe and split.
     #[arg(long)]
     summary: bool,
+}
+
+#[derive(clap::Args)]
+struct FinetuneArgs {
+    /// Task file (CSV or Parquet: lon, lat, target; with a split column only its train rows are
+    /// used).
+    #[arg(long)]
+    task: PathBuf,
+    /// The model to fine-tune: `default` (built in), a released model's name (e.g. vit16-l40) or
+    /// a SatCLIP checkpoint (.ckpt or native directory).
+    #[arg(long, default_value = "default")]
+    checkpoint: String,
+    /// New directory for the model (config.json, model.safetensors), its head
+    /// (head.safetensors) and the training report (finetune.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// regression or classification; default: detected from the targets.
+    #[arg(long)]
+    kind: Option<satclip_eval::Kind>,
+    #[arg(long, default_value_t = satclip_eval::FinetuneConfig::default().learning_rate)]
+    learning_rate: f64,
+    #[arg(long, default_value_t = satclip_eval::FinetuneConfig::default().weight_decay)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = satclip_eval::FinetuneConfig::default().batch_size)]
+    batch_size: usize,
+    /// At most this many passes over the training labels.
+    #[arg(long, default_value_t = satclip_eval::FinetuneConfig::default().max_epochs)]
+    epochs: usize,
+    /// Stop after this many epochs without a better validation loss.
+    #[arg(long, default_value_t = satclip_eval::FinetuneConfig::default().patience)]
+    patience: usize,
+    /// Share of the labels held out to choose the epoch.
+    #[arg(long, default_value_t = satclip_eval::FinetuneConfig::default().val_fraction)]
+    val_fraction: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(clap::Args)]
@@ -502,6 +544,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval(args) => eval(args),
+        Command::Finetune(args) => finetune(args),
         Command::Latent(args) => latent(args),
         Command::Map(map) => draw_map(&map, None),
         Command::Similarity { at, map } => draw_map(&map, Some(at)),
@@ -519,17 +562,34 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Info { file: Some(file), .. } => {
+        // A model directory given as the file is a checkpoint.
+        Command::Info { file: Some(file), .. } if !file.is_dir() => {
             println!("{}", serde_json::to_string_pretty(&satclip::read_provenance(&file)?)?);
             Ok(())
         }
-        Command::Info { checkpoint, file: None } => {
-            let encoder = satclip::load_encoder(&checkpoint)?;
+        Command::Info { checkpoint, file } => {
+            let spec = file.map_or(checkpoint, |dir| dir.display().to_string());
+            let encoder = satclip::load_encoder(&spec)?;
             let params: usize = encoder.state_dict().iter().map(|(_, t)| t.data.len()).sum();
             println!("{}", serde_json::to_string_pretty(encoder.hyperparameters())?);
             println!("input features: {}", encoder.positional_encoding().dim());
             println!("embedding dim: {}", encoder.dim());
             println!("parameters: {params}");
+            let report = std::path::Path::new(&spec).join(satclip::finetune::REPORT_FILE);
+            if let Ok(text) = std::fs::read(&report) {
+                let r: serde_json::Value =
+                    serde_json::from_slice(&text).with_context(|| format!("{}", report.display()))?;
+                println!(
+                    "fine-tuned from {} on {} ({}, {} labels), kept epoch {} of {}; head in {}",
+                    r["model"],
+                    r["task"],
+                    r["kind"].as_str().unwrap_or("?"),
+                    r["n_train"].as_u64().unwrap_or(0) + r["n_val"].as_u64().unwrap_or(0),
+                    r["best_epoch"],
+                    r["epochs_run"],
+                    satclip::finetune::HEAD_FILE
+                );
+            }
             Ok(())
         }
     }
@@ -851,6 +911,38 @@ fn eval(args: EvalArgs) -> Result<()> {
     if let Some(path) = args.output {
         satclip::io::atomic::write_bytes(&path, &serde_json::to_vec_pretty(&report)?)?;
     }
+    Ok(())
+}
+
+fn finetune(args: FinetuneArgs) -> Result<()> {
+    let config = satclip_eval::FinetuneConfig {
+        learning_rate: args.learning_rate,
+        weight_decay: args.weight_decay,
+        batch_size: args.batch_size,
+        max_epochs: args.epochs,
+        patience: args.patience,
+        val_fraction: args.val_fraction,
+        seed: args.seed,
+    };
+    let started = std::time::Instant::now();
+    let r = satclip::finetune::finetune_task(&args.task, args.kind, &args.checkpoint, &config, &args.out)?;
+    let kept = match r.best_epoch {
+        0 => "the frozen encoder with its linear probe (no epoch improved on it)".to_string(),
+        e => format!("epoch {e}"),
+    };
+    eprintln!(
+        "{} labels ({} to train, {} to validate), {} epochs in {:.1} s; kept {kept}: validation loss {:.4} (linear \
+         probe {:.4}, head started as {})",
+        r.n_train + r.n_val,
+        r.n_train,
+        r.n_val,
+        r.epochs_run,
+        started.elapsed().as_secs_f64(),
+        r.val_losses[r.best_epoch],
+        r.val_losses[0],
+        r.head_init
+    );
+    eprintln!("wrote {} (load it with --checkpoint {0})", args.out.display());
     Ok(())
 }
 

@@ -54,6 +54,16 @@ impl LocationEncoder {
         Ok(Self::assemble(hyperparameters, posenc, network))
     }
 
+    /// This encoder's positional encoding with another network, e.g. this one's after
+    /// fine-tuning. Fails if the network does not fit the encoding or the hyper-parameters.
+    pub fn with_network(&self, network: Network) -> Result<Self, Error> {
+        let mut tensors = TensorMap::new();
+        for (name, tensor) in network.state_dict() {
+            tensors.insert(&name, tensor);
+        }
+        Self::from_tensors(self.hyperparameters.clone(), tensors)
+    }
+
     fn assemble(hyperparameters: Hyperparameters, posenc: PositionalEncoding, network: Network) -> Self {
         let network_f32 = network.cast().for_inference();
         Self { hyperparameters, posenc, network: network.for_inference(), network_f32 }

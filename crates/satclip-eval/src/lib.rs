@@ -15,7 +15,7 @@ mod standardise;
 pub mod suite;
 pub mod task;
 
-pub use probe::{fit_predict, Fitted, Labels, Predictions, Probe};
+pub use probe::{finetune, fit_predict, FineTuned, FinetuneConfig, Fitted, Labels, Predictions, Probe};
 pub use task::{ClassificationMetrics, Kind, RankingMetrics, RegressionMetrics, Target, Task};
 
 use rand::SeedableRng;

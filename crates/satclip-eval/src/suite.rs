@@ -6,7 +6,9 @@ use std::path::Path;
 use satclip_io::Error;
 use serde::Serialize;
 
-use crate::probe::{fit_predict, Labels, Predictions, Probe};
+use satclip_core::LocationEncoder;
+
+use crate::probe::{finetune, fit_predict, FinetuneConfig, Fitted, Labels, Predictions, Probe};
 use crate::regions::Regions;
 use crate::task::{ClassificationMetrics, RankingMetrics, RegressionMetrics, Target, Task};
 
@@ -111,13 +113,16 @@ pub fn folds(task: &Task, config: &EvalConfig) -> Vec<Fold> {
     }
 }
 
-/// Evaluates one encoder's `features` (`[n × d]`, rows as the task's points) on `task`.
-/// Probes that do not apply to the task's kind (logistic on regression) are skipped.
+/// Evaluates one encoder's `features` (`[n × d]`, rows as the task's points) on `task`; the
+/// `finetune` probe trains `trainable`, the encoder itself, when it is a SatCLIP location encoder.
+/// Probes that do not apply (logistic on regression, finetune without a trainable encoder) are
+/// skipped.
 pub fn evaluate(
     task: &Task,
     encoder: &str,
     features: &[f64],
     d: usize,
+    trainable: Option<&LocationEncoder>,
     config: &EvalConfig,
 ) -> Result<Vec<ReportRow>, Error> {
     if let Some(at) = features.iter().position(|v| !v.is_finite()) {
@@ -167,8 +172,17 @@ pub fn evaluate(
                         Labels::Classes { class: &classes, count }
                     }
                 };
-                let fit = fit_predict(probe, &x_train, labels, &x_test, d, config.seed)
-                    .map_err(|e| Error::format(&task.path, format!("{encoder} / {probe} / {}: {e}", fold.name)))?;
+                let failed = |e: String| Error::format(&task.path, format!("{encoder} / {probe} / {}: {e}", fold.name));
+                let fit = if probe == Probe::Finetune {
+                    let Some(trainable) = trainable else { continue };
+                    let points = |rows: &[usize]| -> Vec<[f64; 2]> { rows.iter().map(|&i| task.points[i]).collect() };
+                    let finetune_config = FinetuneConfig { seed: config.seed, ..FinetuneConfig::default() };
+                    let tuned = finetune(trainable, &points(&train), labels, &finetune_config).map_err(failed)?;
+                    let predictions = tuned.predict(&points(&test)).map_err(|e| failed(e.to_string()))?;
+                    Fitted { predictions, chosen: tuned.chosen() }
+                } else {
+                    fit_predict(probe, &x_train, labels, &x_test, d, config.seed).map_err(failed)?
+                };
                 let metrics: Vec<(&str, f64)> = match (&task.target, &fit.predictions) {
                     (Target::Values(v), Predictions::Values(p)) => {
                         let truth: Vec<f64> = test.iter().map(|&i| v[i]).collect();

@@ -68,8 +68,8 @@ fn shuffled_classes_score_at_chance_for_every_probe() {
     let (x, d) = features("sphericalharmonics", 10, &real.points);
     let Target::Classes { class, .. } = &shuffled.target else { unreachable!() };
     let majority = (0..4).map(|c| class.iter().filter(|&&k| k == c).count()).max().unwrap() as f64 / class.len() as f64;
-    let real_rows = evaluate(&real, "sh-l10", &x, d, &config(probes.clone())).unwrap();
-    let chance_rows = evaluate(&shuffled, "sh-l10", &x, d, &config(probes.clone())).unwrap();
+    let real_rows = evaluate(&real, "sh-l10", &x, d, None, &config(probes.clone())).unwrap();
+    let chance_rows = evaluate(&shuffled, "sh-l10", &x, d, None, &config(probes.clone())).unwrap();
     for probe in ["ridge", "logistic", "mlp", "knn"] {
         let (good, chance) = (metric(&real_rows, probe, "accuracy"), metric(&chance_rows, probe, "accuracy"));
         assert!(good > 0.85, "{probe}: the zones are learnable ({good})");
@@ -87,8 +87,8 @@ fn two_runs_with_the_same_seed_give_identical_reports() {
     let (x, d) = features("sphericalharmonics", 10, &task.points);
     let mut cfg = config(vec![Probe::Ridge, Probe::Logistic, Probe::Mlp, Probe::Knn]);
     cfg.n_train = vec![100, 300];
-    let first = evaluate(&task, "sh-l10", &x, d, &cfg).unwrap();
-    assert_eq!(first, evaluate(&task, "sh-l10", &x, d, &cfg).unwrap());
+    let first = evaluate(&task, "sh-l10", &x, d, None, &cfg).unwrap();
+    assert_eq!(first, evaluate(&task, "sh-l10", &x, d, None, &cfg).unwrap());
     // Four classes: no top-5 accuracy, which every row would score.
     assert_eq!(first.len(), 4 * 2 * 3, "4 probes × 2 sizes × (accuracy, macro_f1, roc_auc)");
     assert!(first.iter().any(|r| r.n_train == 100) && first.iter().any(|r| r.n_train == 300));

@@ -81,8 +81,14 @@ pub fn evaluate_all(
         }
         for (contender, encoder) in contenders.iter().zip(&encoders) {
             on(Event::Encoder(&contender.label, task));
+            if config.probes.contains(&Probe::Finetune) && encoder.location_encoder().is_none() {
+                on(Event::Note(format!(
+                    "note: finetune trains a SatCLIP location encoder; skipped for {}",
+                    contender.label
+                )));
+            }
             let (features, d) = encoder.features(&task.points)?;
-            let rows = evaluate(task, &contender.label, &features, d, config)?;
+            let rows = evaluate(task, &contender.label, &features, d, encoder.location_encoder(), config)?;
             if rows.is_empty() {
                 let why = "no fold of this split has both training and test points";
                 on(Event::Note(format!("note: {}: {why}", task.path.display())));

@@ -26,6 +26,7 @@ use satclip_io::tables::PointReader;
 pub mod builtin;
 pub mod dataset;
 pub mod evaluate;
+pub mod finetune;
 pub mod images;
 pub mod projection;
 pub mod provenance;

@@ -318,6 +318,11 @@ pub trait PointEncoder: Send + Sync {
         out.iter_mut().zip(&wide).for_each(|(o, v)| *o = *v as f32);
         Ok(())
     }
+    /// The SatCLIP location encoder behind the features, if they come from one: what
+    /// fine-tuning trains.
+    fn location_encoder(&self) -> Option<&LocationEncoder> {
+        None
+    }
 }
 
 /// Unlearned features: computed in f64 on both paths.
@@ -354,6 +359,9 @@ impl PointEncoder for LocationEncoder {
     }
     fn embed_f32(&self, points: &[[f64; 2]], out: &mut [f32]) -> std::result::Result<(), satclip_core::Error> {
         self.embed_into_f32(points, out)
+    }
+    fn location_encoder(&self) -> Option<&LocationEncoder> {
+        Some(self)
     }
 }
 
@@ -420,6 +428,11 @@ impl FeatureEncoder {
     /// The width of the features.
     pub fn dim(&self) -> usize {
         self.encoder.dim()
+    }
+
+    /// The SatCLIP location encoder behind the features, if they come from one.
+    pub fn location_encoder(&self) -> Option<&LocationEncoder> {
+        self.encoder.location_encoder()
     }
 
     /// Row-major features of `points` into `out` (resized to `[n × dim]`), in f64.

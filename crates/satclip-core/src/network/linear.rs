@@ -156,7 +156,7 @@ impl<T: Float> Linear<T> {
     }
 
     /// Gradients in the order of [`Self::parameters_mut`].
-    pub(crate) fn push_gradients(&self, (dw, db): (Vec<T>, Vec<T>), out: &mut Vec<Vec<T>>) {
+    pub fn push_gradients(&self, (dw, db): (Vec<T>, Vec<T>), out: &mut Vec<Vec<T>>) {
         out.push(dw);
         if self.bias.is_some() {
             out.push(db);

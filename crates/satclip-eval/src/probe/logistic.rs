@@ -9,6 +9,18 @@ use crate::lbfgs::lbfgs;
 /// intercept unpenalised, minimised by L-BFGS for at most 100 iterations (scikit-learn's
 /// defaults for `lbfgs`).
 pub(super) fn fit(z: &[f64], class: &[usize], k: usize, zt: &[f64], d: usize) -> Fitted {
+    let params = fit_parameters(z, class, k, d);
+    let (w, b) = params.split_at(d * k);
+    let nt = zt.len() / d;
+    let mut out = vec![0.0; nt * k];
+    gemm(&mut out, MatRef::row_major(zt, nt, d), MatRef::row_major(w, d, k), 1.0, false, true);
+    add_bias(&mut out, b);
+    softmax_rows(&mut out, k, None);
+    Fitted { predictions: Predictions::from_scores(out, k), chosen: "C=1".into() }
+}
+
+/// The fit of [`fit`]: weights `[d × k]` followed by intercepts `[k]`.
+pub(super) fn fit_parameters(z: &[f64], class: &[usize], k: usize, d: usize) -> Vec<f64> {
     let n = class.len();
     let width = (d + 1) * k; // weights [d × k] then intercepts [k]
     let objective = |params: &[f64], grad: &mut [f64]| -> f64 {
@@ -29,12 +41,5 @@ pub(super) fn fit(z: &[f64], class: &[usize], k: usize, zt: &[f64], d: usize) ->
         gw.iter_mut().zip(w).for_each(|(g, wi)| *g += lambda * wi);
         loss + 0.5 * lambda * w.iter().map(|v| v * v).sum::<f64>()
     };
-    let params = lbfgs(vec![0.0; width], objective, 100);
-    let (w, b) = params.split_at(d * k);
-    let nt = zt.len() / d;
-    let mut out = vec![0.0; nt * k];
-    gemm(&mut out, MatRef::row_major(zt, nt, d), MatRef::row_major(w, d, k), 1.0, false, true);
-    add_bias(&mut out, b);
-    softmax_rows(&mut out, k, None);
-    Fitted { predictions: Predictions::from_scores(out, k), chosen: "C=1".into() }
+    lbfgs(vec![0.0; width], objective, 100)
 }

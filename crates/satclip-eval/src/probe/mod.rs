@@ -3,11 +3,14 @@
 //! either fixed or chosen by 5-fold cross-validation on the training rows from a fixed grid, the
 //! same for every encoder and task: nothing adapts to make one row of a table look better.
 
+mod early_stopping;
+mod finetune;
 mod knn;
 mod logistic;
 mod mlp;
 mod ridge;
 
+pub use finetune::{finetune, FineTuned, FinetuneConfig, Head, HeadTarget};
 pub use knn::NEIGHBOURS;
 pub use ridge::ALPHAS;
 
@@ -25,6 +28,9 @@ pub enum Probe {
     Mlp,
     /// k nearest neighbours (Euclidean), k chosen by cross-validation.
     Knn,
+    /// The location encoder itself trained end to end with a linear head ([`finetune`]); only
+    /// for encoders that can be trained (SatCLIP models).
+    Finetune,
 }
 
 impl std::str::FromStr for Probe {
@@ -35,7 +41,8 @@ impl std::str::FromStr for Probe {
             "logistic" => Ok(Self::Logistic),
             "mlp" => Ok(Self::Mlp),
             "knn" => Ok(Self::Knn),
-            other => Err(format!("probe `{other}` is not one of ridge, logistic, mlp, knn")),
+            "finetune" => Ok(Self::Finetune),
+            other => Err(format!("probe `{other}` is not one of ridge, logistic, mlp, knn, finetune")),
         }
     }
 }
@@ -47,6 +54,7 @@ impl std::fmt::Display for Probe {
             Self::Logistic => "logistic",
             Self::Mlp => "mlp",
             Self::Knn => "knn",
+            Self::Finetune => "finetune",
         })
     }
 }
@@ -116,6 +124,7 @@ pub fn fit_predict(
         },
         Probe::Mlp => Ok(mlp::fit(&z, labels, &zt, d, seed)),
         Probe::Knn => Ok(knn::fit(&z, labels, &zt, d)),
+        Probe::Finetune => Err("finetune trains the encoder, not its features: see probe::finetune".into()),
     }
 }
 

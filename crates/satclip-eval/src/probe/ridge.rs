@@ -72,10 +72,11 @@ impl Moments {
     }
 }
 
-struct LinearMap {
-    weights: Vec<f64>,
-    intercept: Vec<f64>,
-    k: usize,
+/// `z ↦ z W + b`: weights `[d × k]`, intercepts `[k]`.
+pub(super) struct LinearMap {
+    pub weights: Vec<f64>,
+    pub intercept: Vec<f64>,
+    pub k: usize,
 }
 
 impl LinearMap {
@@ -91,6 +92,13 @@ impl LinearMap {
 /// Ridge regression or ridge classifier; the strength minimises the cross-validated squared error
 /// (regression) or maximises the cross-validated accuracy (classes).
 pub(super) fn fit(z: &[f64], labels: Labels, zt: &[f64], d: usize) -> Fitted {
+    let (alpha, map) = fit_map(z, labels, d);
+    let out = map.apply(zt, d);
+    Fitted { predictions: decode(out, labels, map.k), chosen: format!("alpha={alpha:e}") }
+}
+
+/// The ridge fit of [`fit`] and the strength it chose.
+pub(super) fn fit_map(z: &[f64], labels: Labels, d: usize) -> (f64, LinearMap) {
     let (y, k) = target_matrix(labels);
     let n = y.len() / k;
     let folds: Vec<Moments> = (0..FOLDS.min(n))
@@ -127,9 +135,7 @@ pub(super) fn fit(z: &[f64], labels: Labels, zt: &[f64], d: usize) -> Fitted {
     let map = std::iter::once(best.1)
         .chain(ALPHAS.iter().rev().copied())
         .find_map(|alpha| all.solve(alpha, d, k).ok().map(|m| (alpha, m)));
-    let (alpha, map) = map.expect("the strongest penalty makes the system positive definite");
-    let out = map.apply(zt, d);
-    Fitted { predictions: decode(out, labels, k), chosen: format!("alpha={alpha:e}") }
+    map.expect("the strongest penalty makes the system positive definite")
 }
 
 #[cfg(test)]

@@ -1,0 +1,341 @@
+//! Fine-tuning: a SatCLIP location encoder trained end to end, with a linear head, on a task's
+//! labels. The head starts as the frozen embedding's linear probe (ridge for values, logistic
+//! regression for classes) fitted on the training rows, so that training starts where the
+//! frozen probe ends ("linear probe, then fine-tune", Kumar et al., ICLR 2022), and the pretrained
+//! features are not scrambled by the gradients of a random head. A seeded share of the training
+//! rows judges every epoch; the best one is kept, the probe itself (epoch 0) included.
+
+use rand::SeedableRng;
+use rand_pcg::Pcg64;
+use satclip_core::network::{Linear, Network};
+use satclip_core::random::permutation;
+use satclip_core::train::{AdamW, Gradients};
+use satclip_core::LocationEncoder;
+
+use super::early_stopping::{self, loss_and_gradient, target_scaling, Schedule};
+use super::{logistic, ridge, softmax_rows, Labels, Predictions};
+use crate::standardise::Standardiser;
+
+/// How fine-tuning trains. The defaults are the official pretraining's optimiser (AdamW, lr 1e-4,
+/// weight decay 0.01) in batches of 256, with early stopping as the MLP probe's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FinetuneConfig {
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    pub max_epochs: usize,
+    /// Epochs without a better validation loss before training stops.
+    pub patience: usize,
+    /// Share of the training rows held out to choose the epoch.
+    pub val_fraction: f64,
+    pub seed: u64,
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        Self {
+            learning_rate: 1e-4,
+            weight_decay: 0.01,
+            batch_size: 256,
+            max_epochs: 100,
+            patience: 10,
+            val_fraction: 0.1,
+            seed: 0,
+        }
+    }
+}
+
+/// What the head's outputs mean.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HeadTarget {
+    /// Standardised values: the prediction is `output · scale + mean`.
+    Values { mean: f64, scale: f64 },
+    /// One logit per class.
+    Classes { count: usize },
+}
+
+/// A linear map from the embedding to the task's outputs.
+#[derive(Clone, Debug)]
+pub struct Head {
+    pub linear: Linear<f64>,
+    pub target: HeadTarget,
+}
+
+impl Head {
+    /// Predictions for `n` rows of embeddings: values, or classes with their probabilities.
+    pub fn predict(&self, embeddings: &[f64], n: usize) -> Predictions {
+        let mut out = self.linear.forward(embeddings, n, true);
+        match self.target {
+            HeadTarget::Values { mean, scale } => Predictions::Values(out.iter().map(|v| v * scale + mean).collect()),
+            HeadTarget::Classes { count } => {
+                softmax_rows(&mut out, count, None);
+                Predictions::from_scores(out, count)
+            }
+        }
+    }
+}
+
+/// A fine-tuned encoder and head, and how training went.
+pub struct FineTuned {
+    pub encoder: LocationEncoder,
+    pub head: Head,
+    /// The kept epoch; 0 means the frozen encoder with its linear probe was best.
+    pub best_epoch: usize,
+    /// Validation loss of the probe (first) and after each epoch run.
+    pub val_losses: Vec<f64>,
+    pub n_train: usize,
+    pub n_val: usize,
+    /// How the head started, e.g. `ridge alpha=1e2`.
+    pub head_init: String,
+}
+
+impl FineTuned {
+    pub fn predict(&self, points: &[[f64; 2]]) -> Result<Predictions, satclip_core::Error> {
+        let embeddings = self.encoder.embed(points)?;
+        Ok(self.head.predict(&embeddings.data, embeddings.rows))
+    }
+
+    /// What the eval report shows as the probe's choice, e.g. `epoch=14/24 ridge alpha=1e2`.
+    pub fn chosen(&self) -> String {
+        format!("epoch={}/{} {}", self.best_epoch, self.val_losses.len() - 1, self.head_init)
+    }
+}
+
+/// The encoder and the head while they train, in f32 (as pretraining).
+#[derive(Clone)]
+struct Stack {
+    body: Network<f32>,
+    head: Linear<f32>,
+}
+
+impl Stack {
+    fn outputs(&self, x: &[f32], n: usize) -> Vec<f64> {
+        let embedding = self.body.trace(x, n, None);
+        self.head.forward(embedding.output(), n, true).iter().map(|v| *v as f64).collect()
+    }
+}
+
+/// Fine-tunes `encoder` with a new head on `points` and their `labels`.
+pub fn finetune(
+    encoder: &LocationEncoder,
+    points: &[[f64; 2]],
+    labels: Labels,
+    config: &FinetuneConfig,
+) -> Result<FineTuned, String> {
+    let n = labels.len();
+    if points.len() != n {
+        return Err(format!("{} points but {n} labels", points.len()));
+    }
+    if n < 3 {
+        return Err("fine-tuning needs at least 3 labelled points (2 to train, 1 to validate)".into());
+    }
+    if !(config.val_fraction > 0.0 && config.val_fraction < 1.0) {
+        return Err(format!("the validation fraction must lie in (0, 1), not {}", config.val_fraction));
+    }
+    let frozen = encoder.embed(points).map_err(|e| e.to_string())?;
+    let d = frozen.dim;
+    let mut rng = Pcg64::seed_from_u64(config.seed ^ 0x6669_6e65);
+    let order = permutation(n, &mut rng);
+    let n_val = ((n as f64 * config.val_fraction).round() as usize).clamp(1, n - 2);
+    let (val_rows, train_rows) = order.split_at(n_val);
+
+    let (y_mean, y_scale) = target_scaling(labels);
+    let (head, head_init) = linear_probe(&frozen.data, d, labels, train_rows, y_mean, y_scale);
+    let k = head.out_dim;
+
+    let din = encoder.positional_encoding().dim();
+    let mut features = vec![0.0; n * din];
+    encoder.positional_encoding().encode_batch(points, &mut features);
+    let gather = |rows: &[usize]| -> Vec<f32> {
+        rows.iter().flat_map(|&i| features[i * din..(i + 1) * din].iter().map(|v| *v as f32)).collect()
+    };
+    let x_val = gather(val_rows);
+    let val_loss = |m: &Stack| {
+        let mut out = m.outputs(&x_val, val_rows.len());
+        loss_and_gradient(&mut out, labels, val_rows, k, y_mean, y_scale)
+    };
+    let mut adam = AdamW { lr: config.learning_rate, weight_decay: config.weight_decay, ..AdamW::satclip() };
+    let step = |m: &mut Stack, batch: &[usize]| {
+        let (x, rows) = (gather(batch), batch.len());
+        let trace = m.body.trace(&x, rows, None);
+        let mut d_out: Vec<f64> = m.head.forward(trace.output(), rows, true).iter().map(|v| *v as f64).collect();
+        loss_and_gradient(&mut d_out, labels, batch, k, y_mean, y_scale);
+        let d_out: Vec<f32> = d_out.iter().map(|v| *v as f32).collect();
+        let d_embedding = m.head.backward_input(&d_out, rows);
+        let mut gradients = m.body.backward(&trace, &x, &d_embedding);
+        m.head.push_gradients(m.head.backward_parameters(trace.output(), &d_out, rows), &mut gradients);
+        let mut parameters = Vec::new();
+        m.body.parameters_mut("", &mut parameters);
+        m.head.parameters_mut("head.", &mut parameters);
+        adam.update(parameters, &Gradients { tensors: gradients });
+    };
+    let start = Stack { body: encoder.network().cast(), head: head.cast() };
+    let schedule = Schedule { batch: config.batch_size, max_epochs: config.max_epochs, patience: config.patience };
+    let stopped = early_stopping::train(start, train_rows, schedule, &mut rng, val_loss, step);
+
+    let (encoder, head) = if stopped.best_epoch == 0 {
+        // The probe won: keep the encoder's own (f64) weights rather than their f32 round trip.
+        (encoder.clone(), head)
+    } else {
+        let tuned = encoder.with_network(stopped.model.body.cast()).map_err(|e| e.to_string())?;
+        (tuned, stopped.model.head.cast())
+    };
+    let target = match labels {
+        Labels::Values(_) => HeadTarget::Values { mean: y_mean, scale: y_scale },
+        Labels::Classes { count, .. } => HeadTarget::Classes { count },
+    };
+    Ok(FineTuned {
+        encoder,
+        head: Head { linear: head, target },
+        best_epoch: stopped.best_epoch,
+        val_losses: stopped.val_losses,
+        n_train: train_rows.len(),
+        n_val,
+        head_init,
+    })
+}
+
+/// The frozen embedding's linear probe on `rows`, as a layer on raw embeddings: ridge on
+/// standardised values (strength by cross-validation) or logistic regression (C = 1) for classes,
+/// with the embedding's standardisation folded into the weights.
+fn linear_probe(
+    embeddings: &[f64],
+    d: usize,
+    labels: Labels,
+    rows: &[usize],
+    y_mean: f64,
+    y_scale: f64,
+) -> (Linear<f64>, String) {
+    let x: Vec<f64> = rows.iter().flat_map(|&i| embeddings[i * d..(i + 1) * d].iter().copied()).collect();
+    let scaler = Standardiser::fit(&x, d, None);
+    let z = scaler.apply(&x);
+    let (weights, intercept, k, init) = match labels {
+        Labels::Values(v) => {
+            let y: Vec<f64> = rows.iter().map(|&i| (v[i] - y_mean) / y_scale).collect();
+            let (alpha, map) = ridge::fit_map(&z, Labels::Values(&y), d);
+            (map.weights, map.intercept, 1, format!("ridge alpha={alpha:e}"))
+        }
+        Labels::Classes { class, count } => {
+            let c: Vec<usize> = rows.iter().map(|&i| class[i]).collect();
+            let mut params = logistic::fit_parameters(&z, &c, count, d);
+            let intercept = params.split_off(d * count);
+            (params, intercept, count, "logistic C=1".to_string())
+        }
+    };
+    // z W + b with z = (e − μ)/σ is e (W/σ) + (b − Σ μ W/σ); the layer's weight is [k × d].
+    let mut weight = vec![0.0; k * d];
+    let mut bias = intercept;
+    for j in 0..d {
+        for o in 0..k {
+            let w = weights[j * k + o] / scaler.scale[j];
+            weight[o * d + j] = w;
+            bias[o] -= scaler.mean[j] * w;
+        }
+    }
+    (Linear { weight, bias: Some(bias), in_dim: d, out_dim: k, weight_t: None }, init)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::Rng;
+    use satclip_core::Hyperparameters;
+
+    use super::*;
+
+    fn small_encoder() -> LocationEncoder {
+        let hp = Hyperparameters { legendre_polys: 4, capacity: 32, embed_dim: 8, ..Hyperparameters::default() };
+        LocationEncoder::init(hp, &mut Pcg64::seed_from_u64(3)).unwrap()
+    }
+
+    fn points(n: usize, seed: u64) -> Vec<[f64; 2]> {
+        let mut rng = Pcg64::seed_from_u64(seed);
+        (0..n).map(|_| [rng.random_range(-180.0..180.0), rng.random_range(-60.0..60.0)]).collect()
+    }
+
+    /// Epoch 0 is the frozen probe: its head, applied to the frozen embedding, predicts what the
+    /// ridge probe fitted on the same rows predicts.
+    #[test]
+    fn the_head_starts_as_the_frozen_ridge_probe() {
+        let encoder = small_encoder();
+        let pts = points(300, 1);
+        let y: Vec<f64> = pts.iter().map(|p| p[1].to_radians().cos() * 20.0 + 3.0).collect();
+        let frozen = encoder.embed(&pts).unwrap();
+        let rows: Vec<usize> = (0..300).collect();
+        let (mean, scale) = target_scaling(Labels::Values(&y));
+        let (layer, init) = linear_probe(&frozen.data, 8, Labels::Values(&y), &rows, mean, scale);
+        assert!(init.starts_with("ridge alpha="), "{init}");
+        let head = Head { linear: layer, target: HeadTarget::Values { mean, scale } };
+        let Predictions::Values(ours) = head.predict(&frozen.data, 300) else { panic!() };
+        let fitted =
+            super::super::fit_predict(super::super::Probe::Ridge, &frozen.data, Labels::Values(&y), &frozen.data, 8, 0)
+                .unwrap();
+        let Predictions::Values(probe) = fitted.predictions else { panic!() };
+        for (a, b) in ours.iter().zip(&probe) {
+            assert!((a - b).abs() < 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+
+    /// A field the frozen random encoder cannot express linearly is learned by training through
+    /// the encoder: the validation loss falls well below the probe's, and the fine-tuned model
+    /// predicts held-out points better than the frozen probe.
+    #[test]
+    fn finetuning_beats_the_frozen_probe_on_a_field_it_must_learn() {
+        let encoder = small_encoder();
+        let field = |p: &[f64; 2]| (p[0].to_radians() * 3.0).sin() * (p[1].to_radians() * 2.0).cos();
+        let (train, test) = (points(800, 5), points(300, 6));
+        let y: Vec<f64> = train.iter().map(field).collect();
+        let truth: Vec<f64> = test.iter().map(field).collect();
+        let config = FinetuneConfig { learning_rate: 1e-3, max_epochs: 60, ..FinetuneConfig::default() };
+        let tuned = finetune(&encoder, &train, Labels::Values(&y), &config).unwrap();
+        assert!(tuned.best_epoch > 0, "{:?}", tuned.val_losses);
+        let best = tuned.val_losses[tuned.best_epoch];
+        assert!(best < 0.5 * tuned.val_losses[0], "{:?}", tuned.val_losses);
+        let Predictions::Values(p) = tuned.predict(&test).unwrap() else { panic!() };
+        let r2 = crate::RegressionMetrics::of(&truth, &p).r2;
+        let frozen = |pts: &[[f64; 2]]| encoder.embed(pts).unwrap().data;
+        let fit = super::super::fit_predict(
+            super::super::Probe::Ridge,
+            &frozen(&train),
+            Labels::Values(&y),
+            &frozen(&test),
+            8,
+            0,
+        )
+        .unwrap();
+        let Predictions::Values(q) = fit.predictions else { panic!() };
+        let frozen_r2 = crate::RegressionMetrics::of(&truth, &q).r2;
+        assert!(r2 > frozen_r2 + 0.1, "fine-tuned R² {r2} vs frozen {frozen_r2}");
+        // The kept encoder is what predicts: its embedding differs from the frozen one.
+        assert_ne!(tuned.encoder.embed(&test).unwrap().data, frozen(&test));
+    }
+
+    #[test]
+    fn classes_train_and_predict_probabilities() {
+        let encoder = small_encoder();
+        let pts = points(400, 7);
+        let class: Vec<usize> = pts.iter().map(|p| usize::from(p[0] > 0.0) + 2 * usize::from(p[1] > 20.0)).collect();
+        let config = FinetuneConfig { max_epochs: 5, ..FinetuneConfig::default() };
+        let tuned = finetune(&encoder, &pts, Labels::Classes { class: &class, count: 4 }, &config).unwrap();
+        assert!(tuned.head_init.starts_with("logistic"));
+        let Predictions::Classes { class: p, scores } = tuned.predict(&pts).unwrap() else { panic!() };
+        assert_eq!(scores.len(), 4 * pts.len());
+        for row in scores.chunks_exact(4) {
+            assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        }
+        let accuracy = crate::ClassificationMetrics::of(&class, &p).accuracy;
+        assert!(accuracy > 0.6, "{accuracy}");
+    }
+
+    #[test]
+    fn too_few_points_or_a_bad_fraction_are_refused() {
+        let encoder = small_encoder();
+        let pts = points(2, 1);
+        let err = finetune(&encoder, &pts, Labels::Values(&[1.0, 2.0]), &FinetuneConfig::default()).err().unwrap();
+        assert!(err.contains("at least 3"), "{err}");
+        let pts = points(10, 1);
+        let y = vec![0.0; 10];
+        let config = FinetuneConfig { val_fraction: 1.0, ..FinetuneConfig::default() };
+        let err = finetune(&encoder, &pts, Labels::Values(&y), &config).err().unwrap();
+        assert!(err.contains("validation fraction"), "{err}");
+    }
+}
