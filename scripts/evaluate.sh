@@ -8,6 +8,8 @@
 #   ridge-continent.{json,md}   ridge, each continent (Natural Earth) held out in turn
 #   learning-curve.{json,md}    ridge, random split, 100 / 300 / 1000 / all training labels
 #   probes.{json,md}            logistic (classes), MLP and kNN, random split
+#   finetune-{random,continent}.{json,md}  the SatCLIP encoders fine-tuned end to end, beside
+#                               their ridge probe (the other encoders cannot be fine-tuned)
 #   latent/biome-*.png          t-SNE of each encoder's embeddings of the biome points
 #   latent.txt                  their kNN and logistic separability of biomes
 #   timings.txt                 wall time of each step
@@ -62,6 +64,14 @@ probe knn-block --probe knn --split block
 probe ridge-continent --probe ridge --split continent
 probe learning-curve --probe ridge --n-train 100 --n-train 300 --n-train 1000 --n-train all
 probe probes --probe logistic --probe mlp --probe knn
+finetune() {
+  local split
+  for split in random continent; do
+    "$satclip" eval "${tasks[@]}" --encoder default "${fixture_encoders[@]/#/--encoder=}" --probe ridge \
+      --probe finetune --split "$split" --summary --output "$out/finetune-$split.json" > "$out/finetune-$split.md"
+  done
+}
+timed finetune finetune
 latent() {
   mkdir -p "$out/latent"
   : > "$out/latent.txt"

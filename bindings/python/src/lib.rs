@@ -172,6 +172,37 @@ fn models(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
         .collect()
 }
 
+/// Fine-tunes a SatCLIP model (`default`, a released name, a `.ckpt` or a model directory) end to
+/// end on a task file (CSV or Parquet: lon, lat, target) and writes the new model directory `out`,
+/// which `Encoder(out)` loads. Returns the training report (also in `out/finetune.json`). `kind`
+/// is `regression` or `classification` (default: detected from the targets).
+#[pyfunction]
+#[pyo3(signature = (task, out, model = "default", kind = None, learning_rate = 1e-4, weight_decay = 0.01,
+    batch_size = 256, epochs = 100, patience = 10, val_fraction = 0.1, seed = 0))]
+#[allow(clippy::too_many_arguments)]
+fn finetune<'py>(
+    py: Python<'py>,
+    task: std::path::PathBuf,
+    out: std::path::PathBuf,
+    model: &str,
+    kind: Option<&str>,
+    learning_rate: f64,
+    weight_decay: f64,
+    batch_size: usize,
+    epochs: usize,
+    patience: usize,
+    val_fraction: f64,
+    seed: u64,
+) -> PyResult<Bound<'py, PyAny>> {
+    use satclip::finetune::{finetune_task, FinetuneConfig, Kind};
+    let kind = kind.map(|k| k.parse::<Kind>()).transpose().map_err(PyValueError::new_err)?;
+    let config =
+        FinetuneConfig { learning_rate, weight_decay, batch_size, max_epochs: epochs, patience, val_fraction, seed };
+    let report = py.detach(|| finetune_task(&task, kind, model, &config, &out)).map_err(to_py)?;
+    let json = serde_json::to_string(&report).expect("the report serialises");
+    py.import("json")?.call_method1("loads", (json,))
+}
+
 /// Fetches a released model (`vit16-l40`, `microsoft/SatCLIP-ViT16-L40[@revision]`,
 /// `hf://org/name/file[@revision]`) into the Hugging Face cache, unless it is there, and returns
 /// its path. The download is reported on stderr.
@@ -242,6 +273,7 @@ fn satclip_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encoders, m)?)?;
     m.add_function(wrap_pyfunction!(models, m)?)?;
     m.add_function(wrap_pyfunction!(download, m)?)?;
+    m.add_function(wrap_pyfunction!(finetune, m)?)?;
     m.add_function(wrap_pyfunction!(points_from_wkb, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -167,6 +167,31 @@ class WhatNumPyUsersPass(unittest.TestCase):
             self.assertEqual(satclip.embed_file(str(wrapped), str(pathlib.Path(tmp, "w.npy")), wrap_lon=True), 1)
 
 
+class FineTuning(unittest.TestCase):
+    def test_finetune_writes_a_model_the_encoder_loads(self):
+        # A field of latitude and longitude the built-in model's frozen embedding does not hold exactly.
+        rng = np.random.default_rng(0)
+        lon, lat = rng.uniform(-180, 180, 600), np.degrees(np.arcsin(rng.uniform(-1, 1, 600)))
+        target = np.cos(np.radians(lat)) * 30 + 5 * np.sin(np.radians(3 * lon))
+        with tempfile.TemporaryDirectory() as tmp:
+            task = pathlib.Path(tmp, "field.csv")
+            task.write_text("lon,lat,target\n" + "".join(f"{a},{b},{c}\n" for a, b, c in zip(lon, lat, target)))
+            out = pathlib.Path(tmp, "tuned")
+            report = satclip.finetune(str(task), str(out), epochs=20, learning_rate=3e-4)
+            self.assertEqual((report["kind"], report["n_train"] + report["n_val"]), ("regression", 600))
+            self.assertEqual(len(report["val_losses"]), report["epochs_run"] + 1)
+            self.assertLessEqual(report["val_losses"][report["best_epoch"]], report["val_losses"][0])
+            tuned, frozen = satclip.Encoder(str(out)), satclip.Encoder("default")
+            points = np.stack([lon[:5], lat[:5]], axis=1)
+            self.assertEqual(tuned.embed(points).shape, (5, 256))
+            if report["best_epoch"] > 0:
+                self.assertFalse(np.allclose(tuned.embed(points), frozen.embed(points)))
+            with self.assertRaisesRegex(ValueError, "is not empty"):
+                satclip.finetune(str(task), str(out))
+            with self.assertRaisesRegex(ValueError, "neither regression nor classification"):
+                satclip.finetune(str(task), str(pathlib.Path(tmp, "other")), kind="ordinal")
+
+
 class _StandInHub:
     """The Hugging Face Hub's answers for one file, on 127.0.0.1: the resolve URL gives the commit,
     SHA-256 and size in headers and redirects to /lfs/<sha256> on another origin (a second port, as

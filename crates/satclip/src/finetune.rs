@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use satclip_eval::{finetune, FineTuned, FinetuneConfig, Kind, Labels, Target, Task};
+pub use satclip_eval::{FinetuneConfig, Kind};
+
+use satclip_eval::{finetune, FineTuned, Labels, Target, Task};
 use satclip_io::native::{write_safetensors, TensorBytes};
 use serde::Serialize;
 

@@ -1,6 +1,7 @@
 """SatCLIP location embeddings from the Rust core, with NumPy arrays in and out.
 
 `satclip.Encoder(spec)` loads any model (`default`, `vit16-l40`, a `.ckpt`, `geoclip`, ...);
+`satclip.finetune(task, out)` trains one end to end on a task file's labels;
 `satclip.spark`, `satclip.dask` and `satclip.ray` embed the frames of those engines.
 """
 
@@ -10,8 +11,9 @@ from ._native import (  # noqa: F401
     download,
     embed_file,
     encoders,
+    finetune,
     models,
     points_from_wkb,
 )
 
-__all__ = ["Encoder", "download", "embed_file", "encoders", "models", "points_from_wkb", "__version__"]
+__all__ = ["Encoder", "download", "embed_file", "encoders", "finetune", "models", "points_from_wkb", "__version__"]
