@@ -411,9 +411,10 @@ struct TrainArgs {
     /// TOML file with any of the options below (flags override it).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Feature cache made by `satclip featurize` (default ./cache).
+    /// Feature cache made by `satclip featurize` (default ./cache). Repeat it to stack caches of
+    /// the same points (e.g. patches at two scales): each row's features are theirs side by side.
     #[arg(long)]
-    cache: Option<PathBuf>,
+    cache: Vec<PathBuf>,
     /// Run directory: checkpoints, metrics.jsonl and the final model (default ./run). A run with the same configuration resumes; another configuration is refused.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -829,7 +830,10 @@ fn train(args: TrainArgs) -> Result<()> {
         None => satclip_train::trainer::TrainConfig::default(),
     };
     // Flags override the file.
-    override_with(&mut config.cache, args.cache);
+    if let Some((first, more)) = args.cache.split_first() {
+        config.cache = first.clone();
+        config.extra_caches = more.to_vec();
+    }
     override_with(&mut config.out, args.out);
     override_with(&mut config.epochs, args.epochs);
     override_with(&mut config.batch_size, args.batch_size);

@@ -36,11 +36,13 @@ pub struct CacheMeta {
 }
 
 pub struct FeatureCache {
+    /// `dim` is the width of a row's features, all parts together.
     pub meta: CacheMeta,
     pub lon: Vec<f64>,
     pub lat: Vec<f64>,
     pub files: Vec<String>,
-    map: memmap2::Mmap,
+    /// The memory-mapped `features.f32` of each cache stacked side by side, with its width.
+    parts: Vec<(memmap2::Mmap, usize)>,
 }
 
 /// Reads a tile as the towers expect it: 12-band Sentinel-2 (the official preprocessing) or
@@ -188,7 +190,49 @@ impl FeatureCache {
                 ),
             ));
         }
-        Ok(Self { meta, lon, lat, files, map })
+        let dim = meta.dim;
+        Ok(Self { meta, lon, lat, files, parts: vec![(map, dim)] })
+    }
+
+    /// `first` with the features of `more` appended to each row's: caches of the same tiles in the
+    /// same order and with as many views, made from other images of the same points (e.g. a
+    /// corpus cut at a coarser scale around them) or by another tower.
+    pub fn open_stacked(first: &Path, more: &[PathBuf]) -> Result<Self> {
+        let mut cache = Self::open(first)?;
+        for dir in more {
+            let other = Self::open(dir)?;
+            let index = dir.join(INDEX_FILE);
+            if other.len() != cache.len() || other.meta.views != cache.meta.views {
+                return Err(Error::format(
+                    dir,
+                    format!(
+                        "holds {} tiles × {} views; {} holds {} × {}: stacked caches must describe the same tiles",
+                        other.len(),
+                        other.meta.views,
+                        first.display(),
+                        cache.len(),
+                        cache.meta.views
+                    ),
+                ));
+            }
+            let same = |a: &[f64], b: &[f64]| a.iter().zip(b).position(|(x, y)| (x - y).abs() > 1e-9);
+            if let Some(row) = same(&other.lon, &cache.lon).or(same(&other.lat, &cache.lat)) {
+                return Err(Error::row(
+                    &index,
+                    row as u64 + 1,
+                    "lon/lat",
+                    format!("is not the point of row {} of {}", row + 1, first.join(INDEX_FILE).display()),
+                ));
+            }
+            cache.meta.dim += other.meta.dim;
+            cache.parts.extend(other.parts);
+            let extractors = match cache.meta.extractor.take() {
+                serde_json::Value::Array(list) => list,
+                one => vec![one],
+            };
+            cache.meta.extractor = serde_json::Value::Array([extractors, vec![other.meta.extractor]].concat());
+        }
+        Ok(cache)
     }
 
     pub fn len(&self) -> usize {
@@ -203,14 +247,14 @@ impl FeatureCache {
         self.meta.dim
     }
 
-    /// Appends the features of `row`'s `view` to `out`.
+    /// Appends the features of `row`'s `view` to `out` (every stacked part's, in order).
     pub fn append_features(&self, row: usize, view: usize, out: &mut Vec<f32>) {
-        let start = ((row * self.meta.views + view) * self.meta.dim) * 4;
-        out.extend(
-            self.map[start..start + self.meta.dim * 4]
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        );
+        for (map, dim) in &self.parts {
+            let start = ((row * self.meta.views + view) * dim) * 4;
+            out.extend(
+                map[start..start + dim * 4].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
+        }
     }
 
     pub fn path_of(&self, row: usize) -> PathBuf {

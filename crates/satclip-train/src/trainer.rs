@@ -36,6 +36,10 @@ type Result<T, E = TrainError> = std::result::Result<T, E>;
 pub struct TrainConfig {
     /// Feature cache made by `satclip featurize`.
     pub cache: PathBuf,
+    /// Caches of the same tiles whose features are appended to `cache`'s, row by row (e.g. the
+    /// same points cut at a coarser scale).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_caches: Vec<PathBuf>,
     /// Run directory: checkpoints, metrics.jsonl, the exported model.
     pub out: PathBuf,
     /// The location encoder (official hyper-parameter names).
@@ -60,6 +64,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             cache: PathBuf::from("cache"),
+            extra_caches: Vec::new(),
             out: PathBuf::from("run"),
             model: Hyperparameters::default(),
             batch_size: 8192,
@@ -240,7 +245,7 @@ fn flatten(prefix: &str, value: &serde_json::Value) -> Vec<(String, String)> {
 /// every step's metrics.
 pub fn train(config: &TrainConfig, on_metrics: &mut dyn FnMut(&Metrics)) -> Result<Outcome> {
     resume_point(config)?;
-    let cache = FeatureCache::open(&config.cache)?;
+    let cache = FeatureCache::open_stacked(&config.cache, &config.extra_caches)?;
     let posenc = PositionalEncoding::from_hyperparameters(&config.model)?;
     let (train_rows, val_rows) = split(cache.len(), config.val_fraction, config.seed);
     if train_rows.len() < 2 {

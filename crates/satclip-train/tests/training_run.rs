@@ -126,3 +126,45 @@ fn any_encoding_and_network_can_be_trained_and_exported() {
         assert!(e.data.iter().all(|v| v.is_finite()), "{le_type}/{pe_type}");
     }
 }
+
+/// Two caches of the same points read as one: each row's features side by side, in order, the
+/// width the sum, a run trains on them; a cache of other points is refused naming the row.
+#[test]
+fn stacked_caches_give_each_row_both_features_and_refuse_other_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fine, _) = cache_for(&dir.path().join("a"), 2);
+    let corpus = dir.path().join("a/corpus");
+    let ds = satclip_train::open_corpus(&corpus).unwrap();
+    let other_rcf = rcf_for(&corpus);
+    let coarse = dir.path().join("coarse");
+    // Another extractor over the same tiles (4 filters fewer: another width).
+    let narrow = RandomConvFeatures { filters: other_rcf.filters[..12 * 27].to_vec(), ..other_rcf };
+    featurize(&ds.entries, &narrow, serde_json::json!({"tower": "rcf12"}), 2, 3, &coarse, &mut |_| {}).unwrap();
+
+    let (a, b) = (FeatureCache::open(&fine).unwrap(), FeatureCache::open(&coarse).unwrap());
+    let stacked = FeatureCache::open_stacked(&fine, std::slice::from_ref(&coarse)).unwrap();
+    assert_eq!(stacked.dim(), a.dim() + b.dim());
+    assert_eq!(stacked.meta.extractor, serde_json::json!([{"tower": "rcf"}, {"tower": "rcf12"}]));
+    for (row, view) in [(0, 0), (7, 1), (119, 1)] {
+        let (mut whole, mut expected) = (Vec::new(), Vec::new());
+        stacked.append_features(row, view, &mut whole);
+        a.append_features(row, view, &mut expected);
+        b.append_features(row, view, &mut expected);
+        assert_eq!(whole, expected);
+    }
+    let cfg = TrainConfig { extra_caches: vec![coarse.clone()], epochs: 1, ..config(&fine, &dir.path().join("run")) };
+    assert!(train(&cfg, &mut |_| {}).unwrap().finished);
+
+    // A cache of other points: the first differing row is named.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    for file in ["features.f32", "cache.json"] {
+        std::fs::copy(coarse.join(file), elsewhere.join(file)).unwrap();
+    }
+    let index = std::fs::read_to_string(coarse.join("index.csv")).unwrap();
+    let mut lines: Vec<String> = index.lines().map(String::from).collect();
+    lines[6] = format!("0.5,0.5,{}", lines[6].rsplit(',').next().unwrap());
+    std::fs::write(elsewhere.join("index.csv"), lines.join("\n") + "\n").unwrap();
+    let err = FeatureCache::open_stacked(&fine, &[elsewhere]).err().unwrap().to_string();
+    assert!(err.contains("row 6") && err.contains("lon/lat"), "{err}");
+}
