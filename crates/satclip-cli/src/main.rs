@@ -930,9 +930,14 @@ fn finetune(args: FinetuneArgs) -> Result<()> {
     };
     let started = std::time::Instant::now();
     let r = satclip::finetune::finetune_task(&args.task, args.kind, &args.checkpoint, &config, &args.out)?;
-    let kept = match r.best_epoch {
-        0 => "the frozen encoder with its linear probe (no epoch improved on it)".to_string(),
-        e => format!("epoch {e}"),
+    let kept = match (r.best_epoch, r.lowest_epoch) {
+        (0, 0) => "the frozen encoder with its linear probe (no epoch improved on it)".to_string(),
+        (0, lowest) => format!(
+            "the frozen encoder with its linear probe (epoch {lowest} had a lower validation loss, {:.4}, but not by one \
+             standard error)",
+            r.val_losses[lowest]
+        ),
+        (e, _) => format!("epoch {e}"),
     };
     eprintln!(
         "{} labels ({} to train, {} to validate), {} epochs in {:.1} s; kept {kept}: validation loss {:.4} (linear \

@@ -433,6 +433,7 @@ fn finetune_writes_a_model_that_loads_and_eval_reports_it_beside_the_frozen_prob
     let losses: Vec<f64> = report["val_losses"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     let best = report["best_epoch"].as_u64().unwrap() as usize;
     assert!(best > 0 && losses[best] < 0.9 * losses[0], "{report}");
+    assert_eq!(report["lowest_epoch"], report["best_epoch"]);
     assert_eq!(losses.iter().cloned().fold(f64::INFINITY, f64::min), losses[best]);
     assert_eq!(report["kind"], "regression");
     assert!(model.join("head.safetensors").exists());

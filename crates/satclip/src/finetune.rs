@@ -33,8 +33,11 @@ pub struct FinetuneReport {
     pub classes: Option<Vec<String>>,
     pub n_train: usize,
     pub n_val: usize,
-    /// The epoch kept (0: the frozen encoder with its linear probe was best).
+    /// The epoch kept (0: the frozen encoder with its linear probe).
     pub best_epoch: usize,
+    /// The epoch of the lowest validation loss: kept only if it beat the linear probe by more than
+    /// one standard error over the validation rows.
+    pub lowest_epoch: usize,
     pub epochs_run: usize,
     pub head_init: String,
     /// The validation loss of the linear probe, then after each epoch.
@@ -98,6 +101,7 @@ fn report(task: &Task, model: &str, tuned: &FineTuned, config: &FinetuneConfig) 
         n_train: tuned.n_train,
         n_val: tuned.n_val,
         best_epoch: tuned.best_epoch,
+        lowest_epoch: tuned.lowest_epoch,
         epochs_run: tuned.val_losses.len() - 1,
         head_init: tuned.head_init.clone(),
         val_losses: tuned.val_losses.clone(),

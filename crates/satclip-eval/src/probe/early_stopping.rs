@@ -65,26 +65,40 @@ pub(crate) fn loss_and_gradient(
     y_mean: f64,
     y_scale: f64,
 ) -> f64 {
+    let losses = row_losses_and_gradient(out, labels, rows, k, y_mean, y_scale);
+    losses.iter().sum::<f64>() / rows.len() as f64
+}
+
+/// As [`loss_and_gradient`], each row's loss.
+pub(crate) fn row_losses_and_gradient(
+    out: &mut [f64],
+    labels: Labels,
+    rows: &[usize],
+    k: usize,
+    y_mean: f64,
+    y_scale: f64,
+) -> Vec<f64> {
     let m = rows.len() as f64;
     match labels {
-        Labels::Values(v) => {
-            let mut loss = 0.0;
-            for (o, &i) in out.iter_mut().zip(rows) {
+        Labels::Values(v) => out
+            .iter_mut()
+            .zip(rows)
+            .map(|(o, &i)| {
                 let r = *o - (v[i] - y_mean) / y_scale;
-                loss += r * r;
                 *o = 2.0 * r / m;
-            }
-            loss / m
-        }
-        Labels::Classes { class, .. } => {
-            let truth: Vec<usize> = rows.iter().map(|&i| class[i]).collect();
-            let loss = softmax_rows(out, k, Some(&truth)) / m;
-            for (row, &c) in out.chunks_exact_mut(k).zip(&truth) {
-                row[c] -= 1.0;
+                r * r
+            })
+            .collect(),
+        Labels::Classes { class, .. } => out
+            .chunks_exact_mut(k)
+            .zip(rows)
+            .map(|(row, &i)| {
+                let loss = softmax_rows(row, k, Some(&[class[i]]));
+                row[class[i]] -= 1.0;
                 row.iter_mut().for_each(|v| *v /= m);
-            }
-            loss
-        }
+                loss
+            })
+            .collect(),
     }
 }
 

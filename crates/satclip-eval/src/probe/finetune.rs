@@ -3,7 +3,9 @@
 //! regression for classes) fitted on the training rows, so that training starts where the
 //! frozen probe ends ("linear probe, then fine-tune", Kumar et al., ICLR 2022), and the pretrained
 //! features are not scrambled by the gradients of a random head. A seeded share of the training
-//! rows judges every epoch; the best one is kept, the probe itself (epoch 0) included.
+//! rows judges every epoch. The epoch with the lowest validation loss is kept only if it beats the
+//! probe itself (epoch 0) by more than one standard error of the difference over those rows (the
+//! one-standard-error rule): with a handful of validation rows, a lower loss is often luck.
 
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
@@ -12,7 +14,7 @@ use satclip_core::random::permutation;
 use satclip_core::train::{AdamW, Gradients};
 use satclip_core::LocationEncoder;
 
-use super::early_stopping::{self, loss_and_gradient, target_scaling, Schedule};
+use super::early_stopping::{self, loss_and_gradient, row_losses_and_gradient, target_scaling, Schedule};
 use super::{logistic, ridge, softmax_rows, Labels, Predictions};
 use crate::standardise::Standardiser;
 
@@ -79,13 +81,18 @@ impl Head {
 pub struct FineTuned {
     pub encoder: LocationEncoder,
     pub head: Head,
-    /// The kept epoch; 0 means the frozen encoder with its linear probe was best.
+    /// The kept epoch; 0 means the frozen encoder with its linear probe, refitted on all the
+    /// training rows.
     pub best_epoch: usize,
+    /// The epoch of the lowest validation loss; kept unless it was not one standard error better
+    /// than the probe.
+    pub lowest_epoch: usize,
     /// Validation loss of the probe (first) and after each epoch run.
     pub val_losses: Vec<f64>,
     pub n_train: usize,
     pub n_val: usize,
-    /// How the head started, e.g. `ridge alpha=1e2`.
+    /// How the head started (or, when the frozen encoder is kept, the probe refitted on all the
+    /// training rows), e.g. `ridge alpha=1e2`.
     pub head_init: String,
 }
 
@@ -95,9 +102,15 @@ impl FineTuned {
         Ok(self.head.predict(&embeddings.data, embeddings.rows))
     }
 
-    /// What the eval report shows as the probe's choice, e.g. `epoch=14/24 ridge alpha=1e2`.
+    /// What the eval report shows as the probe's choice, e.g. `epoch=14/24 ridge alpha=1e2`, or
+    /// `epoch=0/14 (lowest 4) ...` when the lowest loss was within a standard error of the probe's.
     pub fn chosen(&self) -> String {
-        format!("epoch={}/{} {}", self.best_epoch, self.val_losses.len() - 1, self.head_init)
+        let lowest = if self.lowest_epoch == self.best_epoch {
+            String::new()
+        } else {
+            format!(" (lowest {})", self.lowest_epoch)
+        };
+        format!("epoch={}/{}{lowest} {}", self.best_epoch, self.val_losses.len() - 1, self.head_init)
     }
 }
 
@@ -171,14 +184,27 @@ pub fn finetune(
     };
     let start = Stack { body: encoder.network().cast(), head: head.cast() };
     let schedule = Schedule { batch: config.batch_size, max_epochs: config.max_epochs, patience: config.patience };
-    let stopped = early_stopping::train(start, train_rows, schedule, &mut rng, val_loss, step);
+    let stopped = early_stopping::train(start.clone(), train_rows, schedule, &mut rng, val_loss, step);
+    let row_losses = |m: &Stack| {
+        let mut out = m.outputs(&x_val, val_rows.len());
+        row_losses_and_gradient(&mut out, labels, val_rows, k, y_mean, y_scale)
+    };
+    let best_epoch = match stopped.best_epoch {
+        0 => 0,
+        e if clearly_lower(&row_losses(&stopped.model), &row_losses(&start)) => e,
+        _ => 0,
+    };
 
-    let (encoder, head) = if stopped.best_epoch == 0 {
-        // The probe won: keep the encoder's own (f64) weights rather than their f32 round trip.
-        (encoder.clone(), head)
+    let (encoder, head, head_init) = if best_epoch == 0 {
+        // The probe won: keep the encoder's own (f64) weights rather than their f32 round trip,
+        // and refit the probe on every training row, the validation rows included: it is then
+        // the frozen linear probe itself.
+        let all: Vec<usize> = (0..n).collect();
+        let (head, init) = linear_probe(&frozen.data, d, labels, &all, y_mean, y_scale);
+        (encoder.clone(), head, init)
     } else {
         let tuned = encoder.with_network(stopped.model.body.cast()).map_err(|e| e.to_string())?;
-        (tuned, stopped.model.head.cast())
+        (tuned, stopped.model.head.cast(), head_init)
     };
     let target = match labels {
         Labels::Values(_) => HeadTarget::Values { mean: y_mean, scale: y_scale },
@@ -187,12 +213,23 @@ pub fn finetune(
     Ok(FineTuned {
         encoder,
         head: Head { linear: head, target },
-        best_epoch: stopped.best_epoch,
+        best_epoch,
+        lowest_epoch: stopped.best_epoch,
         val_losses: stopped.val_losses,
         n_train: train_rows.len(),
         n_val,
         head_init,
     })
+}
+
+/// Whether the losses `a` are lower than `b` (same rows) by more than one standard error of their
+/// mean difference.
+fn clearly_lower(a: &[f64], b: &[f64]) -> bool {
+    let n = a.len() as f64;
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let mean = d.iter().sum::<f64>() / n;
+    let var = d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    mean + (var / n).sqrt() < 0.0
 }
 
 /// The frozen embedding's linear probe on `rows`, as a layer on raw embeddings: ridge on
@@ -324,6 +361,15 @@ mod tests {
         }
         let accuracy = crate::ClassificationMetrics::of(&class, &p).accuracy;
         assert!(accuracy > 0.6, "{accuracy}");
+    }
+
+    #[test]
+    fn a_lower_loss_counts_only_beyond_one_standard_error() {
+        // Lower on every row: clearly lower.
+        assert!(clearly_lower(&[1.0, 2.0, 3.0, 4.0], &[1.5, 2.4, 3.6, 4.5]));
+        // Lower on average by less than the noise of the differences.
+        assert!(!clearly_lower(&[1.0, 2.0, 3.0, 4.0], &[2.0, 1.0, 4.0, 3.1]));
+        assert!(!clearly_lower(&[1.0, 2.0], &[1.0, 2.0]));
     }
 
     #[test]
