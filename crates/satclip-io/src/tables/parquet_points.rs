@@ -49,7 +49,8 @@ pub(super) fn open(path: &Path, file: File, options: &ReadOptions, batch_size: u
     crate::guard_decoder(path, "Parquet file", || open_unguarded(path, file, options, batch_size))
 }
 
-fn open_unguarded(path: &Path, file: File, options: &ReadOptions, batch_size: usize) -> Result<Opened> {
+fn open_unguarded(path: &Path, mut file: File, options: &ReadOptions, batch_size: usize) -> Result<Opened> {
+    super::parquet_footer::check(path, &mut file)?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| Error::format(path, format!("not a readable Parquet file: {e}")))?;
