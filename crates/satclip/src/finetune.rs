@@ -42,13 +42,9 @@ pub struct FinetuneReport {
     pub head_init: String,
     /// The validation loss of the linear probe, then after each epoch.
     pub val_losses: Vec<f64>,
-    pub learning_rate: f64,
-    pub weight_decay: f64,
-    pub batch_size: usize,
-    pub max_epochs: usize,
-    pub patience: usize,
-    pub val_fraction: f64,
-    pub seed: u64,
+    /// How it trained (the fields of [`FinetuneConfig`], at the top level of the JSON).
+    #[serde(flatten)]
+    pub config: FinetuneConfig,
 }
 
 /// Fine-tunes `model` (a name or checkpoint, as `--checkpoint`) on the task file `task` and writes
@@ -105,13 +101,7 @@ fn report(task: &Task, model: &str, tuned: &FineTuned, config: &FinetuneConfig) 
         epochs_run: tuned.val_losses.len() - 1,
         head_init: tuned.head_init.clone(),
         val_losses: tuned.val_losses.clone(),
-        learning_rate: config.learning_rate,
-        weight_decay: config.weight_decay,
-        batch_size: config.batch_size,
-        max_epochs: config.max_epochs,
-        patience: config.patience,
-        val_fraction: config.val_fraction,
-        seed: config.seed,
+        config: config.clone(),
     }
 }
 

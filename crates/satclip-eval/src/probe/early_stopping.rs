@@ -55,63 +55,61 @@ pub(crate) fn train<M: Clone>(
     Stopped { model: best, best_epoch, val_losses }
 }
 
-/// Mean loss of `out` (`[rows × k]`) against the labels of `rows`: squared error of standardised
-/// values (`(y − y_mean) / y_scale`) or softmax cross-entropy; `out` becomes d loss / d out.
-pub(crate) fn loss_and_gradient(
-    out: &mut [f64],
-    labels: Labels,
-    rows: &[usize],
-    k: usize,
-    y_mean: f64,
-    y_scale: f64,
-) -> f64 {
-    let losses = row_losses_and_gradient(out, labels, rows, k, y_mean, y_scale);
-    losses.iter().sum::<f64>() / rows.len() as f64
+/// What a network learns to output for a task's labels: standardised values (one output,
+/// `(y − y_mean) / y_scale`) or one logit per class (softmax cross-entropy).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Objective<'a> {
+    pub labels: Labels<'a>,
+    /// Outputs per row: 1 for values, the class count for classes.
+    pub outputs: usize,
+    /// The regression targets' mean and deviation (0 and 1 for classes).
+    pub y_mean: f64,
+    pub y_scale: f64,
 }
 
-/// As [`loss_and_gradient`], each row's loss.
-pub(crate) fn row_losses_and_gradient(
-    out: &mut [f64],
-    labels: Labels,
-    rows: &[usize],
-    k: usize,
-    y_mean: f64,
-    y_scale: f64,
-) -> Vec<f64> {
-    let m = rows.len() as f64;
-    match labels {
-        Labels::Values(v) => out
-            .iter_mut()
-            .zip(rows)
-            .map(|(o, &i)| {
-                let r = *o - (v[i] - y_mean) / y_scale;
-                *o = 2.0 * r / m;
-                r * r
-            })
-            .collect(),
-        Labels::Classes { class, .. } => out
-            .chunks_exact_mut(k)
-            .zip(rows)
-            .map(|(row, &i)| {
-                let loss = softmax_rows(row, k, Some(&[class[i]]));
-                row[class[i]] -= 1.0;
-                row.iter_mut().for_each(|v| *v /= m);
-                loss
-            })
-            .collect(),
+impl<'a> Objective<'a> {
+    pub(crate) fn of(labels: Labels<'a>) -> Self {
+        let (outputs, y_mean, y_scale) = match labels {
+            Labels::Values(v) => {
+                let n = v.len() as f64;
+                let mean = v.iter().sum::<f64>() / n;
+                let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+                (1, mean, var.sqrt().max(1e-12))
+            }
+            Labels::Classes { count, .. } => (count, 0.0, 1.0),
+        };
+        Self { labels, outputs, y_mean, y_scale }
     }
-}
 
-/// Mean and deviation of regression targets (0 and 1 for classes), so that a network's outputs
-/// are standardised values.
-pub(crate) fn target_scaling(labels: Labels) -> (f64, f64) {
-    match labels {
-        Labels::Values(v) => {
-            let n = v.len() as f64;
-            let mean = v.iter().sum::<f64>() / n;
-            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-            (mean, var.sqrt().max(1e-12))
+    /// Mean loss of `out` (`[rows × outputs]`) against the labels of `rows`; `out` becomes
+    /// d loss / d out.
+    pub(crate) fn loss_and_gradient(&self, out: &mut [f64], rows: &[usize]) -> f64 {
+        self.row_losses_and_gradient(out, rows).iter().sum::<f64>() / rows.len() as f64
+    }
+
+    /// As [`Self::loss_and_gradient`], each row's loss.
+    pub(crate) fn row_losses_and_gradient(&self, out: &mut [f64], rows: &[usize]) -> Vec<f64> {
+        let m = rows.len() as f64;
+        match self.labels {
+            Labels::Values(v) => out
+                .iter_mut()
+                .zip(rows)
+                .map(|(o, &i)| {
+                    let r = *o - (v[i] - self.y_mean) / self.y_scale;
+                    *o = 2.0 * r / m;
+                    r * r
+                })
+                .collect(),
+            Labels::Classes { class, .. } => out
+                .chunks_exact_mut(self.outputs)
+                .zip(rows)
+                .map(|(row, &i)| {
+                    let loss = softmax_rows(row, self.outputs, Some(&[class[i]]));
+                    row[class[i]] -= 1.0;
+                    row.iter_mut().for_each(|v| *v /= m);
+                    loss
+                })
+                .collect(),
         }
-        Labels::Classes { .. } => (0.0, 1.0),
     }
 }

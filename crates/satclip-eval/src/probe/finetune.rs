@@ -14,13 +14,13 @@ use satclip_core::random::permutation;
 use satclip_core::train::{AdamW, Gradients};
 use satclip_core::LocationEncoder;
 
-use super::early_stopping::{self, loss_and_gradient, row_losses_and_gradient, target_scaling, Schedule};
+use super::early_stopping::{self, Objective, Schedule};
 use super::{logistic, ridge, softmax_rows, Labels, Predictions};
 use crate::standardise::Standardiser;
 
 /// How fine-tuning trains. The defaults are the official pretraining's optimiser (AdamW, lr 1e-4,
 /// weight decay 0.01) in batches of 256, with early stopping as the MLP probe's.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct FinetuneConfig {
     pub learning_rate: f64,
     pub weight_decay: f64,
@@ -152,9 +152,8 @@ pub fn finetune(
     let n_val = ((n as f64 * config.val_fraction).round() as usize).clamp(1, n - 2);
     let (val_rows, train_rows) = order.split_at(n_val);
 
-    let (y_mean, y_scale) = target_scaling(labels);
-    let (head, head_init) = linear_probe(&frozen.data, d, labels, train_rows, y_mean, y_scale);
-    let k = head.out_dim;
+    let objective = Objective::of(labels);
+    let (head, head_init) = linear_probe(&frozen.data, d, &objective, train_rows);
 
     let din = encoder.positional_encoding().dim();
     let mut features = vec![0.0; n * din];
@@ -165,14 +164,14 @@ pub fn finetune(
     let x_val = gather(val_rows);
     let val_loss = |m: &Stack| {
         let mut out = m.outputs(&x_val, val_rows.len());
-        loss_and_gradient(&mut out, labels, val_rows, k, y_mean, y_scale)
+        objective.loss_and_gradient(&mut out, val_rows)
     };
     let mut adam = AdamW { lr: config.learning_rate, weight_decay: config.weight_decay, ..AdamW::satclip() };
     let step = |m: &mut Stack, batch: &[usize]| {
         let (x, rows) = (gather(batch), batch.len());
         let trace = m.body.trace(&x, rows, None);
         let mut d_out: Vec<f64> = m.head.forward(trace.output(), rows, true).iter().map(|v| *v as f64).collect();
-        loss_and_gradient(&mut d_out, labels, batch, k, y_mean, y_scale);
+        objective.loss_and_gradient(&mut d_out, batch);
         let d_out: Vec<f32> = d_out.iter().map(|v| *v as f32).collect();
         let d_embedding = m.head.backward_input(&d_out, rows);
         let mut gradients = m.body.backward(&trace, &x, &d_embedding);
@@ -187,7 +186,7 @@ pub fn finetune(
     let stopped = early_stopping::train(start.clone(), train_rows, schedule, &mut rng, val_loss, step);
     let row_losses = |m: &Stack| {
         let mut out = m.outputs(&x_val, val_rows.len());
-        row_losses_and_gradient(&mut out, labels, val_rows, k, y_mean, y_scale)
+        objective.row_losses_and_gradient(&mut out, val_rows)
     };
     let best_epoch = match stopped.best_epoch {
         0 => 0,
@@ -200,14 +199,14 @@ pub fn finetune(
         // and refit the probe on every training row, the validation rows included: it is then
         // the frozen linear probe itself.
         let all: Vec<usize> = (0..n).collect();
-        let (head, init) = linear_probe(&frozen.data, d, labels, &all, y_mean, y_scale);
+        let (head, init) = linear_probe(&frozen.data, d, &objective, &all);
         (encoder.clone(), head, init)
     } else {
         let tuned = encoder.with_network(stopped.model.body.cast()).map_err(|e| e.to_string())?;
         (tuned, stopped.model.head.cast(), head_init)
     };
     let target = match labels {
-        Labels::Values(_) => HeadTarget::Values { mean: y_mean, scale: y_scale },
+        Labels::Values(_) => HeadTarget::Values { mean: objective.y_mean, scale: objective.y_scale },
         Labels::Classes { count, .. } => HeadTarget::Classes { count },
     };
     Ok(FineTuned {
@@ -235,20 +234,13 @@ fn clearly_lower(a: &[f64], b: &[f64]) -> bool {
 /// The frozen embedding's linear probe on `rows`, as a layer on raw embeddings: ridge on
 /// standardised values (strength by cross-validation) or logistic regression (C = 1) for classes,
 /// with the embedding's standardisation folded into the weights.
-fn linear_probe(
-    embeddings: &[f64],
-    d: usize,
-    labels: Labels,
-    rows: &[usize],
-    y_mean: f64,
-    y_scale: f64,
-) -> (Linear<f64>, String) {
+fn linear_probe(embeddings: &[f64], d: usize, objective: &Objective, rows: &[usize]) -> (Linear<f64>, String) {
     let x: Vec<f64> = rows.iter().flat_map(|&i| embeddings[i * d..(i + 1) * d].iter().copied()).collect();
     let scaler = Standardiser::fit(&x, d, None);
     let z = scaler.apply(&x);
-    let (weights, intercept, k, init) = match labels {
+    let (weights, intercept, k, init) = match objective.labels {
         Labels::Values(v) => {
-            let y: Vec<f64> = rows.iter().map(|&i| (v[i] - y_mean) / y_scale).collect();
+            let y: Vec<f64> = rows.iter().map(|&i| (v[i] - objective.y_mean) / objective.y_scale).collect();
             let (alpha, map) = ridge::fit_map(&z, Labels::Values(&y), d);
             (map.weights, map.intercept, 1, format!("ridge alpha={alpha:e}"))
         }
@@ -298,8 +290,9 @@ mod tests {
         let y: Vec<f64> = pts.iter().map(|p| p[1].to_radians().cos() * 20.0 + 3.0).collect();
         let frozen = encoder.embed(&pts).unwrap();
         let rows: Vec<usize> = (0..300).collect();
-        let (mean, scale) = target_scaling(Labels::Values(&y));
-        let (layer, init) = linear_probe(&frozen.data, 8, Labels::Values(&y), &rows, mean, scale);
+        let objective = Objective::of(Labels::Values(&y));
+        let (layer, init) = linear_probe(&frozen.data, 8, &objective, &rows);
+        let (mean, scale) = (objective.y_mean, objective.y_scale);
         assert!(init.starts_with("ridge alpha="), "{init}");
         let head = Head { linear: layer, target: HeadTarget::Values { mean, scale } };
         let Predictions::Values(ours) = head.predict(&frozen.data, 300) else { panic!() };

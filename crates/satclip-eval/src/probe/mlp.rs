@@ -6,7 +6,7 @@ use satclip_core::network::{Mlp, Network, Weights};
 use satclip_core::random::permutation;
 use satclip_core::train::{AdamW, Gradients};
 
-use super::early_stopping::{self, loss_and_gradient, target_scaling, Schedule};
+use super::early_stopping::{self, Objective, Schedule};
 use super::{decode, softmax_rows, Fitted, Labels};
 
 const MLP_HIDDEN: usize = 256;
@@ -20,11 +20,8 @@ const MLP_PATIENCE: usize = 10;
 pub(super) fn fit(z: &[f64], labels: Labels, zt: &[f64], d: usize, seed: u64) -> Fitted {
     let mut rng = rand_pcg::Pcg64::seed_from_u64(seed ^ 0x6d6c70);
     let n = labels.len();
-    let k = match labels {
-        Labels::Values(_) => 1,
-        Labels::Classes { count, .. } => count,
-    };
-    let (y_mean, y_scale) = target_scaling(labels);
+    let objective = Objective::of(labels);
+    let (k, y_mean, y_scale) = (objective.outputs, objective.y_mean, objective.y_scale);
     let order = permutation(n, &mut rng);
     let n_val = (n / 10).max(1).min(n - 1);
     let (val_rows, train_rows) = order.split_at(n_val);
@@ -36,7 +33,7 @@ pub(super) fn fit(z: &[f64], labels: Labels, zt: &[f64], d: usize, seed: u64) ->
     let z_val = gather(val_rows);
     let val_loss = |net: &Network| -> f64 {
         let mut out = net.trace(&z_val, val_rows.len(), None).output().to_vec();
-        loss_and_gradient(&mut out, labels, val_rows, k, y_mean, y_scale)
+        objective.loss_and_gradient(&mut out, val_rows)
     };
     // Plain Adam: AdamW without weight decay.
     let mut adam = AdamW { lr: 1e-3, weight_decay: 0.0, ..AdamW::satclip() };
@@ -44,7 +41,7 @@ pub(super) fn fit(z: &[f64], labels: Labels, zt: &[f64], d: usize, seed: u64) ->
         let x = gather(batch);
         let trace = net.trace(&x, batch.len(), None);
         let mut grad = trace.output().to_vec();
-        loss_and_gradient(&mut grad, labels, batch, k, y_mean, y_scale);
+        objective.loss_and_gradient(&mut grad, batch);
         let gradients = Gradients { tensors: net.backward(&trace, &x, &grad) };
         let mut parameters = Vec::new();
         net.parameters_mut("", &mut parameters);
