@@ -176,6 +176,9 @@ def native_models():
     for dtype in ("F32", "F64"):
         tensors = [(n, t.shape, t.storage.values) for n, t in state.items()]
         put("native_model", f"tiny-{dtype}.bin", struct.pack("<H", len(config)) + config + safetensors(tensors, dtype))
+    # A fine-tuned model's head (head.safetensors): three classes of a 4-d embedding.
+    head = [("head.weight", [3, 4], [0.25 * i for i in range(12)]), ("head.bias", [3], [0.0, 1.0, -1.0])]
+    put("native_model", "head-F64.bin", struct.pack("<H", 0) + safetensors(head, "F64"))
 
 
 # --- GeoTIFF ---------------------------------------------------------------------------------

@@ -143,6 +143,104 @@ impl Encoder {
     }
 }
 
+/// A model directory written by `satclip finetune` (or `satclip.finetune`), with its head, used
+/// as scikit-learn estimators are: `predict(lonlat)` gives values in the task's units, or class
+/// names; `predict_proba(lonlat)` gives a probability per class (in the order of `classes`).
+#[pyclass(name = "FineTuned", frozen)]
+struct FineTuned {
+    inner: satclip::finetune::FineTunedModel,
+}
+
+impl FineTuned {
+    fn run(
+        &self,
+        py: Python<'_>,
+        lonlat: &Bound<'_, PyAny>,
+        lon_col: Option<&str>,
+        lat_col: Option<&str>,
+    ) -> PyResult<(satclip::eval::Predictions, bool)> {
+        let (points, single) = lonlat_pairs(py, lonlat, lon_col, lat_col)?;
+        Ok((py.detach(|| self.inner.predict(&points)).map_err(to_py)?, single))
+    }
+}
+
+#[pymethods]
+impl FineTuned {
+    #[new]
+    fn new(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
+        Ok(Self { inner: py.detach(|| satclip::finetune::FineTunedModel::load(&path)).map_err(to_py)? })
+    }
+
+    /// `regression` or `classification`.
+    #[getter]
+    fn kind(&self) -> String {
+        self.inner.report().kind.clone()
+    }
+
+    /// The classes of a classification, in the order of `predict_proba`'s columns; else None.
+    #[getter]
+    fn classes(&self) -> Option<Vec<String>> {
+        self.inner.report().classes.clone()
+    }
+
+    /// The training report (as `finetune` returned it).
+    #[getter]
+    fn report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let json = serde_json::to_string(self.inner.report()).expect("the report serialises");
+        py.import("json")?.call_method1("loads", (json,))
+    }
+
+    /// Predictions at `lonlat` (as `Encoder.embed` takes it): an `[N]` float64 array of values, or
+    /// a list of N class names (one value or name for one pair).
+    #[pyo3(signature = (lonlat, lon_col = None, lat_col = None))]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        lonlat: &Bound<'py, PyAny>,
+        lon_col: Option<&str>,
+        lat_col: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (predictions, single) = self.run(py, lonlat, lon_col, lat_col)?;
+        match predictions {
+            satclip::eval::Predictions::Values(values) if single => Ok(values[0].into_pyobject(py)?.into_any()),
+            satclip::eval::Predictions::Values(values) => Ok(values.into_pyarray(py).into_any()),
+            satclip::eval::Predictions::Classes { class, .. } => {
+                let names = self.inner.report().classes.as_deref().expect("a classification has classes");
+                let names: Vec<&str> = class.iter().map(|&c| names[c].as_str()).collect();
+                match single {
+                    true => Ok(names[0].into_pyobject(py)?.into_any()),
+                    false => Ok(names.into_pyobject(py)?.into_any()),
+                }
+            }
+        }
+    }
+
+    /// The probability of each class at `lonlat`: `[N, classes]` (`[classes]` for one pair).
+    /// A regression has none and raises ValueError.
+    #[pyo3(signature = (lonlat, lon_col = None, lat_col = None))]
+    fn predict_proba<'py>(
+        &self,
+        py: Python<'py>,
+        lonlat: &Bound<'py, PyAny>,
+        lon_col: Option<&str>,
+        lat_col: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let k = self.inner.outputs();
+        match self.run(py, lonlat, lon_col, lat_col)? {
+            (satclip::eval::Predictions::Classes { scores, .. }, single) => {
+                let shape = if single { vec![k] } else { vec![scores.len() / k, k] };
+                Ok(scores.into_pyarray(py).reshape(shape)?.into_any())
+            }
+            _ => Err(PyValueError::new_err("a regression predicts values, not class probabilities: use predict")),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        let r = self.inner.report();
+        format!("FineTuned({:?}, {} on {:?})", self.inner.dir().display().to_string(), r.kind, r.task)
+    }
+}
+
 /// The encoders known by name: a list of `(name, dim, description)`.
 #[pyfunction]
 fn encoders() -> Vec<(&'static str, usize, &'static str)> {
@@ -269,6 +367,7 @@ fn embed_file(
 #[pyo3(name = "_native")]
 fn satclip_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Encoder>()?;
+    m.add_class::<FineTuned>()?;
     m.add_function(wrap_pyfunction!(embed_file, m)?)?;
     m.add_function(wrap_pyfunction!(encoders, m)?)?;
     m.add_function(wrap_pyfunction!(models, m)?)?;

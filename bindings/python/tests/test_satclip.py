@@ -191,6 +191,38 @@ class FineTuning(unittest.TestCase):
             with self.assertRaisesRegex(ValueError, "neither regression nor classification"):
                 satclip.finetune(str(task), str(pathlib.Path(tmp, "other")), kind="ordinal")
 
+            # Predictions: the head on the tuned embedding, in the task's units, as the CLI writes them.
+            model = satclip.FineTuned(str(out))
+            self.assertEqual((model.kind, model.classes), ("regression", None))
+            predicted = model.predict(points)
+            self.assertEqual(predicted.shape, (5,))
+            self.assertAlmostEqual(float(model.predict(points[0])), float(predicted[0]), places=12)
+            residual = model.predict(np.stack([lon, lat], axis=1)) - target
+            self.assertLess(np.mean(residual**2), 0.2 * np.var(target))
+            with self.assertRaisesRegex(ValueError, "not class probabilities"):
+                model.predict_proba(points)
+
+    def test_a_fine_tuned_classifier_predicts_names_and_probabilities(self):
+        rng = np.random.default_rng(1)
+        lon, lat = rng.uniform(-180, 180, 300), rng.uniform(-80, 80, 300)
+        with tempfile.TemporaryDirectory() as tmp:
+            task = pathlib.Path(tmp, "hemisphere.csv")
+            rows = "".join(f"{a},{b},{'north' if b > 0 else 'south'}\n" for a, b in zip(lon, lat))
+            task.write_text("lon,lat,target\n" + rows)
+            out = pathlib.Path(tmp, "tuned")
+            satclip.finetune(str(task), str(out), epochs=2)
+            model = satclip.FineTuned(str(out))
+            self.assertEqual((model.kind, model.classes), ("classification", ["north", "south"]))
+            places = [[10.75, 59.91], [18.42, -33.92]]
+            self.assertEqual(model.predict(places), ["north", "south"])
+            self.assertEqual(model.predict(places[1]), "south")
+            p = model.predict_proba(places)
+            self.assertEqual(p.shape, (2, 2))
+            np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+            self.assertTrue(p[0, 0] > 0.5 and p[1, 1] > 0.5)
+        with self.assertRaisesRegex(ValueError, "written by `satclip finetune`"):
+            satclip.FineTuned(str(pathlib.Path(__file__).parent))
+
 
 class _StandInHub:
     """The Hugging Face Hub's answers for one file, on 127.0.0.1: the resolve URL gives the commit,

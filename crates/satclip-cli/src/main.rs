@@ -81,6 +81,10 @@ enum Command {
     /// as the frozen linear probe; early stopping on a share of the labels). Writes a model
     /// directory that every command loads as a checkpoint.
     Finetune(FinetuneArgs),
+    /// Predict with a fine-tuned model (a directory `satclip finetune` wrote): the input table's
+    /// rows with the predicted value, or class and its probability. For a map of predictions,
+    /// see `satclip raster --predict`.
+    Predict(PredictArgs),
     /// Picture an encoder's embedding space: a task's points laid out in 2-D (t-SNE, or PCA),
     /// coloured by the task's labels, with the kNN separability of the labels in the embedding.
     Latent(LatentArgs),
@@ -269,6 +273,10 @@ struct RasterArgs {
     /// Compression of a COG's tiles, after the floating-point predictor: zstd, deflate or none.
     #[arg(long, default_value = "zstd")]
     compress: satclip::io::cog::CogCompression,
+    /// Map a fine-tuned model's predictions (--encoder names the directory `satclip finetune`
+    /// wrote) instead of its embedding: one band of values, or a probability band per class.
+    #[arg(long)]
+    predict: bool,
 }
 
 #[derive(clap::Args)]
@@ -351,6 +359,29 @@ struct FinetuneArgs {
     val_fraction: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+}
+
+#[derive(clap::Args)]
+struct PredictArgs {
+    /// A model directory written by `satclip finetune`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Points: .csv or .parquet with lon/lat columns, or .npy of shape [N, 2] (lon, lat).
+    #[arg(long)]
+    input: PathBuf,
+    /// .csv or .parquet: the input's columns and `prediction` (and `probability` for classes);
+    /// .npy: `[N, 1]` values or `[N, classes]` probabilities (the classes in `<file>.json`).
+    #[arg(long)]
+    output: PathBuf,
+    /// Longitude column (default: lon, lng, long, longitude or lon_deg, any case).
+    #[arg(long)]
+    lon_col: Option<String>,
+    /// Latitude column (default: lat, latitude or lat_deg, any case).
+    #[arg(long)]
+    lat_col: Option<String>,
+    /// Wrap longitudes outside [-180, 180] into range instead of rejecting them.
+    #[arg(long)]
+    wrap_lon: bool,
 }
 
 #[derive(clap::Args)]
@@ -546,6 +577,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Eval(args) => eval(args),
         Command::Finetune(args) => finetune(args),
+        Command::Predict(args) => predict(args),
         Command::Latent(args) => latent(args),
         Command::Map(map) => draw_map(&map, None),
         Command::Similarity { at, map } => draw_map(&map, Some(at)),
@@ -918,6 +950,18 @@ fn eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+fn predict(args: PredictArgs) -> Result<()> {
+    let model = satclip::finetune::FineTunedModel::load(&args.model)?;
+    let read =
+        ReadOptions { lon_col: args.lon_col, lat_col: args.lat_col, wrap_lon: args.wrap_lon, ..ReadOptions::default() };
+    let bar = progress_bar(None, "points");
+    let summary = satclip::finetune::predict_file(&model, &args.input, &args.output, &read, &mut follow(&bar))?;
+    bar.finish_and_clear();
+    let r = model.report();
+    eprintln!("predicted {} ({}) at {} points into {}", r.task, r.kind, summary.rows, args.output.display());
+    Ok(())
+}
+
 fn finetune(args: FinetuneArgs) -> Result<()> {
     let config = satclip_eval::FinetuneConfig {
         learning_rate: args.learning_rate,
@@ -1060,7 +1104,10 @@ fn raster(args: RasterArgs) -> Result<()> {
             Some(mask.context("--land-only needs the land mask: run scripts/install-data.sh or pass --data")?)
         }
     };
-    let encoder = satclip::FeatureEncoder::load(&args.encoder)?;
+    let encoder = match args.predict {
+        true => satclip::FeatureEncoder::predictions(satclip::finetune::FineTunedModel::load(args.encoder.as_ref())?),
+        false => satclip::FeatureEncoder::load(&args.encoder)?,
+    };
     let bar = progress_bar(None, "cells");
     if args.int8 && args.layout == "striped" {
         anyhow::bail!("--int8 is for Cloud-Optimized GeoTIFFs (--layout cog)");

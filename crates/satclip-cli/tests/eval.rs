@@ -428,14 +428,14 @@ fn finetune_writes_a_model_that_loads_and_eval_reports_it_beside_the_frozen_prob
     let (ok, _, err) = satclip(&finetune);
     assert!(ok, "{err}");
     assert!(err.contains("3076 labels (2768 to train, 308 to validate)"), "{err}");
-    let report: serde_json::Value =
+    let trained: serde_json::Value =
         serde_json::from_slice(&std::fs::read(model.join("finetune.json")).unwrap()).unwrap();
-    let losses: Vec<f64> = report["val_losses"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-    let best = report["best_epoch"].as_u64().unwrap() as usize;
-    assert!(best > 0 && losses[best] < 0.9 * losses[0], "{report}");
-    assert_eq!(report["lowest_epoch"], report["best_epoch"]);
+    let losses: Vec<f64> = trained["val_losses"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let best = trained["best_epoch"].as_u64().unwrap() as usize;
+    assert!(best > 0 && losses[best] < 0.9 * losses[0], "{trained}");
+    assert_eq!(trained["lowest_epoch"], trained["best_epoch"]);
     assert_eq!(losses.iter().cloned().fold(f64::INFINITY, f64::min), losses[best]);
-    assert_eq!(report["kind"], "regression");
+    assert_eq!(trained["kind"], "regression");
     assert!(model.join("head.safetensors").exists());
 
     // A second run does not overwrite the model.
@@ -486,4 +486,143 @@ fn finetune_writes_a_model_that_loads_and_eval_reports_it_beside_the_frozen_prob
     let (ridge, tuned) = (r2("default", "ridge").unwrap(), r2("default", "finetune").unwrap());
     // Measured: 0.933 frozen, 0.938 fine-tuned (docs/evaluation.md).
     assert!(ridge > 0.92 && tuned > ridge, "ridge {ridge}, finetune {tuned}");
+
+    // `predict` gives the head applied to the tuned encoder's f64 embeddings, in the task's units.
+    let mut tensors = satclip::io::native::read_tensors(&model.join("head.safetensors"), "head.", "head").unwrap();
+    let weight = tensors.take("weight", &[1, 256]).unwrap().data;
+    let bias = tensors.take("bias", &[1]).unwrap().data[0];
+    let (mean, scale) = (trained["target_mean"].as_f64().unwrap(), trained["target_scale"].as_f64().unwrap());
+    let embedded = dir.path().join("tuned64.npy");
+    let args =
+        ["embed", "--checkpoint", model.to_str().unwrap(), "--dtype", "f64", "--input", points.to_str().unwrap()];
+    let (ok, _, err) = satclip(&[&args[..], &["--output", embedded.to_str().unwrap()]].concat());
+    assert!(ok, "{err}");
+    let embedded = satclip_testkit::read_npy(&embedded).2;
+    let predicted = predict_column(&model, &points, dir.path(), 2);
+    for (row, p) in embedded.chunks_exact(256).zip(&predicted) {
+        let expected = (row.iter().zip(&weight).map(|(e, w)| e * w).sum::<f64>() + bias) * scale + mean;
+        assert!((p - expected).abs() < 1e-9 * scale, "{p} vs {expected}");
+    }
+    // Berlin's mean air temperature is about 10 °C, Buenos Aires' about 18 °C.
+    assert!((5.0..15.0).contains(&predicted[0]) && (13.0..23.0).contains(&predicted[1]), "{predicted:?}");
+    // Over its own stations the fine-tuned model explains most of the variance (0.969 measured).
+    let targets: Vec<f64> = std::fs::read_to_string(&task)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    let predicted = predict_column(&model, &task, dir.path(), 3);
+    let mean = targets.iter().sum::<f64>() / targets.len() as f64;
+    let total: f64 = targets.iter().map(|t| (t - mean).powi(2)).sum();
+    let residual: f64 = targets.iter().zip(&predicted).map(|(t, p)| (t - p).powi(2)).sum();
+    assert!(1.0 - residual / total > 0.95, "R² {}", 1.0 - residual / total);
+
+    // `raster --predict` maps the same values: cell centres of a 30° grid, stored as float32.
+    let map = dir.path().join("map.tif");
+    let (ok, _, err) = satclip(&[
+        "raster",
+        "--encoder",
+        model.to_str().unwrap(),
+        "--predict",
+        "--layout",
+        "striped",
+        "--resolution",
+        "30",
+        "--out",
+        map.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let raster = satclip::io::geotiff::read(&map).unwrap();
+    assert_eq!((raster.width, raster.height, raster.bands), (12, 6, 1));
+    let centres = dir.path().join("centres.csv");
+    let mut body = String::from("lon,lat\n");
+    for r in 0..6 {
+        for c in 0..12 {
+            body.push_str(&format!("{},{}\n", -165.0 + 30.0 * c as f64, 75.0 - 30.0 * r as f64));
+        }
+    }
+    std::fs::write(&centres, body).unwrap();
+    let at_centres = predict_column(&model, &centres, dir.path(), 2);
+    for (cell, p) in raster.data.iter().zip(&at_centres) {
+        assert!((*cell as f64 - p).abs() < 1e-5 * p.abs().max(1.0), "{cell} vs {p}");
+    }
+    let provenance = satclip::read_provenance(&map).unwrap().prediction.unwrap();
+    assert_eq!(provenance.kind, "regression");
+}
+
+/// `satclip predict` of `input` into a CSV, whose prediction is its `column`-th field.
+fn predict_column(model: &std::path::Path, input: &std::path::Path, dir: &std::path::Path, column: usize) -> Vec<f64> {
+    let out = dir.join("predicted.csv");
+    let _ = std::fs::remove_file(&out);
+    let args = ["predict", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap()];
+    let (ok, _, err) = satclip(&[&args[..], &["--output", out.to_str().unwrap()]].concat());
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap().split(',').nth(column), Some("prediction"));
+    lines.map(|l| l.split(',').nth(column).unwrap().parse().unwrap()).collect()
+}
+
+#[test]
+fn a_fine_tuned_classifier_predicts_classes_with_probabilities_in_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two classes split at the equator: the built-in model's probe gets them nearly right.
+    let mut body = String::from("lon,lat,target\n");
+    for i in 0..300 {
+        let (lon, lat) = (-180.0 + (i as f64 * 137.508) % 360.0, -80.0 + (i as f64 * 61.8034) % 160.0);
+        body.push_str(&format!("{lon},{lat},{}\n", if lat > 0.0 { "north" } else { "south" }));
+    }
+    let task = dir.path().join("hemisphere.csv");
+    std::fs::write(&task, body).unwrap();
+    let model = dir.path().join("tuned");
+    let args = ["finetune", "--task", task.to_str().unwrap(), "--out", model.to_str().unwrap(), "--epochs", "2"];
+    let (ok, _, err) = satclip(&args);
+    assert!(ok, "{err}");
+    let points = dir.path().join("points.csv");
+    std::fs::write(&points, "name,lon,lat\noslo,10.75,59.91\ncape town,18.42,-33.92\n").unwrap();
+    let run = |out: &str| {
+        let out = dir.path().join(out);
+        let args = ["predict", "--model", model.to_str().unwrap(), "--input", points.to_str().unwrap(), "--output"];
+        let (ok, _, err) = satclip(&[&args[..], &[out.to_str().unwrap()]].concat());
+        assert!(ok, "{err}");
+        out
+    };
+    let csv = std::fs::read_to_string(run("classes.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows[0], ["name", "lon", "lat", "prediction", "probability"]);
+    assert_eq!((rows[1][3], rows[2][3]), ("north", "south"), "{csv}");
+    let p: Vec<f64> = rows[1..].iter().map(|r| r[4].parse().unwrap()).collect();
+    assert!(p.iter().all(|p| (0.5..=1.0).contains(p)), "{csv}");
+
+    // NPY: a probability per class, in the order the side file lists them.
+    let npy = run("classes.npy");
+    let (rows, cols, probabilities) = satclip_testkit::read_npy(&npy);
+    assert_eq!((rows, cols), (2, 2));
+    assert!(probabilities.chunks(2).all(|r| (r[0] + r[1] - 1.0).abs() < 1e-12));
+    assert!((probabilities[0] - p[0]).abs() < 1e-12 && (probabilities[3] - p[1]).abs() < 1e-12);
+    let classes = satclip::read_provenance(&npy).unwrap().prediction.unwrap().classes.unwrap();
+    assert_eq!(classes, ["north", "south"]);
+
+    // Parquet carries the class names as strings.
+    let parquet = run("classes.parquet");
+    let file = std::fs::File::open(parquet).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 16).unwrap();
+    let batch = reader.into_iter().next().unwrap().unwrap();
+    let column = batch.column_by_name("prediction").unwrap();
+    let names = column.as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+    assert_eq!((names.value(0), names.value(1)), ("north", "south"));
+
+    // An input that already has a `prediction` column is refused, naming it.
+    std::fs::write(&points, "prediction,lon,lat\n1,10.75,59.91\n").unwrap();
+    let out = dir.path().join("refused.csv");
+    let args = ["predict", "--model", model.to_str().unwrap(), "--input", points.to_str().unwrap()];
+    let (ok, _, err) = satclip(&[&args[..], &["--output", out.to_str().unwrap()]].concat());
+    assert!(!ok && err.contains("already has a column named `prediction`"), "{err}");
+    assert!(!out.exists());
+
+    // A model directory that was not fine-tuned says what predictions need.
+    let (ok, _, err) =
+        satclip(&["predict", "--model", dir.path().to_str().unwrap(), "--input", "x.csv", "--output", "y.csv"]);
+    assert!(!ok && err.contains("written by `satclip finetune`"), "{err}");
 }

@@ -93,13 +93,35 @@ fn build(config_json: &[u8], weights: impl Read + Seek + 'static, origin: &Path)
     }
     config.hyperparameters.validate().map_err(|e| Error::model(&config_path, e))?;
     let weights_path = origin.join(WEIGHTS_FILE);
-    let tensors = read_safetensors(&weights_path, weights)?;
+    let tensors = read_safetensors(&weights_path, weights, &PREFIXES, "location-encoder")?;
     LocationEncoder::from_tensors(config.hyperparameters, tensors).map_err(|e| Error::model(&weights_path, e))
 }
 
-/// Reads a safetensors header, then defers each location-encoder tensor to a loader that reads
-/// only its own bytes, once the model has accepted its name and shape.
-fn read_safetensors<R: Read + Seek + 'static>(path: &Path, mut file: R) -> Result<TensorMap> {
+/// The tensors of the safetensors file `path` whose names start with `prefix` (keyed without it),
+/// each read only when taken: e.g. a fine-tuned model's head.
+pub fn read_tensors(path: &Path, prefix: &str, what: &str) -> Result<TensorMap> {
+    read_tensors_from(path, crate::open_regular(path)?, prefix, what)
+}
+
+/// As [`read_tensors`], from `file`'s bytes (`path` names them in errors).
+pub fn read_tensors_from<R: Read + Seek + 'static>(
+    path: &Path,
+    file: R,
+    prefix: &str,
+    what: &str,
+) -> Result<TensorMap> {
+    read_safetensors(path, file, &[prefix], what)
+}
+
+/// Reads a safetensors header, then defers each tensor under the first of `prefixes` that the
+/// file uses (`what` they are, for the error when none is) to a loader that reads only its own
+/// bytes, once the model has accepted its name and shape.
+fn read_safetensors<R: Read + Seek + 'static>(
+    path: &Path,
+    mut file: R,
+    prefixes: &[&str],
+    what: &str,
+) -> Result<TensorMap> {
     let bad = |m: String| Error::format(path, format!("not a safetensors file: {m}"));
     let io = |e: std::io::Error| Error::io(path, e);
     let file_len = file.seek(SeekFrom::End(0)).map_err(io)?;
@@ -116,8 +138,8 @@ fn read_safetensors<R: Read + Seek + 'static>(path: &Path, mut file: R) -> Resul
     let data_start = 8 + n;
     let data_len = file_len - data_start;
     let tensors = metadata.tensors();
-    let Some(prefix) = PREFIXES.iter().find(|p| tensors.keys().any(|n| n.starts_with(*p))) else {
-        return Err(Error::format(path, "no location-encoder tensors (`location.nnet.*`)"));
+    let Some(prefix) = prefixes.iter().find(|p| tensors.keys().any(|n| n.starts_with(*p))) else {
+        return Err(Error::format(path, format!("no {what} tensors (`{}*`)", prefixes[0])));
     };
     let file = Rc::new(RefCell::new(file));
     let mut map = TensorMap::new().with_display_prefix(*prefix);

@@ -3,15 +3,25 @@
 //! `--encoder DIR`), with the task's head and a report of the training beside it.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use satclip_eval::{FinetuneConfig, Kind};
 
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use satclip_core::network::Linear;
+use satclip_core::{Dtype, LocationEncoder};
+use satclip_eval::probe::{Head, HeadTarget, Predictions};
 use satclip_eval::{finetune, FineTuned, Labels, Target, Task};
 use satclip_io::native::{write_safetensors, TensorBytes};
-use serde::Serialize;
+use satclip_io::tables::{EmbeddingWriter, PointReader, ReadOptions, TableFormat};
+use serde::{Deserialize, Serialize};
 
-use crate::{load_encoder, Error, Result};
+use crate::provenance::{PredictionInfo, Provenance, PARQUET_KEY};
+use crate::registry::PointEncoder;
+use crate::{load_encoder, EmbedSummary, Error, Progress, Result};
 
 /// The head's weights in a fine-tuned model directory: `head.weight` `[outputs × dim]` and
 /// `head.bias`, in f64.
@@ -20,7 +30,7 @@ pub const HEAD_FILE: &str = "head.safetensors";
 pub const REPORT_FILE: &str = "finetune.json";
 
 /// The content of [`REPORT_FILE`].
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FinetuneReport {
     pub task: String,
     /// The model that was fine-tuned, as named on the command line.
@@ -120,4 +130,199 @@ fn write(tuned: &FineTuned, report: &FinetuneReport, out: &Path) -> Result<()> {
         &serde_json::to_vec_pretty(report).expect("the report serialises"),
     )?;
     satclip_io::native::save(&tuned.encoder, out)
+}
+
+/// The column of a prediction table that holds the value (regression) or the class.
+pub const PREDICTION_COLUMN: &str = "prediction";
+/// The column of a classification's prediction table that holds the predicted class's probability.
+pub const PROBABILITY_COLUMN: &str = "probability";
+/// A fine-tuning report is a few kB per hundred epochs.
+const MAX_REPORT_BYTES: u64 = 16 << 20;
+
+/// A model directory written by `satclip finetune`, with its head: predictions in the task's
+/// units (regression) or a probability per class, at any point.
+pub struct FineTunedModel {
+    encoder: LocationEncoder,
+    head: Head,
+    report: FinetuneReport,
+    dir: PathBuf,
+    provenance: Provenance,
+}
+
+impl FineTunedModel {
+    pub fn load(dir: &Path) -> Result<Self> {
+        let report_path = dir.join(REPORT_FILE);
+        if !report_path.is_file() {
+            return Err(Error::format(
+                dir,
+                format!("has no {REPORT_FILE}: predictions need a model directory written by `satclip finetune`"),
+            ));
+        }
+        let mut text = Vec::new();
+        satclip_io::open_regular(&report_path)?
+            .take(MAX_REPORT_BYTES)
+            .read_to_end(&mut text)
+            .map_err(|e| Error::io(&report_path, e))?;
+        let report: FinetuneReport = serde_json::from_slice(&text)
+            .map_err(|e| Error::format(&report_path, format!("line {}, column {}: {e}", e.line(), e.column())))?;
+        let encoder = satclip_io::native::load(dir)?;
+        let bad = |why: String| Error::format(&report_path, why);
+        let (outputs, target) = match (report.kind.as_str(), &report.classes) {
+            ("regression", _) => match (report.target_mean, report.target_scale) {
+                (Some(mean), Some(scale)) if mean.is_finite() && scale.is_finite() && scale > 0.0 => {
+                    (1, HeadTarget::Values { mean, scale })
+                }
+                _ => return Err(bad("a regression needs a finite target_mean and a positive target_scale".into())),
+            },
+            ("classification", Some(classes)) if classes.len() >= 2 => {
+                (classes.len(), HeadTarget::Classes { count: classes.len() })
+            }
+            ("classification", _) => return Err(bad("a classification needs its classes (two or more)".into())),
+            (kind, _) => return Err(bad(format!("kind is `{kind}`, expected regression or classification"))),
+        };
+        let head_path = dir.join(HEAD_FILE);
+        let mut tensors = satclip_io::native::read_tensors(&head_path, "head.", "head")?;
+        let bias = tensors.shape("bias").is_some();
+        let linear = Linear::load(&mut tensors, "", encoder.dim(), outputs, bias)
+            .and_then(|linear| tensors.finish().map(|()| linear))
+            .map_err(|e| Error::model(&head_path, e))?;
+        let spec = dir.display().to_string();
+        let l = encoder.hyperparameters().legendre_polys;
+        let mut provenance = Provenance::checkpoint(&spec, dir, None, outputs, l)?;
+        provenance.prediction = Some(PredictionInfo {
+            task: report.task.clone(),
+            kind: report.kind.clone(),
+            classes: report.classes.clone(),
+        });
+        Ok(Self { encoder, head: Head { linear, target }, report, dir: dir.to_path_buf(), provenance })
+    }
+
+    pub fn report(&self) -> &FinetuneReport {
+        &self.report
+    }
+
+    /// The fine-tuned location encoder (its embeddings, without the head).
+    pub fn encoder(&self) -> &LocationEncoder {
+        &self.encoder
+    }
+
+    /// Values per point: 1 for a regression, one probability per class for a classification.
+    pub fn outputs(&self) -> usize {
+        self.head.linear.out_dim
+    }
+
+    /// The model directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the outputs come from, for the files they are written to.
+    pub fn provenance(&self) -> &Provenance {
+        &self.provenance
+    }
+
+    /// The prediction at each point (in f64, as `satclip eval` scores the model).
+    pub fn predict(&self, points: &[[f64; 2]]) -> Result<Predictions> {
+        self.head.predict_at(&self.encoder, points).map_err(|e| Error::model(&self.dir, e))
+    }
+}
+
+/// The model's outputs as features: the value, or a probability per class. This is how
+/// `satclip raster --predict` maps them.
+impl PointEncoder for FineTunedModel {
+    fn dim(&self) -> usize {
+        self.outputs()
+    }
+    fn embed_f64(&self, points: &[[f64; 2]], out: &mut [f64]) -> std::result::Result<(), satclip_core::Error> {
+        match self.head.predict_at(&self.encoder, points)? {
+            Predictions::Values(values) => out.copy_from_slice(&values),
+            Predictions::Classes { scores, .. } => out.copy_from_slice(&scores),
+        }
+        Ok(())
+    }
+}
+
+/// Streams a point table through a fine-tuned model into a table of predictions: CSV or
+/// (Geo)Parquet with the input's columns and `prediction` (the value, or the class with its
+/// `probability`), or NPY (`[N, 1]` values, or `[N, classes]` probabilities). The output appears
+/// only when everything succeeded.
+pub fn predict_file(
+    model: &FineTunedModel,
+    input: &Path,
+    output: &Path,
+    read: &ReadOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<EmbedSummary> {
+    satclip_io::atomic::check_output(output, &[input])?;
+    let reader = PointReader::open(input, read)?;
+    if let Some(total) = reader.total_rows() {
+        progress(Progress::Total(total));
+    }
+    let metadata = vec![(PARQUET_KEY.to_string(), model.provenance().with_dtype(Dtype::F64).to_json())];
+    let input_schema = reader.schema();
+    let classes = model.report.classes.as_deref();
+    let npy = TableFormat::from_path(output)? == TableFormat::Npy;
+    let mut writer = if npy {
+        EmbeddingWriter::create(output, &input_schema, model.outputs(), Dtype::F64, metadata)?
+    } else {
+        let mut fields: Vec<Arc<Field>> = input_schema.fields().iter().cloned().collect();
+        let added = match classes {
+            None => vec![Field::new(PREDICTION_COLUMN, DataType::Float64, false)],
+            Some(_) => vec![
+                Field::new(PREDICTION_COLUMN, DataType::Utf8, false),
+                Field::new(PROBABILITY_COLUMN, DataType::Float64, false),
+            ],
+        };
+        for field in added {
+            if input_schema.fields().iter().any(|f| f.name() == field.name()) {
+                return Err(Error::format(
+                    input,
+                    format!("already has a column named `{}`, where predictions go; rename it first", field.name()),
+                ));
+            }
+            fields.push(Arc::new(field));
+        }
+        let schema = Schema::new_with_metadata(fields, input_schema.metadata().clone());
+        EmbeddingWriter::create_table(output, &schema, metadata)?
+    };
+    let mut rows = 0u64;
+    for batch in reader {
+        let batch = batch?;
+        let predictions = model.predict(&batch.coords)?;
+        let (columns, values) = match (predictions, npy) {
+            (Predictions::Values(values), true) | (Predictions::Classes { scores: values, .. }, true) => {
+                (batch.columns, values)
+            }
+            (Predictions::Values(values), false) => {
+                let added: ArrayRef = Arc::new(Float64Array::from(values));
+                (with_columns(batch.columns, vec![added], input)?, Vec::new())
+            }
+            (Predictions::Classes { class, scores }, false) => {
+                let names = classes.expect("a classification has classes");
+                let k = names.len();
+                let name: ArrayRef = Arc::new(class.iter().map(|&c| Some(names[c].as_str())).collect::<StringArray>());
+                let probability: Vec<f64> = class.iter().enumerate().map(|(i, &c)| scores[i * k + c]).collect();
+                let probability: ArrayRef = Arc::new(Float64Array::from(probability));
+                (with_columns(batch.columns, vec![name, probability], input)?, Vec::new())
+            }
+        };
+        writer.write(&columns, &batch.coords, &values)?;
+        rows += batch.coords.len() as u64;
+        progress(Progress::Done(rows));
+    }
+    if rows == 0 {
+        return Err(Error::format(input, "no data rows: nothing to predict"));
+    }
+    writer.finish()?;
+    Ok(EmbedSummary { rows })
+}
+
+/// `batch` with `added` columns after its own, named as the prediction table's schema names them.
+fn with_columns(batch: RecordBatch, added: Vec<ArrayRef>, input: &Path) -> Result<RecordBatch> {
+    let names = [PREDICTION_COLUMN, PROBABILITY_COLUMN];
+    let mut fields: Vec<Arc<Field>> = batch.schema().fields().iter().cloned().collect();
+    fields.extend(added.iter().zip(names).map(|(a, n)| Arc::new(Field::new(n, a.data_type().clone(), false))));
+    let mut columns = batch.columns().to_vec();
+    columns.extend(added);
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| Error::format(input, e.to_string()))
 }

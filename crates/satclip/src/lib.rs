@@ -12,6 +12,7 @@
 use std::path::Path;
 
 pub use satclip_core as core;
+pub use satclip_eval as eval;
 pub use satclip_io as io;
 pub use satclip_vision as vision;
 

@@ -35,6 +35,21 @@ pub struct Provenance {
     pub coordinate_order: String,
     pub crs: String,
     pub satclip_version: String,
+    /// Set when the file holds a fine-tuned model's predictions instead of embeddings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<PredictionInfo>,
+}
+
+/// What the values of a prediction file are: the task the head was trained on and its outputs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PredictionInfo {
+    /// The task file the model was fine-tuned on.
+    pub task: String,
+    /// `regression` (one value in the task's units) or `classification`.
+    pub kind: String,
+    /// Classification: the classes, in the order of the probability columns or bands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
 }
 
 impl Provenance {

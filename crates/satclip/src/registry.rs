@@ -389,6 +389,13 @@ impl FeatureEncoder {
         Self { encoder: Box::new(encoder), source, provenance }
     }
 
+    /// A fine-tuned model's predictions as the features: its value, or a probability per class
+    /// (`satclip raster --predict` maps them).
+    pub fn predictions(model: crate::finetune::FineTunedModel) -> Self {
+        let (source, provenance) = (model.dir().to_path_buf(), model.provenance().clone());
+        Self { encoder: Box::new(model), source, provenance }
+    }
+
     /// Where this encoder came from, for the outputs' metadata and the service's `/info`.
     pub fn provenance(&self) -> &Provenance {
         &self.provenance

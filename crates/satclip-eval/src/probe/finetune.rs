@@ -20,7 +20,7 @@ use crate::standardise::Standardiser;
 
 /// How fine-tuning trains. The defaults are the official pretraining's optimiser (AdamW, lr 1e-4,
 /// weight decay 0.01) in batches of 256, with early stopping as the MLP probe's.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FinetuneConfig {
     pub learning_rate: f64,
     pub weight_decay: f64,
@@ -64,6 +64,16 @@ pub struct Head {
 }
 
 impl Head {
+    /// Predictions at `points`, through `encoder`'s f64 embeddings (as evaluation scores them).
+    pub fn predict_at(
+        &self,
+        encoder: &LocationEncoder,
+        points: &[[f64; 2]],
+    ) -> Result<Predictions, satclip_core::Error> {
+        let embeddings = encoder.embed(points)?;
+        Ok(self.predict(&embeddings.data, embeddings.rows))
+    }
+
     /// Predictions for `n` rows of embeddings: values, or classes with their probabilities.
     pub fn predict(&self, embeddings: &[f64], n: usize) -> Predictions {
         let mut out = self.linear.forward(embeddings, n, true);
@@ -98,8 +108,7 @@ pub struct FineTuned {
 
 impl FineTuned {
     pub fn predict(&self, points: &[[f64; 2]]) -> Result<Predictions, satclip_core::Error> {
-        let embeddings = self.encoder.embed(points)?;
-        Ok(self.head.predict(&embeddings.data, embeddings.rows))
+        self.head.predict_at(&self.encoder, points)
     }
 
     /// What the eval report shows as the probe's choice, e.g. `epoch=14/24 ridge alpha=1e2`, or

@@ -160,6 +160,29 @@ impl GeoOutput {
     }
 }
 
+/// `[rows × dim]` embeddings as an Arrow list column of the file's precision.
+fn list_column<T: Float>(embeddings: &[T], dim: usize, dtype: Dtype) -> ArrayRef {
+    let rows = embeddings.len() / dim;
+    match dtype {
+        Dtype::F64 => {
+            let mut b = ListBuilder::with_capacity(Float64Builder::with_capacity(embeddings.len()), rows);
+            for emb in embeddings.chunks_exact(dim) {
+                emb.iter().for_each(|v| b.values().append_value(v.to_f64()));
+                b.append(true);
+            }
+            Arc::new(b.finish())
+        }
+        Dtype::F32 => {
+            let mut b = ListBuilder::with_capacity(Float32Builder::with_capacity(embeddings.len()), rows);
+            for emb in embeddings.chunks_exact(dim) {
+                emb.iter().for_each(|v| b.values().append_value(v.to_f64() as f32));
+                b.append(true);
+            }
+            Arc::new(b.finish())
+        }
+    }
+}
+
 /// A little-endian WKB point.
 fn wkb_point([x, y]: [f64; 2]) -> Vec<u8> {
     let mut out = Vec::with_capacity(21);
@@ -202,6 +225,30 @@ impl EmbeddingWriter {
         dtype: Dtype,
         metadata: Vec<(String, String)>,
     ) -> Result<Self> {
+        if dim == 0 {
+            return Err(Error::format(target, "an embedding of width 0"));
+        }
+        Self::open(target, input_schema, dim, dtype, metadata)
+    }
+
+    /// A CSV or (Geo)Parquet table of the given columns alone, without an embedding column: e.g.
+    /// the input's columns with a model's predictions added. Rows are written with
+    /// [`Self::write`] and no embedding values.
+    pub fn create_table(target: &Path, schema: &Schema, metadata: Vec<(String, String)>) -> Result<Self> {
+        if TableFormat::from_path(target)? == TableFormat::Npy {
+            return Err(Error::format(target, "NPY holds one array of numbers, not a table of named columns"));
+        }
+        Self::open(target, schema, 0, Dtype::F64, metadata)
+    }
+
+    /// `dim` 0: no embedding column.
+    fn open(
+        target: &Path,
+        input_schema: &Schema,
+        dim: usize,
+        dtype: Dtype,
+        metadata: Vec<(String, String)>,
+    ) -> Result<Self> {
         let format = TableFormat::from_path(target)?;
         let mut file = AtomicFile::create(target)?;
         let writer = file.writer()?;
@@ -216,7 +263,7 @@ impl EmbeddingWriter {
                 Sink::Csv(csv)
             }
             TableFormat::Parquet => {
-                if input_schema.fields().iter().any(|f| f.name() == EMBEDDING_COLUMN) {
+                if dim > 0 && input_schema.fields().iter().any(|f| f.name() == EMBEDDING_COLUMN) {
                     return Err(Error::format(
                         target,
                         format!("the input already has a column named `{EMBEDDING_COLUMN}`; rename it first"),
@@ -234,11 +281,13 @@ impl EmbeddingWriter {
                 if geo.add_bbox {
                     fields.push(Arc::new(Field::new(BBOX_COLUMN, DataType::Struct(GeoOutput::bbox_fields()), true)));
                 }
-                fields.push(Arc::new(Field::new(
-                    EMBEDDING_COLUMN,
-                    DataType::List(Arc::new(Field::new("item", item, true))),
-                    false,
-                )));
+                if dim > 0 {
+                    fields.push(Arc::new(Field::new(
+                        EMBEDDING_COLUMN,
+                        DataType::List(Arc::new(Field::new("item", item, true))),
+                        false,
+                    )));
+                }
                 // The input's `geo` is superseded by the output's, which goes in the footer alone.
                 let mut carried = input_schema.metadata().clone();
                 carried.remove("geo");
@@ -281,7 +330,8 @@ impl EmbeddingWriter {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| fmt(&e))?;
                 let mut record = Vec::with_capacity(formatters.len() + self.dim);
-                for (r, emb) in embeddings.chunks_exact(self.dim.max(1)).enumerate().take(rows) {
+                for r in 0..rows {
+                    let emb = &embeddings[r * self.dim..(r + 1) * self.dim];
                     record.clear();
                     record.extend(formatters.iter().map(|f| f.value(r).to_string()));
                     match self.dtype {
@@ -292,27 +342,11 @@ impl EmbeddingWriter {
                 }
             }
             Sink::Parquet(w, schema, geo) => {
-                let list: ArrayRef = match self.dtype {
-                    Dtype::F64 => {
-                        let mut b = ListBuilder::with_capacity(Float64Builder::with_capacity(embeddings.len()), rows);
-                        for emb in embeddings.chunks_exact(self.dim.max(1)).take(rows) {
-                            emb.iter().for_each(|v| b.values().append_value(v.to_f64()));
-                            b.append(true);
-                        }
-                        Arc::new(b.finish())
-                    }
-                    Dtype::F32 => {
-                        let mut b = ListBuilder::with_capacity(Float32Builder::with_capacity(embeddings.len()), rows);
-                        for emb in embeddings.chunks_exact(self.dim.max(1)).take(rows) {
-                            emb.iter().for_each(|v| b.values().append_value(v.to_f64() as f32));
-                            b.append(true);
-                        }
-                        Arc::new(b.finish())
-                    }
-                };
                 let mut arrays = columns.columns().to_vec();
                 arrays.extend(geo.columns(points));
-                arrays.push(list);
+                if self.dim > 0 {
+                    arrays.push(list_column(embeddings, self.dim, self.dtype));
+                }
                 let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| fmt(&e))?;
                 w.write(&batch).map_err(|e| fmt(&e))?;
             }
