@@ -44,8 +44,13 @@ import rasterio
 from rio_cogeo.cogeo import cog_validate
 path = sys.argv[1]
 valid, errors, warnings = cog_validate(path, strict=True)
+# Overview cells: the 2x cell (5, 150) and the 4x cell (2, 75), north-west corners (10, 300), (8, 300).
+overview = {}
+for level, (r, c) in ((0, (5, 150)), (1, (2, 75))):
+    with rasterio.open(path, overview_level=level) as ovr:
+        overview[str(level)] = [float(v) for v in ovr.read(window=((r, r + 1), (c, c + 1)))[:, 0, 0]]
 with rasterio.open(path) as src:
-    cells = [(r, c) for r, c in ((0, 0), (45, 100), (179, 359), (10, 300))]
+    cells = [(r, c) for r, c in ((0, 0), (45, 100), (179, 359), (10, 300), (8, 300))]
     values = {f"{r},{c}": [float(v) for v in src.read(window=((r, r + 1), (c, c + 1)))[:, 0, 0]] for r, c in cells}
     print(json.dumps({
         "valid": valid, "errors": errors, "warnings": warnings,
@@ -53,6 +58,7 @@ with rasterio.open(path) as src:
         "transform": list(src.transform)[:6], "overviews": src.overviews(1),
         "blocks": list(src.block_shapes[0]), "compression": str(src.compression),
         "nodata": str(src.nodata), "satclip": src.tags().get("satclip"), "values": values,
+        "overview": overview,
     }))
 "#;
 
@@ -93,6 +99,9 @@ fn gdal_validates_and_reads_the_cog() {
             let got: Vec<f32> = cell.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
             assert_eq!(got, want, "{compress}: cell {key}");
         }
+        // An overview's cell holds the value of its north-west full-resolution cell (nearest).
+        assert_eq!(v["overview"]["0"], v["values"]["10,300"], "{v}");
+        assert_eq!(v["overview"]["1"], v["values"]["8,300"], "{v}");
     }
 }
 

@@ -207,7 +207,7 @@ impl CogWriter {
     /// for the tile's pixels inside the image (`rows × columns`, smaller at the right and bottom
     /// edges); the rest of the tile is padded with nodata.
     pub fn write_tile(&mut self, level: usize, tx: usize, ty: usize, values: &[f32]) -> Result<()> {
-        let encoded = self.tile_encoder().encode(level, tx, ty, values)?;
+        let encoded = self.tile_encoder().encode(level, tx, ty, values, 0..self.bands)?;
         self.write_encoded(encoded)
     }
 
@@ -242,13 +242,13 @@ impl CogWriter {
         }
     }
 
-    /// Appends a tile that [`TileEncoder::encode`] made for this file.
+    /// Appends bands of a tile that [`TileEncoder::encode`] made for this file.
     pub fn write_encoded(&mut self, encoded: EncodedTile) -> Result<()> {
-        let EncodedTile { level, tx, ty, planes, error } = encoded;
+        let EncodedTile { level, tx, ty, first_band, planes, error } = encoded;
         self.error = self.error.merge(error);
         let l = &self.levels[level];
         let (index, tiles) = (ty * l.tiles_x + tx, l.tiles());
-        for (band, bytes) in planes.iter().enumerate() {
+        for (band, bytes) in (first_band..).zip(&planes) {
             self.out.write_all(bytes).map_err(|e| Error::io(&self.target, e))?;
             let slot = band * tiles + index;
             self.levels[level].offsets[slot] = self.position;
@@ -378,11 +378,12 @@ impl CogWriter {
     }
 }
 
-/// One tile's band planes, predicted and compressed, in band order.
+/// Band planes of one tile, predicted and compressed, in band order from `first_band`.
 pub struct EncodedTile {
     level: usize,
     tx: usize,
     ty: usize,
+    first_band: usize,
     planes: Vec<Vec<u8>>,
     error: QuantisationError,
 }
@@ -399,9 +400,18 @@ pub struct TileEncoder {
 }
 
 impl TileEncoder {
-    /// The tile (`tx`, `ty`) of `level` from pixel-interleaved `values`, as
-    /// [`CogWriter::write_tile`] takes them.
-    pub fn encode(&self, level: usize, tx: usize, ty: usize, values: &[f32]) -> Result<EncodedTile> {
+    /// The planes of `band_range` of the tile (`tx`, `ty`) of `level` from pixel-interleaved
+    /// `values`, as [`CogWriter::write_tile`] takes them. A tile may be encoded and written a
+    /// range of bands at a time, in band order, so that its compressed planes are not all held
+    /// at once.
+    pub fn encode(
+        &self,
+        level: usize,
+        tx: usize,
+        ty: usize,
+        values: &[f32],
+        band_range: std::ops::Range<usize>,
+    ) -> Result<EncodedTile> {
         let (tile, bands, compression) = (self.tile, self.bands, self.compression);
         // Padding outside the image: nodata (NaN for int8 files, which quantise it to theirs).
         let fill = if matches!(self.samples, CogSamples::Int8(_)) { f32::NAN } else { self.fill };
@@ -413,17 +423,18 @@ impl TileEncoder {
         }
         let columns = (width - tx * tile).min(tile);
         let rows = (height - ty * tile).min(tile);
-        if values.len() != rows * columns * bands {
+        if values.len() != rows * columns * bands || band_range.start >= band_range.end || band_range.end > bands {
             return Err(bad());
         }
+        let first_band = band_range.start;
         // Bands go out in groups, each gathered into its planes and encoded on its own, in
         // parallel, so that the planes of a whole tile are never held at once. A group walks the
         // pixels in order: a task per band would stride through every page of the tile.
-        let groups: Vec<(Vec<Vec<u8>>, QuantisationError)> = (0..bands.div_ceil(BAND_GROUP))
+        let groups: Vec<(Vec<Vec<u8>>, QuantisationError)> = (0..band_range.len().div_ceil(BAND_GROUP))
             .into_par_iter()
             .map(|group| {
-                let first = group * BAND_GROUP;
-                let width = BAND_GROUP.min(bands - first);
+                let first = first_band + group * BAND_GROUP;
+                let width = BAND_GROUP.min(band_range.end - first);
                 let area = tile * tile;
                 let mut planes = vec![fill; width * area];
                 // Sixteen pixels at a time, so that each band's plane takes a whole cache line per
@@ -458,17 +469,19 @@ impl TileEncoder {
             .collect::<std::io::Result<_>>()
             .map_err(|e| Error::io(&self.target, e))?;
         let error = groups.iter().fold(QuantisationError::default(), |a, (_, e)| a.merge(*e));
-        Ok(EncodedTile { level, tx, ty, planes: groups.into_iter().flat_map(|(p, _)| p).collect(), error })
+        let planes = groups.into_iter().flat_map(|(p, _)| p).collect();
+        Ok(EncodedTile { level, tx, ty, first_band, planes, error })
     }
 }
 
-/// Bands encoded together by one task of [`CogWriter::write_tile`] (4 MB of planes at 128-pixel
+/// Bands encoded together by one task of [`TileEncoder::encode`] (1 MB of planes at 128-pixel
 /// tiles).
-const BAND_GROUP: usize = 64;
+pub const BAND_GROUP: usize = 16;
 
-/// ZSTD's level 1: on the globe at 0.1° it spends about 40 % less CPU time than level 3 for a file
-/// 3 % larger (the floating-point predictor does most of the work).
-const ZSTD_LEVEL: i32 = 1;
+/// ZSTD level -1, the first of its fast levels: on the globe at 0.25° its file was 0.8 %
+/// smaller than level 1's, for no more CPU time (the floating-point predictor does most of the
+/// work; level 3 took 40 % more time than level 1 for a file 3 % smaller).
+const ZSTD_LEVEL: i32 = -1;
 
 thread_local! {
     /// One compression context per thread, reused for every plane (a context is ~1 MB to set up).

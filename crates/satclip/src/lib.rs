@@ -219,15 +219,18 @@ fn int8_bands(tiles: &[Vec<f32>], dim: usize) -> Vec<satclip_io::cog::Int8Band> 
         .collect()
 }
 
-/// Cells of a COG tile embedded at once: a quarter of the tile, so that a chunk's embeddings
-/// (4 MB) and not a second whole tile's are held beside the tile's.
-const COG_EMBED_CHUNK: usize = 4096;
+/// Cells of a COG tile embedded at once: a thirty-second of the tile, so that a chunk's
+/// embeddings (0.5 MB) and features, not a second whole tile's, are held beside the tile's; still
+/// enough rows to keep the matrix products at full speed (the globe at 0.1°: 4096 cells per
+/// chunk took 4 MB more memory and no less time).
+const COG_EMBED_CHUNK: usize = 512;
 
 /// Embeds the centre of every cell of `extent` into a float32 GeoTIFF with one band per
 /// embedding dimension (EPSG 4326), streamed in bounded memory. With a land mask, cells less
 /// than half land are left NaN (the file's nodata value) and not computed. A COG's overviews
-/// hold the model's embedding at the centre of each coarser cell (not an average of the finer
-/// cells). `progress` is told the cell count (every level), then the cells done.
+/// are nearest-neighbour: each coarser cell holds the embedding of its north-west
+/// full-resolution cell, so the levels nest and no cell is embedded twice. `progress` is told
+/// the cell count (every level), then the cells done.
 #[allow(clippy::too_many_arguments)]
 pub fn embed_raster(
     encoder: &FeatureEncoder,
@@ -267,19 +270,22 @@ impl RasterGrid<'_> {
         }
     }
 
-    /// (lon, lat) of the centre of the cell at `row`, `col` of the level whose cells are
-    /// `scale` grid cells wide (NaN where a projected centre has no lon/lat).
-    fn centres(&self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>, scale: usize) -> Vec<[f64; 2]> {
-        let (e, size) = (self.extent, self.extent.resolution * scale as f64);
-        let mut points: Vec<[f64; 2]> = rows
-            .flat_map(|r| {
-                cols.clone().map(move |c| [e.west + (c as f64 + 0.5) * size, e.north - (r as f64 + 0.5) * size])
+    /// (lon, lat) of the centres of `cells` (row, column) of the level whose cells are `scale`
+    /// grid cells wide: each is the centre of its north-west grid cell, so that every level's
+    /// cells are grid cells, and each level's cells with even row and column are the next
+    /// coarser level's (NaN where a projected centre has no lon/lat).
+    fn centres(&self, cells: impl Iterator<Item = (usize, usize)>, scale: usize) -> Vec<[f64; 2]> {
+        let e = self.extent;
+        let mut points: Vec<[f64; 2]> = cells
+            .map(|(r, c)| {
+                [
+                    e.west + ((c * scale) as f64 + 0.5) * e.resolution,
+                    e.north - ((r * scale) as f64 + 0.5) * e.resolution,
+                ]
             })
             .collect();
-        match self.projection {
-            Some(projection) => projection.to_lonlat(&mut points),
-            // An overview's last cell may reach past the grid: its centre stays on the globe.
-            None => points.iter_mut().for_each(|p| *p = [p[0].clamp(-180.0, 180.0), p[1].clamp(-90.0, 90.0)]),
+        if let Some(projection) = self.projection {
+            projection.to_lonlat(&mut points);
         }
         points
     }
@@ -347,16 +353,29 @@ fn embed_raster_cog(
             (0..h.div_ceil(COG_TILE)).flat_map(move |ty| (0..w.div_ceil(COG_TILE)).map(move |tx| (level, tx, ty)))
         })
         .collect();
-    let embed_tile = |&(level, tx, ty): &(usize, usize, usize), values: &mut Vec<f32>| -> Result<usize> {
+    let dim = encoder.dim();
+    let tile_size = |level: usize, tx: usize, ty: usize| {
         let (width, height) = levels[level];
-        let rows = ty * COG_TILE..((ty + 1) * COG_TILE).min(height);
-        let cols = tx * COG_TILE..((tx + 1) * COG_TILE).min(width);
-        let centres = grid.centres(rows, cols, 1 << level);
-        values.clear();
-        for chunk in centres.chunks(COG_EMBED_CHUNK) {
-            values.extend(embed_cells(encoder, chunk, land, dtype)?);
+        ((height - ty * COG_TILE).min(COG_TILE), (width - tx * COG_TILE).min(COG_TILE))
+    };
+    // A tile's cells, pixel-interleaved into `values`, those `shared` with the coarser level
+    // (even row and column: tiles start at even ones) skipped, the rest embedded.
+    let embed_tile = |&(level, tx, ty): &(usize, usize, usize), values: &mut Vec<f32>, shared: bool| -> Result<()> {
+        let (rows, columns) = tile_size(level, tx, ty);
+        values.resize(rows * columns * dim, f32::NAN);
+        let cells: Vec<(usize, usize)> = (0..rows)
+            .flat_map(|r| (0..columns).map(move |c| (r, c)))
+            .filter(|&(r, c)| !(shared && r % 2 == 0 && c % 2 == 0))
+            .collect();
+        let global = cells.iter().map(|&(r, c)| (ty * COG_TILE + r, tx * COG_TILE + c));
+        let centres = grid.centres(global, 1 << level);
+        for (cells, centres) in cells.chunks(COG_EMBED_CHUNK).zip(centres.chunks(COG_EMBED_CHUNK)) {
+            let computed = embed_cells(encoder, centres, land, dtype)?;
+            for (&(r, c), row) in cells.iter().zip(computed.chunks_exact(dim)) {
+                values[(r * columns + c) * dim..][..dim].copy_from_slice(row);
+            }
         }
-        Ok(centres.len())
+        Ok(())
     };
     // An int8 file needs its bands' ranges before its first tile: the smallest overview's tiles
     // (the first to be written) are computed ahead and give them.
@@ -365,7 +384,7 @@ fn embed_raster_cog(
     if int8 {
         for tile in tiles.iter().take_while(|t| t.0 == smallest) {
             let mut values = Vec::new();
-            embed_tile(tile, &mut values)?;
+            embed_tile(tile, &mut values, false)?;
             ahead.push(values);
         }
     }
@@ -374,13 +393,13 @@ fn embed_raster_cog(
         false => satclip_io::cog::CogSamples::F32,
         true => {
             metadata.push((INT8_KEY.to_string(), int8_metadata(Default::default())));
-            satclip_io::cog::CogSamples::Int8(int8_bands(&ahead, encoder.dim()))
+            satclip_io::cog::CogSamples::Int8(int8_bands(&ahead, dim))
         }
     };
     let mut writer = satclip_io::cog::CogWriter::create(
         output,
         &levels,
-        encoder.dim(),
+        dim,
         COG_TILE,
         georef,
         Some(f32::NAN),
@@ -389,9 +408,10 @@ fn embed_raster_cog(
         metadata,
     )?;
     let mut ahead = ahead.into_iter();
-    // Each tile's cells are embedded (in chunks, as the bands' planes are gathered per chunk of
-    // bands later), then its bands are compressed in parallel; a writer thread appends the
-    // compressed tile to the file while the next is computed.
+    let mut shared = SharedCells::create(output, dim)?;
+    // Each tile's cells are embedded (in chunks), then its bands are compressed in parallel,
+    // a batch of band groups at a time, which a writer thread appends to the file while the
+    // next batch is compressed.
     let encoder_for_tiles = writer.tile_encoder();
     let (send, receive) = std::sync::mpsc::sync_channel::<satclip_io::cog::EncodedTile>(0);
     let (computed, written) = std::thread::scope(|scope| {
@@ -403,20 +423,43 @@ fn embed_raster_cog(
         });
         let computed = (|| -> Result<()> {
             let mut done = 0u64;
-            let mut values = Vec::with_capacity(COG_TILE * COG_TILE * encoder.dim());
+            let mut values = Vec::with_capacity(COG_TILE * COG_TILE * dim);
             for tile @ &(level, tx, ty) in &tiles {
-                let cells = match ahead.next() {
-                    Some(computed) => {
-                        values = computed;
-                        values.len() / encoder.dim()
+                let (rows, columns) = tile_size(level, tx, ty);
+                match ahead.next() {
+                    Some(computed) => values = computed,
+                    None if level == smallest => {
+                        values.clear();
+                        embed_tile(tile, &mut values, false)?;
                     }
-                    None => embed_tile(tile, &mut values)?,
-                };
-                let encoded = encoder_for_tiles.encode(level, tx, ty, &values)?;
-                if send.send(encoded).is_err() {
-                    break; // the writer failed: its error is the one to report
+                    None => {
+                        values.clear();
+                        values.resize(rows * columns * dim, f32::NAN);
+                        shared.take(level, (tx, ty), (rows, columns), &mut values)?;
+                        embed_tile(tile, &mut values, true)?;
+                    }
                 }
-                done += cells as u64;
+                if level > 0 {
+                    for (cx, cy) in
+                        [(2 * tx, 2 * ty), (2 * tx + 1, 2 * ty), (2 * tx, 2 * ty + 1), (2 * tx + 1, 2 * ty + 1)]
+                    {
+                        let (width, height) = levels[level - 1];
+                        if cx * COG_TILE < width && cy * COG_TILE < height {
+                            let child = tile_size(level - 1, cx, cy);
+                            shared.keep(level - 1, (cx, cy), child, &values, columns)?;
+                        }
+                    }
+                }
+                // A band group per thread at a time: the writer holds one batch while the next is
+                // compressed, never a whole tile's planes.
+                let batch = satclip_io::cog::BAND_GROUP * rayon::current_num_threads();
+                for first in (0..dim).step_by(batch) {
+                    let encoded = encoder_for_tiles.encode(level, tx, ty, &values, first..(first + batch).min(dim))?;
+                    if send.send(encoded).is_err() {
+                        return Ok(()); // the writer failed: its error is the one to report
+                    }
+                }
+                done += (rows * columns) as u64;
                 progress(Progress::Done(done));
             }
             Ok(())
@@ -430,6 +473,84 @@ fn embed_raster_cog(
         writer.set_metadata(INT8_KEY, int8_metadata(writer.quantisation_error()))?;
     }
     writer.finish()
+}
+
+/// The cells each overview tile shares with the next finer level (every level's cells with even
+/// row and column are the coarser level's, see `RasterGrid::centres`), kept as float32 in an
+/// unnamed temporary file beside the output from when the coarser tile is computed until the
+/// finer tile reads them back, so that no cell is embedded twice. A tile's shared cells are a
+/// quarter of a coarser tile, stored as one block.
+struct SharedCells {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    dim: usize,
+    end: u64,
+    /// Where the block of the finer tile (level, tx, ty) starts.
+    blocks: std::collections::HashMap<(usize, usize, usize), u64>,
+}
+
+impl SharedCells {
+    fn create(output: &Path, dim: usize) -> Result<Self> {
+        let dir = output.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let file = tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(Self { file, path: dir.to_path_buf(), dim, end: 0, blocks: Default::default() })
+    }
+
+    /// Keeps, from a coarser tile's pixel-interleaved `values` (`columns` wide), the cells of
+    /// its finer tile (`tx`, `ty`) of `level`, which is `rows × cols` cells.
+    fn keep(
+        &mut self,
+        level: usize,
+        (tx, ty): (usize, usize),
+        (rows, cols): (usize, usize),
+        values: &[f32],
+        columns: usize,
+    ) -> Result<()> {
+        use std::io::{Seek, Write};
+        let (half, dim) = (COG_TILE / 2, self.dim);
+        let (r0, c0) = ((ty % 2) * half, (tx % 2) * half);
+        let width = cols.div_ceil(2) * dim;
+        let io = |e| Error::io(&self.path, e);
+        self.file.seek(std::io::SeekFrom::Start(self.end)).map_err(io)?;
+        let mut bytes = Vec::with_capacity(width * 4);
+        for r in r0..r0 + rows.div_ceil(2) {
+            bytes.clear();
+            bytes.extend(values[(r * columns + c0) * dim..][..width].iter().flat_map(|v| v.to_ne_bytes()));
+            self.file.write_all(&bytes).map_err(io)?;
+        }
+        self.blocks.insert((level, tx, ty), self.end);
+        self.end += (rows.div_ceil(2) * width * 4) as u64;
+        Ok(())
+    }
+
+    /// Puts the shared cells of the tile (`tx`, `ty`) of `level` (`rows × cols`) into its
+    /// pixel-interleaved `values`.
+    fn take(
+        &mut self,
+        level: usize,
+        (tx, ty): (usize, usize),
+        (rows, cols): (usize, usize),
+        values: &mut [f32],
+    ) -> Result<()> {
+        use std::io::{Read, Seek};
+        let dim = self.dim;
+        let Some(&start) = self.blocks.get(&(level, tx, ty)) else {
+            return Err(Error::format(&self.path, format!("no shared cells kept for tile {tx},{ty} of level {level}")));
+        };
+        let io = |e| Error::io(&self.path, e);
+        self.file.seek(std::io::SeekFrom::Start(start)).map_err(io)?;
+        let mut bytes = vec![0u8; cols.div_ceil(2) * dim * 4];
+        for i in 0..rows.div_ceil(2) {
+            self.file.read_exact(&mut bytes).map_err(io)?;
+            for (j, cell) in bytes.chunks_exact(dim * 4).enumerate() {
+                let at = ((2 * i) * cols + 2 * j) * dim;
+                for (v, b) in values[at..at + dim].iter_mut().zip(cell.chunks_exact(4)) {
+                    *v = f32::from_ne_bytes(b.try_into().expect("4 bytes"));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The GDAL metadata item of an int8 COG that states its quantisation and the error it added.
@@ -460,7 +581,8 @@ fn embed_raster_striped(
     let rows_per_batch = (16_384 / extent.width).max(1);
     for first in (0..extent.height).step_by(rows_per_batch) {
         let rows = first..(first + rows_per_batch).min(extent.height);
-        let cells = embed_cells(encoder, &grid.centres(rows.clone(), 0..extent.width, 1), land, dtype)?;
+        let centres = grid.centres(rows.clone().flat_map(|r| (0..extent.width).map(move |c| (r, c))), 1);
+        let cells = embed_cells(encoder, &centres, land, dtype)?;
         writer.write_rows(&cells)?;
         progress(Progress::Done((rows.end * extent.width) as u64));
     }
