@@ -262,28 +262,38 @@ pub fn predict_file(
     let input_schema = reader.schema();
     let classes = model.report.classes.as_deref();
     let npy = TableFormat::from_path(output)? == TableFormat::Npy;
-    let mut writer = if npy {
-        EmbeddingWriter::create(output, &input_schema, model.outputs(), Dtype::F64, metadata)?
-    } else {
-        let mut fields: Vec<Arc<Field>> = input_schema.fields().iter().cloned().collect();
-        let added = match classes {
-            None => vec![Field::new(PREDICTION_COLUMN, DataType::Float64, false)],
-            Some(_) => vec![
-                Field::new(PREDICTION_COLUMN, DataType::Utf8, false),
-                Field::new(PROBABILITY_COLUMN, DataType::Float64, false),
-            ],
-        };
-        for field in added {
-            if input_schema.fields().iter().any(|f| f.name() == field.name()) {
-                return Err(Error::format(
-                    input,
-                    format!("already has a column named `{}`, where predictions go; rename it first", field.name()),
-                ));
+    // CSV and Parquet: the input's columns and the predictions'.
+    let table = match npy {
+        true => None,
+        false => {
+            let mut fields: Vec<Arc<Field>> = input_schema.fields().iter().cloned().collect();
+            let added = match classes {
+                None => vec![Field::new(PREDICTION_COLUMN, DataType::Float64, false)],
+                Some(_) => vec![
+                    Field::new(PREDICTION_COLUMN, DataType::Utf8, false),
+                    Field::new(PROBABILITY_COLUMN, DataType::Float64, false),
+                ],
+            };
+            for field in added {
+                if input_schema.fields().iter().any(|f| f.name() == field.name()) {
+                    return Err(Error::format(
+                        input,
+                        format!("already has a column named `{}`, where predictions go; rename it first", field.name()),
+                    ));
+                }
+                fields.push(Arc::new(field));
             }
-            fields.push(Arc::new(field));
+            Some(Arc::new(Schema::new_with_metadata(fields, input_schema.metadata().clone())))
         }
-        let schema = Schema::new_with_metadata(fields, input_schema.metadata().clone());
-        EmbeddingWriter::create_table(output, &schema, metadata)?
+    };
+    let mut writer = match &table {
+        None => EmbeddingWriter::create(output, &input_schema, model.outputs(), Dtype::F64, metadata)?,
+        Some(schema) => EmbeddingWriter::create_table(output, schema, metadata)?,
+    };
+    let with_columns = |batch: RecordBatch, added: Vec<ArrayRef>| {
+        let schema = table.clone().expect("predictions as columns go to a table");
+        RecordBatch::try_new(schema, [batch.columns(), &added].concat())
+            .map_err(|e| Error::format(input, e.to_string()))
     };
     let mut rows = 0u64;
     for batch in reader {
@@ -295,7 +305,7 @@ pub fn predict_file(
             }
             (Predictions::Values(values), false) => {
                 let added: ArrayRef = Arc::new(Float64Array::from(values));
-                (with_columns(batch.columns, vec![added], input)?, Vec::new())
+                (with_columns(batch.columns, vec![added])?, Vec::new())
             }
             (Predictions::Classes { class, scores }, false) => {
                 let names = classes.expect("a classification has classes");
@@ -303,7 +313,7 @@ pub fn predict_file(
                 let name: ArrayRef = Arc::new(class.iter().map(|&c| Some(names[c].as_str())).collect::<StringArray>());
                 let probability: Vec<f64> = class.iter().enumerate().map(|(i, &c)| scores[i * k + c]).collect();
                 let probability: ArrayRef = Arc::new(Float64Array::from(probability));
-                (with_columns(batch.columns, vec![name, probability], input)?, Vec::new())
+                (with_columns(batch.columns, vec![name, probability])?, Vec::new())
             }
         };
         writer.write(&columns, &batch.coords, &values)?;
@@ -315,14 +325,4 @@ pub fn predict_file(
     }
     writer.finish()?;
     Ok(EmbedSummary { rows })
-}
-
-/// `batch` with `added` columns after its own, named as the prediction table's schema names them.
-fn with_columns(batch: RecordBatch, added: Vec<ArrayRef>, input: &Path) -> Result<RecordBatch> {
-    let names = [PREDICTION_COLUMN, PROBABILITY_COLUMN];
-    let mut fields: Vec<Arc<Field>> = batch.schema().fields().iter().cloned().collect();
-    fields.extend(added.iter().zip(names).map(|(a, n)| Arc::new(Field::new(n, a.data_type().clone(), false))));
-    let mut columns = batch.columns().to_vec();
-    columns.extend(added);
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| Error::format(input, e.to_string()))
 }

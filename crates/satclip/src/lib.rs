@@ -428,15 +428,14 @@ fn embed_raster_cog(
                 let (rows, columns) = tile_size(level, tx, ty);
                 match ahead.next() {
                     Some(computed) => values = computed,
-                    None if level == smallest => {
-                        values.clear();
-                        embed_tile(tile, &mut values, false)?;
-                    }
                     None => {
                         values.clear();
                         values.resize(rows * columns * dim, f32::NAN);
-                        shared.take(level, (tx, ty), (rows, columns), &mut values)?;
-                        embed_tile(tile, &mut values, true)?;
+                        let coarser = level < smallest;
+                        if coarser {
+                            shared.take(level, (tx, ty), (rows, columns), &mut values)?;
+                        }
+                        embed_tile(tile, &mut values, coarser)?;
                     }
                 }
                 if level > 0 {
