@@ -28,7 +28,7 @@ enum Command {
         #[arg(long)]
         checkpoint: String,
         /// Directory to write config.json and model.safetensors into.
-        #[arg(long)]
+        #[arg(long, visible_alias = "out")]
         output: PathBuf,
     },
     /// Embed Sentinel-2 tiles (12-band S2-100K GeoTIFFs) with a checkpoint's image tower.
@@ -41,7 +41,7 @@ enum Command {
         #[arg(long, num_args = 1.., required = true)]
         input: Vec<PathBuf>,
         /// .npy [N, 256], or .parquet / .csv with file, lon, lat (tile centre) and the embedding.
-        #[arg(long)]
+        #[arg(long, visible_alias = "out")]
         output: PathBuf,
     },
     /// Localise tiles on the globe: their image embeddings against the location embeddings of a
@@ -167,7 +167,7 @@ enum CorpusSource {
         #[arg(long, default_value = "data")]
         data: PathBuf,
         /// Output corpus directory (index.csv + images/).
-        #[arg(long)]
+        #[arg(long, visible_alias = "output")]
         out: PathBuf,
         /// Patches to sample.
         #[arg(long, default_value_t = 100_000)]
@@ -200,7 +200,7 @@ enum TasksAction {
         #[arg(long, default_value_os_t = satclip::data_dir())]
         open_data: PathBuf,
         /// Output directory for the task files.
-        #[arg(long, default_value = "tasks")]
+        #[arg(long, visible_alias = "output", default_value = "tasks")]
         out: PathBuf,
         /// Points sampled uniformly over land for the elevation, population, country, biome and
         /// ecoregion tasks.
@@ -219,7 +219,7 @@ struct MapArgs {
     #[arg(long, default_value = "default")]
     encoder: String,
     /// Output image (.png).
-    #[arg(long)]
+    #[arg(long, visible_alias = "output")]
     out: PathBuf,
     /// Grid step in degrees.
     #[arg(long, default_value_t = 0.5)]
@@ -236,7 +236,7 @@ struct RasterArgs {
     #[arg(long, visible_alias = "checkpoint", default_value = "default")]
     encoder: String,
     /// The GeoTIFF to write (BigTIFF past 4 GiB).
-    #[arg(long)]
+    #[arg(long, visible_alias = "output")]
     out: PathBuf,
     /// Cell size in degrees (in the --crs's units with --crs); the bounds must span a whole
     /// number of cells.
@@ -318,7 +318,7 @@ struct EvalArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// report.json: a list of {task, encoder, probe, split, metric, value, n_train, n_test}.
-    #[arg(long)]
+    #[arg(long, visible_alias = "out")]
     output: Option<PathBuf>,
     /// After the full table, print compact ones: encoders × tasks per probe and split.
     #[arg(long)]
@@ -337,7 +337,7 @@ struct FinetuneArgs {
     checkpoint: String,
     /// New directory for the model (config.json, model.safetensors), its head
     /// (head.safetensors) and the training report (finetune.json).
-    #[arg(long)]
+    #[arg(long, visible_alias = "output")]
     out: PathBuf,
     /// regression or classification; default: detected from the targets.
     #[arg(long)]
@@ -371,7 +371,7 @@ struct PredictArgs {
     input: PathBuf,
     /// .csv or .parquet: the input's columns and `prediction` (and `probability` for classes);
     /// .npy: `[N, 1]` values or `[N, classes]` probabilities (the classes in `<file>.json`).
-    #[arg(long)]
+    #[arg(long, visible_alias = "out")]
     output: PathBuf,
     /// Longitude column (default: lon, lng, long, longitude or lon_deg, any case).
     #[arg(long)]
@@ -405,7 +405,7 @@ struct LatentArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// The picture (.png).
-    #[arg(long)]
+    #[arg(long, visible_alias = "output")]
     out: PathBuf,
 }
 
@@ -415,7 +415,7 @@ struct FeaturizeArgs {
     #[arg(long)]
     corpus: PathBuf,
     /// Cache directory to write.
-    #[arg(long)]
+    #[arg(long, visible_alias = "output")]
     out: PathBuf,
     /// `rcf` (random convolutional features), or an official checkpoint whose image tower to use.
     #[arg(long, default_value = "rcf")]
@@ -447,7 +447,7 @@ struct TrainArgs {
     #[arg(long)]
     cache: Vec<PathBuf>,
     /// Run directory: checkpoints, metrics.jsonl and the final model (default ./run). A run with the same configuration resumes; another configuration is refused.
-    #[arg(long)]
+    #[arg(long, visible_alias = "output")]
     out: Option<PathBuf>,
     /// Passes over the training set (default 500).
     #[arg(long)]
@@ -491,7 +491,7 @@ struct EmbedArgs {
     #[arg(long)]
     input: String,
     /// Embeddings: .parquet (input columns + `embedding`), .npy [N, dim] or .csv (input columns + emb_0..).
-    #[arg(long)]
+    #[arg(long, visible_alias = "out")]
     output: PathBuf,
     /// Dataset input: files embedded at the same time.
     #[arg(long, default_value_t = 2)]

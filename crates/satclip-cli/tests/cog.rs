@@ -292,3 +292,40 @@ fn an_int8_cog_states_its_error_and_gdal_scales_it_back_within_it() {
     ]);
     assert!(err.contains("--layout cog"), "{err}");
 }
+
+/// Sentinel-2 tiles as rasterio writes them by default (bands as separate planes), tiled with
+/// partial edge tiles and striped, read as the same pixels as the S2-100K original.
+#[test]
+fn band_planes_written_by_rasterio_read_as_the_original_pixels() {
+    let Some(python) = gdal_python() else { return };
+    let Some(tile) = satclip_testkit::shared_file("data/s2-samples/patch_445.tif") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+import json, sys, rasterio
+src, out = sys.argv[1], sys.argv[2]
+with rasterio.open(src) as s:
+    profile, data = s.profile, s.read()
+layouts = {}
+for name, extra in (("tiled", dict(tiled=True, blockxsize=112, blockysize=112)), ("striped", dict(tiled=False, blockysize=10))):
+    with rasterio.open(f"{out}/{name}.tif", "w", **dict(profile, interleave="band", compress="lzw", predictor=2, **extra)) as d:
+        d.write(data)
+    with rasterio.open(f"{out}/{name}.tif") as d:
+        layouts[name] = [d.interleaving.name, d.block_shapes[0]]
+print(json.dumps(layouts))
+"#;
+    let run = Command::new(&python)
+        .args(["-c", script, tile.to_str().unwrap(), dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let layouts: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(layouts["tiled"], serde_json::json!(["band", [112, 112]]), "{layouts}");
+    assert_eq!(layouts["striped"][0], "band", "{layouts}");
+    let original = satclip_io::geotiff::read(&tile).unwrap();
+    for name in ["tiled", "striped"] {
+        let planes = satclip_io::geotiff::read(&dir.path().join(format!("{name}.tif"))).unwrap();
+        assert_eq!((planes.width, planes.height, planes.bands), (original.width, original.height, original.bands));
+        assert_eq!(planes.georef, original.georef, "{name}");
+        assert!(planes.data == original.data, "{name}: the pixels differ");
+    }
+}

@@ -477,7 +477,8 @@ fn outputs_that_would_destroy_inputs_or_cannot_be_written_are_refused_before_any
     assert_eq!(std::fs::read_to_string(&input).unwrap(), body, "the input is untouched");
     let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(dir.path())]);
     assert!(!ok && err.contains("is a directory"), "{err}");
-    let (ok, err) = satclip(&["raster", "--encoder", "wrap", "--resolution", "10", "--out", p(dir.path())]);
+    // `--output`, as `embed` spells it, is raster's `--out` too.
+    let (ok, err) = satclip(&["raster", "--encoder", "wrap", "--resolution", "10", "--output", p(dir.path())]);
     assert!(!ok && err.contains("is a directory"), "{err}");
 }
 

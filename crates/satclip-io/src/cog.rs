@@ -203,11 +203,9 @@ impl CogWriter {
         Ok(writer)
     }
 
-    /// Writes the tile (`tx`, `ty`) of `level`: `values[(row · columns + col) · bands + band]`
-    /// for the tile's pixels inside the image (`rows × columns`, smaller at the right and bottom
-    /// edges); the rest of the tile is padded with nodata.
-    pub fn write_tile(&mut self, level: usize, tx: usize, ty: usize, values: &[f32]) -> Result<()> {
-        let encoded = self.tile_encoder().encode(level, tx, ty, values, 0..self.bands)?;
+    /// Writes the tile (`tx`, `ty`) of `level` from its band planes (see [`TileEncoder::encode`]).
+    pub fn write_tile(&mut self, level: usize, tx: usize, ty: usize, planes: &[f32]) -> Result<()> {
+        let encoded = self.tile_encoder().encode(level, tx, ty, planes, 0..self.bands)?;
         self.write_encoded(encoded)
     }
 
@@ -219,7 +217,6 @@ impl CogWriter {
             sizes: self.levels.iter().map(|l| (l.width, l.height)).collect(),
             bands: self.bands,
             tile: self.tile,
-            fill: self.nodata.unwrap_or(0.0),
             compression: self.compression,
             samples: self.samples.clone(),
         }
@@ -394,89 +391,55 @@ pub struct TileEncoder {
     sizes: Vec<(usize, usize)>,
     bands: usize,
     tile: usize,
-    fill: f32,
     compression: CogCompression,
     samples: CogSamples,
 }
 
 impl TileEncoder {
-    /// The planes of `band_range` of the tile (`tx`, `ty`) of `level` from pixel-interleaved
-    /// `values`, as [`CogWriter::write_tile`] takes them. A tile may be encoded and written a
-    /// range of bands at a time, in band order, so that its compressed planes are not all held
-    /// at once.
+    /// The planes of `band_range` of the tile (`tx`, `ty`) of `level`, from `planes`: every band
+    /// of the tile as a whole `tile × tile` plane, row-major (`planes[(band · tile + row) · tile +
+    /// col]`), cells outside the image (at the right and bottom edges) holding what the padding
+    /// should be, normally nodata. A tile may be encoded and written a range of bands at a time,
+    /// in band order, so that its compressed planes are not all held at once.
     pub fn encode(
         &self,
         level: usize,
         tx: usize,
         ty: usize,
-        values: &[f32],
+        planes: &[f32],
         band_range: std::ops::Range<usize>,
     ) -> Result<EncodedTile> {
         let (tile, bands, compression) = (self.tile, self.bands, self.compression);
-        // Padding outside the image: nodata (NaN for int8 files, which quantise it to theirs).
-        let fill = if matches!(self.samples, CogSamples::Int8(_)) { f32::NAN } else { self.fill };
         let bad =
-            || Error::format(&self.target, format!("tile {tx},{ty} of level {level} has {} values", values.len()));
+            || Error::format(&self.target, format!("tile {tx},{ty} of level {level} has {} values", planes.len()));
         let &(width, height) = self.sizes.get(level).ok_or_else(bad)?;
         if tx >= width.div_ceil(tile) || ty >= height.div_ceil(tile) {
             return Err(bad());
         }
-        let columns = (width - tx * tile).min(tile);
-        let rows = (height - ty * tile).min(tile);
-        if values.len() != rows * columns * bands || band_range.start >= band_range.end || band_range.end > bands {
+        let area = tile * tile;
+        if planes.len() != bands * area || band_range.start >= band_range.end || band_range.end > bands {
             return Err(bad());
         }
         let first_band = band_range.start;
-        // Bands go out in groups, each gathered into its planes and encoded on its own, in
-        // parallel, so that the planes of a whole tile are never held at once. A group walks the
-        // pixels in order: a task per band would stride through every page of the tile.
-        let groups: Vec<(Vec<Vec<u8>>, QuantisationError)> = (0..band_range.len().div_ceil(BAND_GROUP))
+        let encoded: Vec<(Vec<u8>, QuantisationError)> = band_range
             .into_par_iter()
-            .map(|group| {
-                let first = first_band + group * BAND_GROUP;
-                let width = BAND_GROUP.min(band_range.end - first);
-                let area = tile * tile;
-                let mut planes = vec![fill; width * area];
-                // Sixteen pixels at a time, so that each band's plane takes a whole cache line per
-                // store burst: one pixel at a time, the bands' stores land 64 KB apart, all in
-                // the same cache set.
-                for (r, row) in values.chunks_exact(columns * bands).enumerate() {
-                    for (block, pixels) in row.chunks(16 * bands).enumerate() {
-                        let start = r * tile + block * 16;
-                        for b in 0..width {
-                            let plane = &mut planes[b * area + start..][..pixels.len() / bands];
-                            for (out, pixel) in plane.iter_mut().zip(pixels.chunks_exact(bands)) {
-                                *out = pixel[first + b];
-                            }
-                        }
+            .map(|band| {
+                let plane = &planes[band * area..][..area];
+                match &self.samples {
+                    CogSamples::F32 => Ok((encode(plane, tile, compression)?, QuantisationError::default())),
+                    CogSamples::Int8(scales) => {
+                        let (bytes, error) = quantise(plane, scales[band]);
+                        Ok((encode_int8(&bytes, tile, compression)?, error))
                     }
                 }
-                let mut error = QuantisationError::default();
-                let encoded = planes
-                    .chunks_exact(area)
-                    .enumerate()
-                    .map(|(b, plane)| match &self.samples {
-                        CogSamples::F32 => encode(plane, tile, compression),
-                        CogSamples::Int8(scales) => {
-                            let (bytes, e) = quantise(plane, scales[first + b]);
-                            error = error.merge(e);
-                            encode_int8(&bytes, tile, compression)
-                        }
-                    })
-                    .collect::<std::io::Result<Vec<_>>>()?;
-                Ok((encoded, error))
             })
             .collect::<std::io::Result<_>>()
             .map_err(|e| Error::io(&self.target, e))?;
-        let error = groups.iter().fold(QuantisationError::default(), |a, (_, e)| a.merge(*e));
-        let planes = groups.into_iter().flat_map(|(p, _)| p).collect();
+        let error = encoded.iter().fold(QuantisationError::default(), |a, (_, e)| a.merge(*e));
+        let planes = encoded.into_iter().map(|(p, _)| p).collect();
         Ok(EncodedTile { level, tx, ty, first_band, planes, error })
     }
 }
-
-/// Bands encoded together by one task of [`TileEncoder::encode`] (1 MB of planes at 128-pixel
-/// tiles).
-pub const BAND_GROUP: usize = 16;
 
 /// ZSTD level -1, the first of its fast levels: on the globe at 0.25° its file was 0.8 %
 /// smaller than level 1's, for no more CPU time (the floating-point predictor does most of the
@@ -633,7 +596,16 @@ mod tests {
                 for tx in 0..width.div_ceil(16) {
                     let cols = (width - tx * 16).min(16);
                     let rows = (height - ty * 16).min(16);
-                    let values: Vec<f32> = (0..rows * cols * 3).map(|i| (level * 1000 + i) as f32).collect();
+                    // Band b of pixel (r, c) inside the image holds level·1000 + (r·cols + c)·3 + b.
+                    let values: Vec<f32> = (0..3 * 16 * 16)
+                        .map(|i| {
+                            let (b, r, c) = (i / 256, i / 16 % 16, i % 16);
+                            match r < rows && c < cols {
+                                true => (level * 1000 + (r * cols + c) * 3 + b) as f32,
+                                false => f32::NAN,
+                            }
+                        })
+                        .collect();
                     w.write_tile(level, tx, ty, &values).unwrap();
                 }
             }

@@ -1,5 +1,6 @@
-//! GeoTIFF rasters in pure Rust: multi-band uint8/uint16/int16/float, striped or tiled, LZW,
-//! Deflate or uncompressed, with predictor (decoding by the `tiff` crate, under limits so that a
+//! GeoTIFF rasters in pure Rust: multi-band uint8/uint16/int16/float, striped or tiled, bands
+//! interleaved by pixel or stored as separate planes (as rasterio writes by default, and as
+//! satclip's own COGs are), LZW, Deflate or uncompressed, with predictor (decoding by the `tiff` crate, under limits so that a
 //! lying header gives an error instead of a huge allocation), plus the georeferencing needed to
 //! place a tile on the globe: pixel scale, tie point and EPSG code, with UTM zones (WGS 84,
 //! EPSG 326zz/327zz) and geographic WGS 84 (EPSG 4326) converted to lon/lat.
@@ -87,26 +88,13 @@ fn read_unguarded(path: &Path, max_bytes: usize) -> Result<Raster> {
     limits.decoding_buffer_size = max_bytes;
     limits.ifd_value_size = 1 << 20;
     limits.intermediate_buffer_size = max_bytes.min(64 << 20);
-    let mut decoder = match Decoder::new(BufReader::new(file)) {
-        Ok(d) => d.with_limits(limits),
-        // The decoder refuses band planes whose chunk layout it cannot reconcile before any tag
-        // can be asked for: say what the file is instead of its inconsistency.
-        Err(_) if declares_band_planes(path) => return Err(band_planes_error(path, None)),
-        Err(e) => return Err(bad(e)),
-    };
+    let mut decoder = Decoder::new(BufReader::new(file)).map_err(bad)?.with_limits(limits);
     let (width, height) = decoder.dimensions().map_err(bad)?;
     let (width, height) = (width as usize, height as usize);
     let samples = match decoder.find_tag(Tag::SamplesPerPixel).map_err(bad)? {
         Some(v) => v.into_u32().map_err(bad)? as usize,
         None => 1,
     };
-    let planar = match decoder.find_tag(Tag::PlanarConfiguration).map_err(bad)? {
-        Some(v) => v.into_u32().map_err(bad)?,
-        None => 1,
-    };
-    if planar == 2 && samples > 1 {
-        return Err(band_planes_error(path, Some(samples)));
-    }
     // f32 values after conversion: bound them too, whatever the stored sample width.
     let decoded = width.checked_mul(height).and_then(|p| p.checked_mul(samples)).and_then(|n| n.checked_mul(4));
     if decoded.is_none_or(|b| b > max_bytes.saturating_mul(2)) {
@@ -115,8 +103,26 @@ fn read_unguarded(path: &Path, max_bytes: usize) -> Result<Raster> {
             format!("{width}×{height} pixels × {samples} bands is larger than satclip reads ({max_bytes} bytes)"),
         ));
     }
-    let image = decoder.read_image().map_err(bad)?;
-    let data: Vec<f32> = match image {
+    let planar = match decoder.find_tag(Tag::PlanarConfiguration).map_err(bad)? {
+        Some(v) => v.into_u32().map_err(bad)? == 2,
+        None => false,
+    };
+    let data = match planar && samples > 1 {
+        true => read_band_planes(&mut decoder, path, [width, height], samples)?,
+        false => to_f32(path, decoder.read_image().map_err(bad)?)?,
+    };
+    let pixels = width.checked_mul(height).filter(|&p| p > 0).ok_or_else(|| Error::format(path, "empty raster"))?;
+    if data.len() % pixels != 0 {
+        return Err(Error::format(path, format!("{} samples do not fill {width}×{height} pixels", data.len())));
+    }
+    let bands = data.len() / pixels;
+    let georef = read_georeference(&mut decoder).map_err(|m| Error::format(path, m))?;
+    Ok(Raster { width, height, bands, data, georef })
+}
+
+/// The samples of a decoded image or chunk as f32.
+fn to_f32(path: &Path, image: DecodingResult) -> Result<Vec<f32>> {
+    Ok(match image {
         DecodingResult::U8(v) => v.into_iter().map(f32::from).collect(),
         DecodingResult::U16(v) => v.into_iter().map(f32::from).collect(),
         DecodingResult::I8(v) => v.into_iter().map(f32::from).collect(),
@@ -128,56 +134,58 @@ fn read_unguarded(path: &Path, max_bytes: usize) -> Result<Raster> {
         other => {
             return Err(Error::format(path, format!("unsupported sample type {:?}", std::mem::discriminant(&other))))
         }
-    };
-    let pixels = width.checked_mul(height).filter(|&p| p > 0).ok_or_else(|| Error::format(path, "empty raster"))?;
-    if data.len() % pixels != 0 {
-        return Err(Error::format(path, format!("{} samples do not fill {width}×{height} pixels", data.len())));
-    }
-    let bands = data.len() / pixels;
-    let georef = read_georeference(&mut decoder).map_err(|m| Error::format(path, m))?;
-    Ok(Raster { width, height, bands, data, georef })
+    })
 }
 
-fn band_planes_error(path: &Path, bands: Option<usize>) -> Error {
-    let bands = bands.map(|b| format!("its {b} bands")).unwrap_or_else(|| "its bands".into());
-    Error::format(
-        path,
-        format!(
-            "stores {bands} as separate planes (PlanarConfiguration 2), which satclip does not read; \
-             rewrite it band-interleaved, e.g. `gdal_translate -co INTERLEAVE=PIXEL in.tif out.tif`"
-        ),
-    )
-}
-
-/// Whether the first directory of a classic TIFF sets PlanarConfiguration (tag 284) to 2; read
-/// with every offset checked, for the error message of a file the decoder refused.
-fn declares_band_planes(path: &Path) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = crate::open_regular(path) else { return false };
-    let mut head = [0u8; 8];
-    if file.read_exact(&mut head).is_err() {
-        return false;
+/// An image whose bands are stored as separate planes (PlanarConfiguration 2), chunk by chunk
+/// (the decoder's whole-image path does not place the planes' partial edge tiles), interleaved
+/// by pixel. The chunks of band `b` are `b · chunks_per_plane ..`, each placed by its own size.
+fn read_band_planes<R: std::io::Read + std::io::Seek>(
+    decoder: &mut Decoder<R>,
+    path: &Path,
+    [width, height]: [usize; 2],
+    bands: usize,
+) -> Result<Vec<f32>> {
+    let bad = |e: tiff::TiffError| Error::format(path, format!("not a readable TIFF: {e}"));
+    let (chunk_width, chunk_height) = decoder.chunk_dimensions();
+    let (chunk_width, chunk_height) = (chunk_width as usize, chunk_height as usize);
+    if chunk_width == 0 || chunk_height == 0 {
+        return Err(Error::format(path, "its tiles or strips are empty"));
     }
-    let little = match &head[..4] {
-        b"II*\0" => true,
-        b"MM\0*" => false,
-        _ => return false,
-    };
-    let u16_at = |b: &[u8]| if little { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) };
-    let offset = if little {
-        u32::from_le_bytes(head[4..8].try_into().expect("4"))
-    } else {
-        u32::from_be_bytes(head[4..8].try_into().expect("4"))
-    };
-    let mut count = [0u8; 2];
-    if file.seek(SeekFrom::Start(offset as u64)).is_err() || file.read_exact(&mut count).is_err() {
-        return false;
+    let (across, down) = (width.div_ceil(chunk_width), height.div_ceil(chunk_height));
+    let chunks = match decoder.get_chunk_type() {
+        tiff::decoder::ChunkType::Tile => decoder.tile_count().map_err(bad)?,
+        tiff::decoder::ChunkType::Strip => decoder.strip_count().map_err(bad)?,
+    } as usize;
+    if chunks != across * down * bands {
+        return Err(Error::format(
+            path,
+            format!(
+                "has {chunks} tiles or strips where {bands} band planes of {across}×{down} need {}",
+                across * down * bands
+            ),
+        ));
     }
-    let mut entries = vec![0u8; 12 * u16_at(&count).min(1024) as usize];
-    if file.read_exact(&mut entries).is_err() {
-        return false;
+    let mut data = vec![0.0f32; width * height * bands];
+    for index in 0..chunks {
+        let (band, chunk) = (index / (across * down), index % (across * down));
+        let (x0, y0) = ((chunk % across) * chunk_width, (chunk / across) * chunk_height);
+        let (w, h) = ((width - x0).min(chunk_width), (height - y0).min(chunk_height));
+        let values = to_f32(path, decoder.read_chunk(index as u32).map_err(bad)?)?;
+        // Rows come `w` wide; the decoder sizes an edge tile of a band after the first as if it
+        // were not at the bottom edge, so the rows past the image are dropped here.
+        let rows = values.len() / w;
+        if values.len() % w != 0 || rows < h || rows > chunk_height {
+            let n = values.len();
+            return Err(Error::format(path, format!("tile or strip {index} holds {n} samples, not {w}×{h}")));
+        }
+        for (r, row) in values.chunks_exact(w).take(h).enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                data[((y0 + r) * width + x0 + c) * bands + band] = v;
+            }
+        }
     }
-    entries.chunks_exact(12).any(|e| u16_at(&e[0..2]) == 284 && u16_at(&e[2..4]) == 3 && u16_at(&e[8..10]) == 2)
+    Ok(data)
 }
 
 fn read_georeference<R: std::io::Read + std::io::Seek>(

@@ -198,12 +198,12 @@ fn int8_metadata(error: satclip_io::cog::QuantisationError) -> String {
     )
 }
 
-/// The int8 band of each embedding dimension, from the values of the first tiles computed.
+/// The int8 band of each embedding dimension, from the band planes of the first tiles computed.
 fn int8_bands(tiles: &[Vec<f32>], dim: usize) -> Vec<satclip_io::cog::Int8Band> {
     let mut range = vec![(f32::INFINITY, f32::NEG_INFINITY); dim];
-    for values in tiles {
-        for pixel in values.chunks_exact(dim) {
-            for (r, &v) in range.iter_mut().zip(pixel).filter(|(_, v)| v.is_finite()) {
+    for planes in tiles {
+        for (r, plane) in range.iter_mut().zip(planes.chunks_exact(COG_TILE * COG_TILE)) {
+            for &v in plane.iter().filter(|v| v.is_finite()) {
                 *r = (r.0.min(v), r.1.max(v));
             }
         }
@@ -224,6 +224,10 @@ fn int8_bands(tiles: &[Vec<f32>], dim: usize) -> Vec<satclip_io::cog::Int8Band> 
 /// enough rows to keep the matrix products at full speed (the globe at 0.1°: 4096 cells per
 /// chunk took 4 MB more memory and no less time).
 const COG_EMBED_CHUNK: usize = 512;
+
+/// Bands of a tile each thread compresses per batch sent to the writer thread (2 MB of planes
+/// in flight on two threads).
+const COG_BANDS_PER_THREAD: usize = 16;
 
 /// Embeds the centre of every cell of `extent` into a float32 GeoTIFF with one band per
 /// embedding dimension (EPSG 4326), streamed in bounded memory. With a land mask, cells less
@@ -358,11 +362,11 @@ fn embed_raster_cog(
         let (width, height) = levels[level];
         ((height - ty * COG_TILE).min(COG_TILE), (width - tx * COG_TILE).min(COG_TILE))
     };
-    // A tile's cells, pixel-interleaved into `values`, those `shared` with the coarser level
-    // (even row and column: tiles start at even ones) skipped, the rest embedded.
-    let embed_tile = |&(level, tx, ty): &(usize, usize, usize), values: &mut Vec<f32>, shared: bool| -> Result<()> {
+    // A tile's cells, into its band planes, those `shared` with the coarser level (even row and
+    // column: tiles start at even ones) skipped, the rest embedded.
+    let embed_tile = |&(level, tx, ty): &(usize, usize, usize), planes: &mut Vec<f32>, shared: bool| -> Result<()> {
         let (rows, columns) = tile_size(level, tx, ty);
-        values.resize(rows * columns * dim, f32::NAN);
+        planes.resize(dim * COG_TILE * COG_TILE, f32::NAN);
         let cells: Vec<(usize, usize)> = (0..rows)
             .flat_map(|r| (0..columns).map(move |c| (r, c)))
             .filter(|&(r, c)| !(shared && r % 2 == 0 && c % 2 == 0))
@@ -371,9 +375,7 @@ fn embed_raster_cog(
         let centres = grid.centres(global, 1 << level);
         for (cells, centres) in cells.chunks(COG_EMBED_CHUNK).zip(centres.chunks(COG_EMBED_CHUNK)) {
             let computed = embed_cells(encoder, centres, land, dtype)?;
-            for (&(r, c), row) in cells.iter().zip(computed.chunks_exact(dim)) {
-                values[(r * columns + c) * dim..][..dim].copy_from_slice(row);
-            }
+            put_in_planes(cells, &computed, planes);
         }
         Ok(())
     };
@@ -423,14 +425,19 @@ fn embed_raster_cog(
         });
         let computed = (|| -> Result<()> {
             let mut done = 0u64;
-            let mut values = Vec::with_capacity(COG_TILE * COG_TILE * dim);
+            // The tile's band planes, `COG_TILE` square, NaN (nodata) beyond the image's edges.
+            let mut values = Vec::with_capacity(dim * COG_TILE * COG_TILE);
             for tile @ &(level, tx, ty) in &tiles {
                 let (rows, columns) = tile_size(level, tx, ty);
                 match ahead.next() {
                     Some(computed) => values = computed,
                     None => {
-                        values.clear();
-                        values.resize(rows * columns * dim, f32::NAN);
+                        // Every cell inside the image is read back or embedded: only the padding
+                        // of a tile at the right or bottom edge needs nodata put in first.
+                        if rows < COG_TILE || columns < COG_TILE || values.len() != dim * COG_TILE * COG_TILE {
+                            values.clear();
+                            values.resize(dim * COG_TILE * COG_TILE, f32::NAN);
+                        }
                         let coarser = level < smallest;
                         if coarser {
                             shared.take(level, (tx, ty), (rows, columns), &mut values)?;
@@ -445,13 +452,13 @@ fn embed_raster_cog(
                         let (width, height) = levels[level - 1];
                         if cx * COG_TILE < width && cy * COG_TILE < height {
                             let child = tile_size(level - 1, cx, cy);
-                            shared.keep(level - 1, (cx, cy), child, &values, columns)?;
+                            shared.keep(level - 1, (cx, cy), child, &values)?;
                         }
                     }
                 }
-                // A band group per thread at a time: the writer holds one batch while the next is
-                // compressed, never a whole tile's planes.
-                let batch = satclip_io::cog::BAND_GROUP * rayon::current_num_threads();
+                // Bands a batch at a time: the writer holds one batch while the next is compressed,
+                // never a whole tile's compressed planes.
+                let batch = COG_BANDS_PER_THREAD * rayon::current_num_threads();
                 for first in (0..dim).step_by(batch) {
                     let encoded = encoder_for_tiles.encode(level, tx, ty, &values, first..(first + batch).min(dim))?;
                     if send.send(encoded).is_err() {
@@ -495,61 +502,82 @@ impl SharedCells {
         Ok(Self { file, path: dir.to_path_buf(), dim, end: 0, blocks: Default::default() })
     }
 
-    /// Keeps, from a coarser tile's pixel-interleaved `values` (`columns` wide), the cells of
-    /// its finer tile (`tx`, `ty`) of `level`, which is `rows × cols` cells.
+    /// Keeps, from a coarser tile's band planes, the cells of its finer tile (`tx`, `ty`) of
+    /// `level`, which is `rows × cols` cells: band by band, the quadrant's rows.
     fn keep(
         &mut self,
         level: usize,
         (tx, ty): (usize, usize),
         (rows, cols): (usize, usize),
-        values: &[f32],
-        columns: usize,
+        planes: &[f32],
     ) -> Result<()> {
         use std::io::{Seek, Write};
-        let (half, dim) = (COG_TILE / 2, self.dim);
+        let (half, area) = (COG_TILE / 2, COG_TILE * COG_TILE);
         let (r0, c0) = ((ty % 2) * half, (tx % 2) * half);
-        let width = cols.div_ceil(2) * dim;
+        let (height, width) = (rows.div_ceil(2), cols.div_ceil(2));
         let io = |e| Error::io(&self.path, e);
         self.file.seek(std::io::SeekFrom::Start(self.end)).map_err(io)?;
-        let mut bytes = Vec::with_capacity(width * 4);
-        for r in r0..r0 + rows.div_ceil(2) {
+        let mut bytes = Vec::with_capacity(height * width * 4);
+        for plane in planes.chunks_exact(area) {
             bytes.clear();
-            bytes.extend(values[(r * columns + c0) * dim..][..width].iter().flat_map(|v| v.to_ne_bytes()));
+            for r in r0..r0 + height {
+                for v in &plane[r * COG_TILE + c0..][..width] {
+                    bytes.extend_from_slice(&v.to_ne_bytes());
+                }
+            }
             self.file.write_all(&bytes).map_err(io)?;
         }
         self.blocks.insert((level, tx, ty), self.end);
-        self.end += (rows.div_ceil(2) * width * 4) as u64;
+        self.end += (self.dim * height * width * 4) as u64;
         Ok(())
     }
 
-    /// Puts the shared cells of the tile (`tx`, `ty`) of `level` (`rows × cols`) into its
-    /// pixel-interleaved `values`.
+    /// Puts the shared cells of the tile (`tx`, `ty`) of `level` (`rows × cols`) into its band
+    /// planes.
     fn take(
         &mut self,
         level: usize,
         (tx, ty): (usize, usize),
         (rows, cols): (usize, usize),
-        values: &mut [f32],
+        planes: &mut [f32],
     ) -> Result<()> {
         use std::io::{Read, Seek};
-        let dim = self.dim;
         let Some(&start) = self.blocks.get(&(level, tx, ty)) else {
             return Err(Error::format(&self.path, format!("no shared cells kept for tile {tx},{ty} of level {level}")));
         };
         let io = |e| Error::io(&self.path, e);
         self.file.seek(std::io::SeekFrom::Start(start)).map_err(io)?;
-        let mut bytes = vec![0u8; cols.div_ceil(2) * dim * 4];
-        for i in 0..rows.div_ceil(2) {
+        let (height, width) = (rows.div_ceil(2), cols.div_ceil(2));
+        let mut bytes = vec![0u8; height * width * 4];
+        for plane in planes.chunks_exact_mut(COG_TILE * COG_TILE).take(self.dim) {
             self.file.read_exact(&mut bytes).map_err(io)?;
-            for (j, cell) in bytes.chunks_exact(dim * 4).enumerate() {
-                let at = ((2 * i) * cols + 2 * j) * dim;
-                for (v, b) in values[at..at + dim].iter_mut().zip(cell.chunks_exact(4)) {
+            for (i, row) in bytes.chunks_exact(width * 4).enumerate() {
+                let cells = plane[2 * i * COG_TILE..].iter_mut().step_by(2);
+                for (v, b) in cells.zip(row.chunks_exact(4)) {
                     *v = f32::from_ne_bytes(b.try_into().expect("4 bytes"));
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Puts embeddings (`rows`, one per cell, pixel-interleaved) into a tile's band planes at their
+/// `cells` (row, column), sixteen bands per task. Sixteen cells at a time, band by band: one cell
+/// at a time, its bands' stores would land 64 KB apart, all in the same cache set.
+fn put_in_planes(cells: &[(usize, usize)], rows: &[f32], planes: &mut [f32]) {
+    use rayon::prelude::*;
+    let area = COG_TILE * COG_TILE;
+    let dim = planes.len() / area;
+    planes.par_chunks_mut(16 * area).enumerate().for_each(|(group, planes)| {
+        for (cells, rows) in cells.chunks(16).zip(rows.chunks(16 * dim)) {
+            for (band, plane) in (16 * group..).zip(planes.chunks_exact_mut(area)) {
+                for (&(r, c), row) in cells.iter().zip(rows.chunks_exact(dim)) {
+                    plane[r * COG_TILE + c] = row[band];
+                }
+            }
+        }
+    });
 }
 
 /// The GDAL metadata item of an int8 COG that states its quantisation and the error it added.
