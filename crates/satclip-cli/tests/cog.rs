@@ -269,6 +269,14 @@ fn an_int8_cog_states_its_error_and_gdal_scales_it_back_within_it() {
     assert_eq!(v["int8"]["clamped_values"], 0, "{v}");
     let stated = v["int8"]["max_abs_error"].as_f64().unwrap();
     assert!(stated > 0.0 && stated < 0.05, "{v}");
+    // `satclip info` says the values are stored as int8, and with what error.
+    let (ok, info, err) = satclip_testkit::run(env!("CARGO_BIN_EXE_satclip"), &["info", int8.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["quantisation"]["dtype"], "int8", "{info}");
+    assert_eq!(info["quantisation"]["max_abs_error"].as_f64(), Some(stated), "{info}");
+    let (ok, info, _) = satclip_testkit::run(env!("CARGO_BIN_EXE_satclip"), &["info", float.to_str().unwrap()]);
+    assert!(ok && !info.contains("quantisation"), "{info}");
     let encoder = satclip::FeatureEncoder::load("sh-l10").unwrap();
     for (key, cell) in v["cells"].as_object().unwrap() {
         let (r, c) = key.split_once(',').unwrap();

@@ -30,7 +30,8 @@ pub struct Provenance {
     /// Degree of the spherical harmonics, where there are any.
     pub legendre_polys: Option<usize>,
     pub dim: usize,
-    /// Precision of the computation and the stored values (`f32`, `f64`).
+    /// Precision of the computation and the stored values (`f32`, `f64`), unless `quantisation`
+    /// says the values are stored as int8.
     pub dtype: Option<String>,
     pub coordinate_order: String,
     pub crs: String,
@@ -38,6 +39,11 @@ pub struct Provenance {
     /// Set when the file holds a fine-tuned model's predictions instead of embeddings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prediction: Option<PredictionInfo>,
+    /// An int8 COG's `satclip_int8` item, read back with the provenance: how the stored values
+    /// map to the computed ones and the error that added. Known only once every tile is written,
+    /// so it is a metadata item of its own in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantisation: Option<serde_json::Value>,
 }
 
 /// What the values of a prediction file are: the task the head was trained on and its outputs.
@@ -138,13 +144,17 @@ pub fn read_provenance(path: &Path) -> Result<Provenance> {
     let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     if ext == "tif" || ext == "tiff" {
         let items = satclip_io::geotiff_out::read_gdal_metadata(path)?;
-        let text = items
-            .into_iter()
-            .find(|(k, _)| k == PARQUET_KEY)
-            .map(|(_, v)| v)
-            .ok_or_else(|| Error::format(path, "has no satclip provenance in its GDAL metadata"))?;
-        return serde_json::from_str(&text)
-            .map_err(|e| Error::format(path, format!("unreadable satclip provenance: {e}")));
+        let item = |key: &str| items.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let text =
+            item(PARQUET_KEY).ok_or_else(|| Error::format(path, "has no satclip provenance in its GDAL metadata"))?;
+        let mut provenance: Provenance = serde_json::from_str(text)
+            .map_err(|e| Error::format(path, format!("unreadable satclip provenance: {e}")))?;
+        if let Some(int8) = item(crate::INT8_KEY) {
+            let value = serde_json::from_str(int8)
+                .map_err(|e| Error::format(path, format!("unreadable {} item: {e}", crate::INT8_KEY)))?;
+            provenance.quantisation = Some(value);
+        }
+        return Ok(provenance);
     }
     let text = match satclip_io::tables::TableFormat::from_path(path)? {
         satclip_io::tables::TableFormat::Parquet => satclip_io::tables::parquet_metadata(path, PARQUET_KEY)?
