@@ -95,6 +95,9 @@ impl Service {
                 return Err(satclip::Error::format(Path::new(spec), format!("the model name `{name}` is given twice")));
             }
             let encoder = Arc::new(FeatureEncoder::load(spec)?);
+            // One point through the model now, so that the first request does not pay for
+            // laying the weights out for inference (made on first use).
+            encoder.embed_f32(&[[0.0, 0.0]])?;
             let provenance = encoder.provenance().clone();
             let checkpoint = match provenance.source.as_str() {
                 "file" | "hub" => provenance.path.clone(),
