@@ -318,8 +318,7 @@ fn training_step_seconds(l: usize, n: usize, reps: usize) -> f64 {
     let siren =
         Siren::new(&mut Weights::Init(&mut rng), sh.dim(), 512, 256, 2).expect("released architecture").cast::<f32>();
     let head = Linear::torch_default(&mut rng, 512, 256, true).cast::<f32>();
-    let mut model =
-        ClipModel { location: Network::Siren(siren), head: Some(head), logit_scale: INITIAL_LOGIT_SCALE as f32 };
+    let mut model = ClipModel::new(Network::Siren(siren), Some(head), INITIAL_LOGIT_SCALE as f32);
     let mut optimizer = AdamW::satclip();
     let mut times = Vec::new();
     for rep in 0..=reps {

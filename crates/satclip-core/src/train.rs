@@ -21,6 +21,36 @@ pub struct ClipModel<T> {
     pub head: Option<Linear<T>>,
     /// The raw parameter s; logits are scaled by exp(s). Official initial value ln(1/0.07).
     pub logit_scale: T,
+    logits: LogitsBuffer<T>,
+}
+
+impl<T> ClipModel<T> {
+    pub fn new(location: Network<T>, head: Option<Linear<T>>, logit_scale: T) -> Self {
+        Self { location, head, logit_scale, logits: LogitsBuffer::default() }
+    }
+}
+
+/// The loss's N × N logits, kept from one step to the next: at 8192 rows they are 268 MB, more
+/// than the allocator ever reuses, so each step would map them afresh and the kernel zero them
+/// (7 % of a step's time in `perf`). A clone starts empty.
+struct LogitsBuffer<T>(std::sync::Mutex<Vec<T>>);
+
+impl<T> Default for LogitsBuffer<T> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(Vec::new()))
+    }
+}
+
+impl<T> Clone for LogitsBuffer<T> {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl<T> std::fmt::Debug for LogitsBuffer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogitsBuffer")
+    }
 }
 
 /// Official initial logit scale parameter, ln(1/0.07).
@@ -79,7 +109,9 @@ impl<T: Float> ClipModel<T> {
         let (image_unit, image_norm) = normalize_rows(&image, embed_dim);
         let (location_unit, location_norm) = normalize_rows(trace.output(), embed_dim);
         let scale = self.logit_scale.exp();
-        let loss = clip_loss(&image_unit, &location_unit, n, embed_dim, scale);
+        let mut logits = self.logits.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let loss = clip_loss_in(&image_unit, &location_unit, n, embed_dim, scale, LOGITS_MEMORY_BUDGET, &mut logits);
+        drop(logits);
 
         let d_image = normalize_rows_backward(&image_unit, &image_norm, &loss.d_image, embed_dim);
         let d_location = normalize_rows_backward(&location_unit, &location_norm, &loss.d_location, embed_dim);
@@ -149,6 +181,20 @@ pub fn clip_loss_with_budget<T: Float>(
     scale: T,
     memory_budget: usize,
 ) -> ClipLoss<T> {
+    clip_loss_in(image, location, n, d, scale, memory_budget, &mut Vec::new())
+}
+
+/// [`clip_loss_with_budget`], storing the logits (when they fit the budget) in `buffer`, which
+/// keeps its allocation for the next call. Its contents are never read before being written.
+fn clip_loss_in<T: Float>(
+    image: &[T],
+    location: &[T],
+    n: usize,
+    d: usize,
+    scale: T,
+    memory_budget: usize,
+    buffer: &mut Vec<T>,
+) -> ClipLoss<T> {
     let blocks: Vec<usize> = (0..n).step_by(LOSS_BLOCK_ROWS).collect();
     let workers = rayon::current_num_threads().max(1);
     let per_worker = blocks.len().div_ceil(workers).max(1);
@@ -157,7 +203,13 @@ pub fn clip_loss_with_budget<T: Float>(
     let compute_block = |start: usize, rows: usize, out: &mut [T]| {
         gemm(out, MatRef::row_major(&image[start * d..(start + rows) * d], rows, d), location_t, scale, false, false);
     };
-    let mut stored = if n * n * std::mem::size_of::<T>() <= memory_budget { vec![T::ZERO; n * n] } else { Vec::new() };
+    let stored: &mut [T] = match n * n * std::mem::size_of::<T>() <= memory_budget {
+        true => {
+            buffer.resize(n * n, T::ZERO);
+            buffer
+        }
+        false => &mut [],
+    };
     let fixed_shift = (scale.to_f64() <= FIXED_SHIFT_MAX_SCALE).then_some(scale);
     let neg_inf = T::from_f64(f64::NEG_INFINITY);
 
@@ -166,7 +218,7 @@ pub fn clip_loss_with_budget<T: Float>(
     let partials: Vec<(Vec<T>, Vec<T>)> = blocks
         .par_chunks(per_worker)
         .zip(row_lse.par_chunks_mut(worker_rows))
-        .zip(worker_slots(&mut stored, worker_rows * n, blocks.len().div_ceil(per_worker)))
+        .zip(worker_slots(stored, worker_rows * n, blocks.len().div_ceil(per_worker)))
         .map(|((starts, lse_part), mut keep)| {
             let col_start = fixed_shift.unwrap_or(neg_inf);
             let (mut col_max, mut col_sum) = (vec![col_start; n], vec![T::ZERO; n]);
@@ -223,7 +275,7 @@ pub fn clip_loss_with_budget<T: Float>(
     let (d_location, d_scale) = blocks
         .par_chunks(per_worker)
         .zip(d_image.par_chunks_mut(worker_rows * d))
-        .zip(worker_slots(&mut stored, worker_rows * n, blocks.len().div_ceil(per_worker)))
+        .zip(worker_slots(stored, worker_rows * n, blocks.len().div_ceil(per_worker)))
         .map(|((starts, d_image_part), mut keep)| {
             let mut d_loc = vec![T::ZERO; n * d];
             let mut d_scale = 0.0f64;

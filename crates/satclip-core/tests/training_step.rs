@@ -11,11 +11,11 @@ fn small_model(rng: &mut Pcg64) -> ClipModel<f64> {
     let mut siren = Siren::new(&mut Weights::Init(rng), 9, 8, 4, 2).unwrap();
     // Larger first-layer weights than the official init, so that the sines are far from linear.
     siren.layers[0].linear.weight.iter_mut().for_each(|w| *w *= 20.0);
-    ClipModel {
-        location: satclip_core::Network::Siren(siren),
-        head: Some(Linear::torch_default(rng, 5, 4, true)),
-        logit_scale: INITIAL_LOGIT_SCALE,
-    }
+    ClipModel::new(
+        satclip_core::Network::Siren(siren),
+        Some(Linear::torch_default(rng, 5, 4, true)),
+        INITIAL_LOGIT_SCALE,
+    )
 }
 
 fn batch_data(rng: &mut Pcg64, n: usize) -> (Vec<f64>, Vec<f64>) {
@@ -51,7 +51,7 @@ fn other_networks(rng: &mut Pcg64) -> Vec<ClipModel<f64>> {
                 ..Default::default()
             };
             let net = satclip_core::Network::init(&hp, 9, rng).unwrap();
-            ClipModel { location: net.cast(), head: Some(head.clone()), logit_scale: INITIAL_LOGIT_SCALE }
+            ClipModel::new(net.cast(), Some(head.clone()), INITIAL_LOGIT_SCALE)
         })
         .collect()
 }
@@ -217,5 +217,22 @@ fn recomputing_logits_gives_the_same_result_as_storing_them() {
             (img.iter().map(|v| *v as f64).collect(), loc.iter().map(|v| *v as f64).collect());
         let (loss, ..) = naive_clip(&wide.0, &wide.1, n, d, scale as f64);
         assert!((stored.value - loss).abs() / loss < 1e-5, "scale {scale}: {} vs {loss}", stored.value);
+    }
+}
+
+/// The loss's logits buffer is kept from step to step: whatever the previous step left in it
+/// (another batch of the same size, a smaller one), a step gives exactly what a fresh model does.
+#[test]
+fn steps_on_a_reused_logits_buffer_equal_steps_of_a_fresh_model() {
+    let mut rng = Pcg64::seed_from_u64(21);
+    let model = small_model(&mut rng);
+    // Past the loss's 256-row blocks, so that the stored logits span several blocks.
+    let (a1, a2, b) = (batch_data(&mut rng, 300), batch_data(&mut rng, 300), batch_data(&mut rng, 40));
+    let fresh = |(loc, img): &(Vec<f64>, Vec<f64>), n| loss_with(&model.clone(), loc, img, n, None);
+    let (ra1, ra2, rb) = (fresh(&a1, 300), fresh(&a2, 300), fresh(&b, 40));
+    for ((loc, img), n, want) in [(&a1, 300, &ra1), (&a2, 300, &ra2), (&b, 40, &rb), (&a2, 300, &ra2)] {
+        let (loss, gradients) = loss_with(&model, loc, img, n, None);
+        assert_eq!(loss, want.0, "n = {n}");
+        assert!(gradients.tensors == want.1.tensors, "n = {n}: the gradients differ");
     }
 }

@@ -166,7 +166,7 @@ pub fn init_model(config: &TrainConfig, input_dim: usize, image_dim: usize) -> R
     let hp = &config.model;
     let network = Network::init(hp, input_dim, &mut rng)?;
     let head = Linear::torch_default(&mut rng, image_dim, hp.embed_dim, true).cast::<f32>();
-    Ok(ClipModel { location: network.cast(), head: Some(head), logit_scale: INITIAL_LOGIT_SCALE as f32 })
+    Ok(ClipModel::new(network.cast(), Some(head), INITIAL_LOGIT_SCALE as f32))
 }
 
 /// Mean loss over `rows` in batches, without dropout, jitter or augmentation.

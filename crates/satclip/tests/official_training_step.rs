@@ -41,7 +41,7 @@ fn batch() -> Option<Batch> {
 
 impl Batch {
     fn model(&self, head: Option<satclip::core::network::Linear<f64>>) -> ClipModel<f64> {
-        ClipModel { location: self.encoder.network().clone(), head, logit_scale: self.logit_scale }
+        ClipModel::new(self.encoder.network().clone(), head, self.logit_scale)
     }
 
     fn step(&self, model: &ClipModel<f64>, image_features: &[f64], max_relative_loss_error: f64) -> StepOutput<f64> {
