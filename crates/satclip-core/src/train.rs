@@ -243,7 +243,7 @@ fn clip_loss_in<T: Float>(
                     let shift = fixed_shift.unwrap_or_else(|| row.iter().fold(neg_inf, |m, v| m.max(*v)));
                     tmp.copy_from_slice(row);
                     T::exp_shifted(&mut tmp, shift);
-                    lse_part[b * LOSS_BLOCK_ROWS + r] = shift + tmp.iter().copied().sum::<T>().ln();
+                    lse_part[b * LOSS_BLOCK_ROWS + r] = shift + lane_sum(&tmp).ln();
                 }
             }
             (col_max, col_sum)
@@ -293,14 +293,25 @@ fn clip_loss_in<T: Float>(
                     p_row.copy_from_slice(row);
                     T::exp_shifted(&mut p_row, row_lse[i]);
                     // d loss/d s = Σ dlogits ⊙ logits, since logits = exp(s) · cosines.
-                    let mut acc = T::ZERO;
-                    for j in 0..n {
-                        let g = (p_row[j] + p_col[j]) * inv_2n;
-                        acc += g * row[j];
-                        row[j] = g;
+                    let mut acc = [T::ZERO; LANES];
+                    let dlogit = |(l, (r, c)): (&mut T, (&T, &T)), acc: &mut T| {
+                        let g = (*r + *c) * inv_2n;
+                        *acc += g * *l;
+                        *l = g;
+                    };
+                    let mut lanes =
+                        row.chunks_exact_mut(LANES).zip(p_row.chunks_exact(LANES).zip(p_col.chunks_exact(LANES)));
+                    for (l, (r, c)) in &mut lanes {
+                        for (k, acc) in acc.iter_mut().enumerate() {
+                            dlogit((&mut l[k], (&r[k], &c[k])), acc);
+                        }
+                    }
+                    let tail = n - n % LANES;
+                    for (l, rc) in row[tail..].iter_mut().zip(p_row[tail..].iter().zip(&p_col[tail..])) {
+                        dlogit((l, rc), &mut acc[0]);
                     }
                     row[i] -= inv_n;
-                    d_scale += (acc - inv_n * diagonal[i]).to_f64();
+                    d_scale += (lane_sum(&acc) - inv_n * diagonal[i]).to_f64();
                 }
                 let local = b * LOSS_BLOCK_ROWS * d;
                 let dlogits = MatRef::row_major(&logits[..], rows, n);
@@ -325,6 +336,22 @@ fn clip_loss_in<T: Float>(
             (a, sa + sb)
         });
     ClipLoss { value, d_image, d_location, d_logit_scale: d_scale }
+}
+
+/// Independent partial sums of a reduction: a single running sum is one dependent add per element
+/// (the loss's two sums over its 8192² logits took 6 % of a training step that way), while
+/// `LANES` of them vectorise.
+const LANES: usize = 16;
+
+/// Σ x, in `LANES` interleaved partial sums.
+fn lane_sum<T: Float>(x: &[T]) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        acc.iter_mut().zip(chunk).for_each(|(a, v)| *a += *v);
+    }
+    acc.iter_mut().zip(chunks.remainder()).for_each(|(a, v)| *a += *v);
+    acc.iter().copied().sum()
 }
 
 /// Where block `b` (`rows` rows) of a worker's logits lives: its part of the stored matrix, or the
