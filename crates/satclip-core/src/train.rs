@@ -293,6 +293,8 @@ fn clip_loss_in<T: Float>(
                     p_row.copy_from_slice(row);
                     T::exp_shifted(&mut p_row, row_lse[i]);
                     // d loss/d s = Σ dlogits ⊙ logits, since logits = exp(s) · cosines.
+                    // dlogits = (p_row + p_col) / 2n, in place of the logits; the scale's gradient
+                    // sums them times the logits, in lanes (whole chunks of them vectorise).
                     let mut acc = [T::ZERO; LANES];
                     let dlogit = |(l, (r, c)): (&mut T, (&T, &T)), acc: &mut T| {
                         let g = (*r + *c) * inv_2n;
