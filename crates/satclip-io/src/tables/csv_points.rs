@@ -206,33 +206,32 @@ impl PointSource for CsvSource {
 /// A carried column's `values` (read at `rows`) as an array of `data_type`. The typing pass saw
 /// every value, so one that does not parse means the file changed while it was read.
 fn typed_column(path: &Path, field: &str, data_type: &DataType, values: Vec<String>, rows: &[u64]) -> Result<ArrayRef> {
-    let parse = |read: &dyn Fn(&str) -> Option<()>| -> Result<()> {
-        for (text, &row) in values.iter().zip(rows) {
-            let text = text.trim();
-            if !text.is_empty() && read(text).is_none() {
-                let what =
-                    format!("`{text}` does not match the rest of the column (did the file change while it was read?)");
-                return Err(Error::row(path, row, field, what));
-            }
-        }
-        Ok(())
-    };
-    fn cell(text: &String) -> Option<&str> {
-        Some(text.trim()).filter(|t| !t.is_empty())
+    // Each value once: empty is null, else it must read as the column's type.
+    fn cells<T>(
+        path: &Path,
+        field: &str,
+        values: &[String],
+        rows: &[u64],
+        read: impl Fn(&str) -> Option<T>,
+    ) -> Result<Vec<Option<T>>> {
+        values
+            .iter()
+            .zip(rows)
+            .map(|(text, &row)| match text.trim() {
+                "" => Ok(None),
+                text => read(text).map(Some).ok_or_else(|| {
+                    let what = format!(
+                        "`{text}` does not match the rest of the column (did the file change while it was read?)"
+                    );
+                    Error::row(path, row, field, what)
+                }),
+            })
+            .collect()
     }
     Ok(match data_type {
-        DataType::Int64 => {
-            parse(&|t| t.parse::<i64>().ok().map(drop))?;
-            Arc::new(values.iter().map(|t| cell(t).and_then(|t| t.parse().ok())).collect::<Int64Array>())
-        }
-        DataType::Float64 => {
-            parse(&|t| t.parse::<f64>().ok().map(drop))?;
-            Arc::new(values.iter().map(|t| cell(t).and_then(|t| t.parse().ok())).collect::<Float64Array>())
-        }
-        DataType::Boolean => {
-            parse(&|t| boolean(t).map(drop))?;
-            Arc::new(values.iter().map(|t| cell(t).and_then(boolean)).collect::<BooleanArray>())
-        }
+        DataType::Int64 => Arc::new(Int64Array::from(cells(path, field, &values, rows, |t| t.parse().ok())?)),
+        DataType::Float64 => Arc::new(Float64Array::from(cells(path, field, &values, rows, |t| t.parse().ok())?)),
+        DataType::Boolean => Arc::new(BooleanArray::from(cells(path, field, &values, rows, boolean)?)),
         _ => Arc::new(StringArray::from(values)),
     })
 }
