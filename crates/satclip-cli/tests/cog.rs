@@ -301,24 +301,36 @@ fn an_int8_cog_states_its_error_and_gdal_scales_it_back_within_it() {
     assert!(err.contains("--layout cog"), "{err}");
 }
 
-/// Sentinel-2 tiles as rasterio writes them by default (bands as separate planes), tiled with
-/// partial edge tiles and striped, read as the same pixels as the S2-100K original.
+/// Sentinel-2 tiles as rasterio writes them: bands as separate planes (its default) or
+/// interleaved by pixel, tiled with partial edge tiles or striped, LZW or ZSTD (as GDAL writes it,
+/// big-endian too), and as float32 through the floating-point predictor: read as the same pixels
+/// as the S2-100K original.
 #[test]
-fn band_planes_written_by_rasterio_read_as_the_original_pixels() {
+fn tiles_written_by_rasterio_read_as_the_original_pixels() {
     let Some(python) = gdal_python() else { return };
     let Some(tile) = satclip_testkit::shared_file("data/s2-samples/patch_445.tif") else { return };
     let dir = tempfile::tempdir().unwrap();
     let script = r#"
-import json, sys, rasterio
+import json, sys, numpy, rasterio
 src, out = sys.argv[1], sys.argv[2]
 with rasterio.open(src) as s:
     profile, data = s.profile, s.read()
+tiled, striped = dict(tiled=True, blockxsize=112, blockysize=112), dict(tiled=False, blockysize=10)
+files = {
+    "lzw-band-tiled": dict(interleave="band", compress="lzw", predictor=2, **tiled),
+    "lzw-band-striped": dict(interleave="band", compress="lzw", predictor=2, **striped),
+    "zstd-pixel-tiled": dict(interleave="pixel", compress="zstd", predictor=2, **tiled),
+    "zstd-band-striped": dict(interleave="band", compress="zstd", predictor=2, **striped),
+    "zstd-pixel-big-endian": dict(interleave="pixel", compress="zstd", predictor=1, endianness="BIG", **striped),
+    "zstd-float-band-tiled": dict(interleave="band", compress="zstd", predictor=3, dtype="float32", **tiled),
+}
 layouts = {}
-for name, extra in (("tiled", dict(tiled=True, blockxsize=112, blockysize=112)), ("striped", dict(tiled=False, blockysize=10))):
-    with rasterio.open(f"{out}/{name}.tif", "w", **dict(profile, interleave="band", compress="lzw", predictor=2, **extra)) as d:
-        d.write(data)
+for name, options in files.items():
+    values = data.astype(numpy.float32) / numpy.float32(7) if options.get("dtype") == "float32" else data
+    with rasterio.open(f"{out}/{name}.tif", "w", **dict(profile, **options)) as d:
+        d.write(values)
     with rasterio.open(f"{out}/{name}.tif") as d:
-        layouts[name] = [d.interleaving.name, d.block_shapes[0]]
+        layouts[name] = [d.interleaving.name.lower(), d.compression.name.lower(), d.block_shapes[0]]
 print(json.dumps(layouts))
 "#;
     let run = Command::new(&python)
@@ -327,13 +339,18 @@ print(json.dumps(layouts))
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let layouts: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
-    assert_eq!(layouts["tiled"], serde_json::json!(["band", [112, 112]]), "{layouts}");
-    assert_eq!(layouts["striped"][0], "band", "{layouts}");
+    assert_eq!(layouts["lzw-band-tiled"], serde_json::json!(["band", "lzw", [112, 112]]), "{layouts}");
+    assert_eq!(layouts["zstd-pixel-tiled"], serde_json::json!(["pixel", "zstd", [112, 112]]), "{layouts}");
+    assert_eq!(layouts["zstd-band-striped"].as_array().unwrap()[..2], ["band", "zstd"], "{layouts}");
     let original = satclip_io::geotiff::read(&tile).unwrap();
-    for name in ["tiled", "striped"] {
-        let planes = satclip_io::geotiff::read(&dir.path().join(format!("{name}.tif"))).unwrap();
-        assert_eq!((planes.width, planes.height, planes.bands), (original.width, original.height, original.bands));
-        assert_eq!(planes.georef, original.georef, "{name}");
-        assert!(planes.data == original.data, "{name}: the pixels differ");
+    for (name, _) in layouts.as_object().unwrap() {
+        let read = satclip_io::geotiff::read(&dir.path().join(format!("{name}.tif"))).unwrap();
+        assert_eq!((read.width, read.height, read.bands), (original.width, original.height, original.bands));
+        assert_eq!(read.georef, original.georef, "{name}");
+        let want: Vec<f32> = match name.contains("float") {
+            true => original.data.iter().map(|v| v / 7.0).collect(),
+            false => original.data.clone(),
+        };
+        assert!(read.data == want, "{name}: the pixels differ");
     }
 }

@@ -1,7 +1,8 @@
 //! GeoTIFF rasters in pure Rust: multi-band uint8/uint16/int16/float, striped or tiled, bands
 //! interleaved by pixel or stored as separate planes (as rasterio writes by default, and as
-//! satclip's own COGs are), LZW, Deflate or uncompressed, with predictor (decoding by the `tiff` crate, under limits so that a
-//! lying header gives an error instead of a huge allocation), plus the georeferencing needed to
+//! satclip's own COGs are), LZW, Deflate, ZSTD or uncompressed, with predictor (decoding by the
+//! `tiff` crate, ZSTD chunks inflated here; under limits so that a lying header gives an error
+//! instead of a huge allocation), plus the georeferencing needed to
 //! place a tile on the globe: pixel scale, tie point and EPSG code, with UTM zones (WGS 84,
 //! EPSG 326zz/327zz) and geographic WGS 84 (EPSG 4326) converted to lon/lat.
 
@@ -107,8 +108,16 @@ fn read_unguarded(path: &Path, max_bytes: usize) -> Result<Raster> {
         Some(v) => v.into_u32().map_err(bad)? == 2,
         None => false,
     };
-    let data = match planar && samples > 1 {
-        true => read_band_planes(&mut decoder, path, [width, height], samples)?,
+    let zstd = match decoder.find_tag(Tag::Compression).map_err(bad)? {
+        Some(v) => v.into_u16().map_err(bad)? == COMPRESSION_ZSTD,
+        None => false,
+    };
+    let raw = match zstd {
+        true => Some(RawChunks::read(&mut decoder, path, width, if planar { 1 } else { samples })?),
+        false => None,
+    };
+    let data = match (planar && samples > 1) || raw.is_some() {
+        true => read_chunks(&mut decoder, path, [width, height], samples, planar, raw.as_ref())?,
         false => to_f32(path, decoder.read_image().map_err(bad)?)?,
     };
     let pixels = width.checked_mul(height).filter(|&p| p > 0).ok_or_else(|| Error::format(path, "empty raster"))?;
@@ -137,14 +146,18 @@ fn to_f32(path: &Path, image: DecodingResult) -> Result<Vec<f32>> {
     })
 }
 
-/// An image whose bands are stored as separate planes (PlanarConfiguration 2), chunk by chunk
-/// (the decoder's whole-image path does not place the planes' partial edge tiles), interleaved
-/// by pixel. The chunks of band `b` are `b · chunks_per_plane ..`, each placed by its own size.
-fn read_band_planes<R: std::io::Read + std::io::Seek>(
+/// An image chunk by chunk: its bands interleaved by pixel in each chunk, or stored as separate
+/// planes (PlanarConfiguration 2; the decoder's whole-image path does not place the planes'
+/// partial edge tiles), into pixel-interleaved samples. The chunks of band `b` of a planar image
+/// are `b · chunks_per_plane ..`, each placed by its own size. `raw` is how to read chunks the
+/// decoder cannot inflate (ZSTD).
+fn read_chunks<R: std::io::Read + std::io::Seek>(
     decoder: &mut Decoder<R>,
     path: &Path,
     [width, height]: [usize; 2],
     bands: usize,
+    planar: bool,
+    raw: Option<&RawChunks>,
 ) -> Result<Vec<f32>> {
     let bad = |e: tiff::TiffError| Error::format(path, format!("not a readable TIFF: {e}"));
     let (chunk_width, chunk_height) = decoder.chunk_dimensions();
@@ -153,39 +166,207 @@ fn read_band_planes<R: std::io::Read + std::io::Seek>(
         return Err(Error::format(path, "its tiles or strips are empty"));
     }
     let (across, down) = (width.div_ceil(chunk_width), height.div_ceil(chunk_height));
+    let planes = if planar { bands } else { 1 };
     let chunks = match decoder.get_chunk_type() {
         tiff::decoder::ChunkType::Tile => decoder.tile_count().map_err(bad)?,
         tiff::decoder::ChunkType::Strip => decoder.strip_count().map_err(bad)?,
     } as usize;
-    if chunks != across * down * bands {
+    if chunks != across * down * planes {
         return Err(Error::format(
             path,
             format!(
-                "has {chunks} tiles or strips where {bands} band planes of {across}×{down} need {}",
-                across * down * bands
+                "has {chunks} tiles or strips where {planes} plane(s) of {across}×{down} need {}",
+                across * down * planes
             ),
         ));
     }
+    // Samples per pixel within a chunk.
+    let per_pixel = bands / planes;
     let mut data = vec![0.0f32; width * height * bands];
     for index in 0..chunks {
         let (band, chunk) = (index / (across * down), index % (across * down));
         let (x0, y0) = ((chunk % across) * chunk_width, (chunk / across) * chunk_height);
         let (w, h) = ((width - x0).min(chunk_width), (height - y0).min(chunk_height));
-        let values = to_f32(path, decoder.read_chunk(index as u32).map_err(bad)?)?;
-        // Rows come `w` wide; the decoder sizes an edge tile of a band after the first as if it
-        // were not at the bottom edge, so the rows past the image are dropped here.
-        let rows = values.len() / w;
-        if values.len() % w != 0 || rows < h || rows > chunk_height {
+        let values = match raw {
+            Some(raw) => raw.chunk(decoder, path, index, [w, h])?,
+            None => to_f32(path, decoder.read_chunk(index as u32).map_err(bad)?)?,
+        };
+        // Rows come `w` pixels wide; the decoder sizes an edge tile of a band after the first as
+        // if it were not at the bottom edge, so the rows past the image are dropped here.
+        let row = w * per_pixel;
+        let rows = values.len() / row;
+        if values.len() % row != 0 || rows < h || rows > chunk_height {
             let n = values.len();
             return Err(Error::format(path, format!("tile or strip {index} holds {n} samples, not {w}×{h}")));
         }
-        for (r, row) in values.chunks_exact(w).take(h).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                data[((y0 + r) * width + x0 + c) * bands + band] = v;
+        for (r, values) in values.chunks_exact(row).take(h).enumerate() {
+            let start = (y0 + r) * width + x0;
+            match planar {
+                true => {
+                    for (c, &v) in values.iter().enumerate() {
+                        data[(start + c) * bands + band] = v;
+                    }
+                }
+                false => data[start * bands..][..row].copy_from_slice(values),
             }
         }
     }
     Ok(data)
+}
+
+/// TIFF's code for ZSTD, as GDAL writes it.
+const COMPRESSION_ZSTD: u16 = 50000;
+
+/// What it takes to read chunks whose compression the `tiff` crate is not built with (ZSTD: its
+/// own ZSTD support would link a second libzstd beside the one satclip links): where each chunk
+/// is, how its samples are stored and which predictor they went through.
+struct RawChunks {
+    offsets: Vec<u64>,
+    counts: Vec<u64>,
+    big_endian: bool,
+    /// Bytes per sample.
+    width: usize,
+    /// 1 unsigned integer, 2 signed integer, 3 IEEE float (TIFF's SampleFormat).
+    format: u16,
+    predictor: u16,
+    /// Samples per pixel in one chunk: the bands, or 1 for band planes.
+    per_pixel: usize,
+    tiled: bool,
+    /// Pixels per stored row of a chunk: the tile width, or the image's for strips.
+    stored_width: usize,
+    /// Rows of a tile.
+    tile_rows: usize,
+    file_len: u64,
+}
+
+impl RawChunks {
+    fn read<R: std::io::Read + std::io::Seek>(
+        decoder: &mut Decoder<R>,
+        path: &Path,
+        image_width: usize,
+        per_pixel: usize,
+    ) -> Result<Self> {
+        let bad = |e: tiff::TiffError| Error::format(path, format!("not a readable TIFF: {e}"));
+        let tiled = decoder.get_chunk_type() == tiff::decoder::ChunkType::Tile;
+        let (offsets, counts) = match tiled {
+            true => (Tag::TileOffsets, Tag::TileByteCounts),
+            false => (Tag::StripOffsets, Tag::StripByteCounts),
+        };
+        let offsets = decoder.get_tag_u64_vec(offsets).map_err(bad)?;
+        let counts = decoder.get_tag_u64_vec(counts).map_err(bad)?;
+        let one = |decoder: &mut Decoder<R>, tag: Tag, default: u16| -> Result<u16> {
+            let values = match decoder.find_tag(tag).map_err(bad)? {
+                Some(v) => v.into_u16_vec().map_err(bad)?,
+                None => vec![default],
+            };
+            match values.split_first() {
+                Some((&first, rest)) if rest.iter().all(|&v| v == first) => Ok(first),
+                _ => Err(Error::format(path, format!("{tag:?} differs between bands"))),
+            }
+        };
+        let bits = one(decoder, Tag::BitsPerSample, 1)?;
+        let format = one(decoder, Tag::SampleFormat, 1)?;
+        let predictor = one(decoder, Tag::Predictor, 1)?;
+        let supported = matches!((format, bits), (1 | 2, 8 | 16 | 32) | (3, 32 | 64));
+        if !supported || !(1..=3).contains(&predictor) || (predictor == 3) != (format == 3) && predictor != 1 {
+            return Err(Error::format(
+                path,
+                format!("ZSTD with {bits}-bit samples of format {format} and predictor {predictor} is not supported"),
+            ));
+        }
+        let (chunk_width, chunk_rows) = decoder.chunk_dimensions();
+        let stored_width = if tiled { chunk_width as usize } else { image_width };
+        let file_len = decoder.inner().seek(std::io::SeekFrom::End(0)).map_err(|e| Error::io(path, e))?;
+        Ok(Self {
+            offsets,
+            counts,
+            big_endian: decoder.byte_order() == tiff::tags::ByteOrder::BigEndian,
+            width: usize::from(bits / 8),
+            format,
+            predictor,
+            per_pixel,
+            tiled,
+            stored_width,
+            tile_rows: chunk_rows as usize,
+            file_len,
+        })
+    }
+
+    /// Chunk `index` as f32 samples, `w` pixels by `h` rows (the part inside the image).
+    fn chunk<R: std::io::Read + std::io::Seek>(
+        &self,
+        decoder: &mut Decoder<R>,
+        path: &Path,
+        index: usize,
+        [w, h]: [usize; 2],
+    ) -> Result<Vec<f32>> {
+        let bad = |problem: String| Error::format(path, format!("tile or strip {index}: {problem}"));
+        let (Some(&offset), Some(&count)) = (self.offsets.get(index), self.counts.get(index)) else {
+            return Err(bad("no offset or byte count".into()));
+        };
+        // A tile is always whole; a strip holds only the image's rows (fewer at the bottom).
+        let rows = if self.tiled { self.tile_rows } else { h };
+        let row_bytes = self.stored_width * self.per_pixel * self.width;
+        let expected = row_bytes * rows;
+        // ZSTD's worst case for incompressible data is a little above its size: more than that,
+        // or beyond the file, is a lie that is not allocated.
+        if count > (expected + expected / 128 + 4096) as u64
+            || offset.checked_add(count).is_none_or(|e| e > self.file_len)
+        {
+            return Err(bad(format!("{count} compressed bytes at {offset} do not fit the chunk or the file")));
+        }
+        let mut compressed = vec![0u8; count as usize];
+        let reader = decoder.inner();
+        reader.seek(std::io::SeekFrom::Start(offset)).map_err(|e| Error::io(path, e))?;
+        reader.read_exact(&mut compressed).map_err(|e| Error::io(path, e))?;
+        let mut bytes =
+            zstd::bulk::decompress(&compressed, expected).map_err(|e| bad(format!("bad ZSTD data: {e}")))?;
+        if bytes.len() != expected {
+            return Err(bad(format!("inflates to {} bytes, not {expected}", bytes.len())));
+        }
+        let mut values = Vec::with_capacity(w * h * self.per_pixel);
+        for row in bytes.chunks_exact_mut(row_bytes).take(h) {
+            values.extend(self.decode_row(row).take(w * self.per_pixel));
+        }
+        Ok(values)
+    }
+
+    /// One stored row's samples as f32, its predictor undone.
+    fn decode_row(&self, row: &mut [u8]) -> impl Iterator<Item = f32> + '_ {
+        let n = row.len() / self.width;
+        let mut samples: Vec<u64> = match self.predictor {
+            3 => {
+                // TIFF Technical Note 3: byte differences over the row, then each sample's bytes
+                // gathered from the row's byte planes, most significant first.
+                for i in 1..row.len() {
+                    row[i] = row[i].wrapping_add(row[i - 1]);
+                }
+                (0..n).map(|i| (0..self.width).fold(0u64, |v, k| v << 8 | u64::from(row[k * n + i]))).collect()
+            }
+            _ => row
+                .chunks_exact(self.width)
+                .map(|b| match self.big_endian {
+                    true => b.iter().fold(0u64, |v, &x| v << 8 | u64::from(x)),
+                    false => b.iter().rev().fold(0u64, |v, &x| v << 8 | u64::from(x)),
+                })
+                .collect(),
+        };
+        let bits = 8 * self.width as u32;
+        let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        if self.predictor == 2 {
+            // Horizontal differencing: each sample minus the same band's in the previous pixel.
+            for i in self.per_pixel..n {
+                samples[i] = samples[i].wrapping_add(samples[i - self.per_pixel]) & mask;
+            }
+        }
+        let format = self.format;
+        samples.into_iter().map(move |v| match (format, bits) {
+            (3, 32) => f32::from_bits(v as u32),
+            (3, _) => f64::from_bits(v) as f32,
+            (2, _) => ((v << (64 - bits)) as i64 >> (64 - bits)) as f32,
+            _ => v as f32,
+        })
+    }
 }
 
 fn read_georeference<R: std::io::Read + std::io::Seek>(

@@ -140,7 +140,7 @@ fn band_planes_read_as_the_values_written() {
     let dir = tempfile::tempdir().unwrap();
     let (width, height, bands, tile) = (40, 20, 3, 16);
     let value = |r: usize, c: usize, b: usize| (r * 1000 + c * 10 + b) as f32 - 0.25;
-    for compression in [CogCompression::Deflate, CogCompression::None] {
+    for compression in [CogCompression::Deflate, CogCompression::None, CogCompression::Zstd] {
         let path = dir.path().join(format!("planes-{compression:?}.tif"));
         let georef = geotiff::GeoReference { epsg: 4326, origin: [5.0, 50.0], pixel_size: [0.5, 0.25] };
         let mut writer = CogWriter::create(
@@ -180,6 +180,58 @@ fn band_planes_read_as_the_values_written() {
                     assert_eq!(raster.data[(r * width + c) * bands + b], value(r, c, b), "({r}, {c}) band {b}");
                 }
             }
+        }
+    }
+}
+
+/// An int8 COG (horizontal predictor over signed bytes) reads back as the stored bytes, which
+/// its bands' scale and offset take back to within half a step of the values written.
+#[test]
+fn int8_band_planes_read_as_the_bytes_written() {
+    use satclip_io::cog::{CogCompression, CogSamples, CogWriter, Int8Band};
+    let dir = tempfile::tempdir().unwrap();
+    let (width, height, bands, tile) = (40, 20, 2, 16);
+    let value = |r: usize, c: usize, b: usize| ((r * 7 + c * 3 + b * 11) % 50) as f32 - 20.0;
+    let band = Int8Band::covering(-20.0, 30.0);
+    for compression in [CogCompression::Zstd, CogCompression::Deflate] {
+        let path = dir.path().join(format!("int8-{compression:?}.tif"));
+        let georef = geotiff::GeoReference { epsg: 4326, origin: [5.0, 50.0], pixel_size: [0.5, 0.25] };
+        let samples = CogSamples::Int8(vec![band; bands]);
+        let mut writer = CogWriter::create(
+            &path,
+            &[(width, height)],
+            bands,
+            tile,
+            georef,
+            Some(f32::NAN),
+            compression,
+            samples,
+            vec![],
+        )
+        .unwrap();
+        for ty in 0..height.div_ceil(tile) {
+            for tx in 0..width.div_ceil(tile) {
+                let planes: Vec<f32> = (0..bands * tile * tile)
+                    .map(|i| {
+                        let (b, r, c) = (i / (tile * tile), ty * tile + i / tile % tile, tx * tile + i % tile);
+                        if r < height && c < width {
+                            value(r, c, b)
+                        } else {
+                            f32::NAN
+                        }
+                    })
+                    .collect();
+                writer.write_tile(0, tx, ty, &planes).unwrap();
+            }
+        }
+        writer.finish().unwrap();
+        let raster = geotiff::read(&path).unwrap();
+        assert_eq!((raster.width, raster.height, raster.bands), (width, height, bands));
+        for (i, &q) in raster.data.iter().enumerate() {
+            let (r, c, b) = (i / bands / width, i / bands % width, i % bands);
+            assert!((-127.0..=127.0).contains(&q) && q.fract() == 0.0, "{compression:?} ({r}, {c}) band {b}: {q}");
+            let error = (band.value(q as i8) - value(r, c, b)).abs();
+            assert!(error <= band.scale / 2.0 + 1e-4, "{compression:?} ({r}, {c}) band {b}: {q} is off by {error}");
         }
     }
 }
