@@ -88,7 +88,7 @@ fn read_unguarded(path: &Path, max_bytes: usize) -> Result<Raster> {
     let mut limits = Limits::default();
     limits.decoding_buffer_size = max_bytes;
     limits.ifd_value_size = 1 << 20;
-    limits.intermediate_buffer_size = max_bytes.min(64 << 20);
+    limits.intermediate_buffer_size = chunk_limit(max_bytes);
     let mut decoder = Decoder::new(BufReader::new(file)).map_err(bad)?.with_limits(limits);
     let (width, height) = decoder.dimensions().map_err(bad)?;
     let (width, height) = (width as usize, height as usize);
@@ -113,7 +113,10 @@ fn read_unguarded(path: &Path, max_bytes: usize) -> Result<Raster> {
         None => false,
     };
     let raw = match zstd {
-        true => Some(RawChunks::read(&mut decoder, path, width, if planar { 1 } else { samples })?),
+        true => {
+            let per_pixel = if planar { 1 } else { samples };
+            Some(RawChunks::read(&mut decoder, path, width, per_pixel, chunk_limit(max_bytes))?)
+        }
         false => None,
     };
     let data = match (planar && samples > 1) || raw.is_some() {
@@ -127,6 +130,11 @@ fn read_unguarded(path: &Path, max_bytes: usize) -> Result<Raster> {
     let bands = data.len() / pixels;
     let georef = read_georeference(&mut decoder).map_err(|m| Error::format(path, m))?;
     Ok(Raster { width, height, bands, data, georef })
+}
+
+/// The most bytes one chunk may decode to: a header can declare tiles far larger than its image.
+fn chunk_limit(max_bytes: usize) -> usize {
+    max_bytes.min(64 << 20)
 }
 
 /// The samples of a decoded image or chunk as f32.
@@ -237,6 +245,8 @@ struct RawChunks {
     /// Rows of a tile.
     tile_rows: usize,
     file_len: u64,
+    /// The most bytes a chunk may decode to.
+    max_chunk_bytes: usize,
 }
 
 impl RawChunks {
@@ -245,6 +255,7 @@ impl RawChunks {
         path: &Path,
         image_width: usize,
         per_pixel: usize,
+        max_chunk_bytes: usize,
     ) -> Result<Self> {
         let bad = |e: tiff::TiffError| Error::format(path, format!("not a readable TIFF: {e}"));
         let tiled = decoder.get_chunk_type() == tiff::decoder::ChunkType::Tile;
@@ -289,6 +300,7 @@ impl RawChunks {
             stored_width,
             tile_rows: chunk_rows as usize,
             file_len,
+            max_chunk_bytes,
         })
     }
 
@@ -307,7 +319,10 @@ impl RawChunks {
         // A tile is always whole; a strip holds only the image's rows (fewer at the bottom).
         let rows = if self.tiled { self.tile_rows } else { h };
         let row_bytes = self.stored_width * self.per_pixel * self.width;
-        let expected = row_bytes * rows;
+        let expected =
+            row_bytes.checked_mul(rows).filter(|&b| b > 0 && b <= self.max_chunk_bytes).ok_or_else(|| {
+                bad(format!("{} × {rows} pixels per chunk is larger than satclip reads", self.stored_width))
+            })?;
         // ZSTD's worst case for incompressible data is a little above its size: more than that,
         // or beyond the file, is a lie that is not allocated.
         if count > (expected + expected / 128 + 4096) as u64
