@@ -109,7 +109,7 @@ fn read_unguarded(path: &Path, max_bytes: usize) -> Result<Raster> {
         None => false,
     };
     let zstd = match decoder.find_tag(Tag::Compression).map_err(bad)? {
-        Some(v) => v.into_u16().map_err(bad)? == COMPRESSION_ZSTD,
+        Some(v) => v.into_u16().map_err(bad)? == tiff::tags::CompressionMethod::ZSTD.to_u16(),
         None => false,
     };
     let raw = match zstd {
@@ -222,9 +222,6 @@ fn read_chunks<R: std::io::Read + std::io::Seek>(
     Ok(data)
 }
 
-/// TIFF's code for ZSTD, as GDAL writes it.
-const COMPRESSION_ZSTD: u16 = 50000;
-
 /// What it takes to read chunks whose compression the `tiff` crate is not built with (ZSTD: its
 /// own ZSTD support would link a second libzstd beside the one satclip links): where each chunk
 /// is, how its samples are stored and which predictor they went through.
@@ -278,8 +275,15 @@ impl RawChunks {
         let bits = one(decoder, Tag::BitsPerSample, 1)?;
         let format = one(decoder, Tag::SampleFormat, 1)?;
         let predictor = one(decoder, Tag::Predictor, 1)?;
-        let supported = matches!((format, bits), (1 | 2, 8 | 16 | 32) | (3, 32 | 64));
-        if !supported || !(1..=3).contains(&predictor) || (predictor == 3) != (format == 3) && predictor != 1 {
+        let samples_supported = matches!((format, bits), (1 | 2, 8 | 16 | 32) | (3, 32 | 64));
+        // Horizontal differencing is for integers, the floating-point predictor for floats.
+        let predictor_fits = match predictor {
+            1 => true,
+            2 => format != 3,
+            3 => format == 3,
+            _ => false,
+        };
+        if !samples_supported || !predictor_fits {
             return Err(Error::format(
                 path,
                 format!("ZSTD with {bits}-bit samples of format {format} and predictor {predictor} is not supported"),

@@ -131,46 +131,59 @@ fn a_header_that_claims_band_planes_the_file_does_not_have_is_an_error() {
     assert!(err.contains("planar.tif"), "{err}");
 }
 
+/// A single-level COG of `width × height` pixels and `bands` bands in `tile`-pixel tiles, each
+/// pixel `value(row, col, band)`, the padding of the edge tiles nodata.
+fn write_cog(
+    path: &std::path::Path,
+    [width, height, bands, tile]: [usize; 4],
+    compression: satclip_io::cog::CogCompression,
+    samples: satclip_io::cog::CogSamples,
+    value: impl Fn(usize, usize, usize) -> f32,
+) -> geotiff::GeoReference {
+    let georef = geotiff::GeoReference { epsg: 4326, origin: [5.0, 50.0], pixel_size: [0.5, 0.25] };
+    let mut writer = satclip_io::cog::CogWriter::create(
+        path,
+        &[(width, height)],
+        bands,
+        tile,
+        georef,
+        Some(f32::NAN),
+        compression,
+        samples,
+        vec![],
+    )
+    .unwrap();
+    for ty in 0..height.div_ceil(tile) {
+        for tx in 0..width.div_ceil(tile) {
+            let planes: Vec<f32> = (0..bands * tile * tile)
+                .map(|i| {
+                    let (b, r, c) = (i / (tile * tile), ty * tile + i / tile % tile, tx * tile + i % tile);
+                    if r < height && c < width {
+                        value(r, c, b)
+                    } else {
+                        f32::NAN
+                    }
+                })
+                .collect();
+            writer.write_tile(0, tx, ty, &planes).unwrap();
+        }
+    }
+    writer.finish().unwrap();
+    georef
+}
+
 /// Band planes (PlanarConfiguration 2, as rasterio writes by default and as `satclip raster`
 /// writes its COGs) read as the same pixels as bands interleaved by pixel: a tiled file with
 /// partial edge tiles, written by the COG writer, read back.
 #[test]
 fn band_planes_read_as_the_values_written() {
-    use satclip_io::cog::{CogCompression, CogSamples, CogWriter};
+    use satclip_io::cog::{CogCompression, CogSamples};
     let dir = tempfile::tempdir().unwrap();
     let (width, height, bands, tile) = (40, 20, 3, 16);
     let value = |r: usize, c: usize, b: usize| (r * 1000 + c * 10 + b) as f32 - 0.25;
     for compression in [CogCompression::Deflate, CogCompression::None, CogCompression::Zstd] {
         let path = dir.path().join(format!("planes-{compression:?}.tif"));
-        let georef = geotiff::GeoReference { epsg: 4326, origin: [5.0, 50.0], pixel_size: [0.5, 0.25] };
-        let mut writer = CogWriter::create(
-            &path,
-            &[(width, height)],
-            bands,
-            tile,
-            georef,
-            Some(f32::NAN),
-            compression,
-            CogSamples::F32,
-            vec![],
-        )
-        .unwrap();
-        for ty in 0..height.div_ceil(tile) {
-            for tx in 0..width.div_ceil(tile) {
-                let planes: Vec<f32> = (0..bands * tile * tile)
-                    .map(|i| {
-                        let (b, r, c) = (i / (tile * tile), ty * tile + i / tile % tile, tx * tile + i % tile);
-                        if r < height && c < width {
-                            value(r, c, b)
-                        } else {
-                            f32::NAN
-                        }
-                    })
-                    .collect();
-                writer.write_tile(0, tx, ty, &planes).unwrap();
-            }
-        }
-        writer.finish().unwrap();
+        let georef = write_cog(&path, [width, height, bands, tile], compression, CogSamples::F32, value);
         let raster = geotiff::read(&path).unwrap();
         assert_eq!((raster.width, raster.height, raster.bands), (width, height, bands));
         assert_eq!(raster.georef, Some(georef));
@@ -188,43 +201,15 @@ fn band_planes_read_as_the_values_written() {
 /// its bands' scale and offset take back to within half a step of the values written.
 #[test]
 fn int8_band_planes_read_as_the_bytes_written() {
-    use satclip_io::cog::{CogCompression, CogSamples, CogWriter, Int8Band};
+    use satclip_io::cog::{CogCompression, CogSamples, Int8Band};
     let dir = tempfile::tempdir().unwrap();
     let (width, height, bands, tile) = (40, 20, 2, 16);
     let value = |r: usize, c: usize, b: usize| ((r * 7 + c * 3 + b * 11) % 50) as f32 - 20.0;
     let band = Int8Band::covering(-20.0, 30.0);
     for compression in [CogCompression::Zstd, CogCompression::Deflate] {
         let path = dir.path().join(format!("int8-{compression:?}.tif"));
-        let georef = geotiff::GeoReference { epsg: 4326, origin: [5.0, 50.0], pixel_size: [0.5, 0.25] };
         let samples = CogSamples::Int8(vec![band; bands]);
-        let mut writer = CogWriter::create(
-            &path,
-            &[(width, height)],
-            bands,
-            tile,
-            georef,
-            Some(f32::NAN),
-            compression,
-            samples,
-            vec![],
-        )
-        .unwrap();
-        for ty in 0..height.div_ceil(tile) {
-            for tx in 0..width.div_ceil(tile) {
-                let planes: Vec<f32> = (0..bands * tile * tile)
-                    .map(|i| {
-                        let (b, r, c) = (i / (tile * tile), ty * tile + i / tile % tile, tx * tile + i % tile);
-                        if r < height && c < width {
-                            value(r, c, b)
-                        } else {
-                            f32::NAN
-                        }
-                    })
-                    .collect();
-                writer.write_tile(0, tx, ty, &planes).unwrap();
-            }
-        }
-        writer.finish().unwrap();
+        write_cog(&path, [width, height, bands, tile], compression, samples, value);
         let raster = geotiff::read(&path).unwrap();
         assert_eq!((raster.width, raster.height, raster.bands), (width, height, bands));
         for (i, &q) in raster.data.iter().enumerate() {
