@@ -365,10 +365,17 @@ fn embed_raster_cog(
         let (width, height) = levels[level];
         ((height - ty * COG_TILE).min(COG_TILE), (width - tx * COG_TILE).min(COG_TILE))
     };
-    // A tile's cells, into its band planes, those `shared` with the coarser level (even row and
-    // column: tiles start at even ones) skipped, the rest embedded. Each task owns
-    // `COG_TASK_ROWS` rows of every plane.
-    let embed_tile = |&(level, tx, ty): &(usize, usize, usize), planes: &mut Vec<f32>, shared: bool| -> Result<()> {
+    // The spool of the cells levels share; a tile reserves its finer tiles' blocks when its own
+    // tasks are made (`SharedCells::spool`).
+    let mut shared = SharedCells::create(output, dim)?;
+    // A tile's cells, into its band planes: those shared with the coarser level (even row and
+    // column: tiles start at even ones) read back from `spool.own`, the rest embedded, and the
+    // quadrants the finer level shares kept. Each task owns `COG_TASK_ROWS` rows of every plane.
+    let embed_tile = |&(level, tx, ty): &(usize, usize, usize),
+                      planes: &mut Vec<f32>,
+                      shared: &SharedCells,
+                      spool: &TileSpool|
+     -> Result<()> {
         use rayon::prelude::*;
         let (rows, columns) = tile_size(level, tx, ty);
         planes.resize(dim * COG_TILE * COG_TILE, f32::NAN);
@@ -380,14 +387,21 @@ fn embed_raster_cog(
             }
         }
         tasks.into_par_iter().enumerate().try_for_each(|(task, mut bands)| {
-            let first = task * COG_TASK_ROWS;
-            let cells: Vec<(usize, usize)> = (first..(first + COG_TASK_ROWS).min(rows))
+            let (first, last) = (task * COG_TASK_ROWS, ((task + 1) * COG_TASK_ROWS).min(rows));
+            if let Some(block) = spool.own {
+                shared.take(block, first, last, &mut bands)?;
+            }
+            let read_back = spool.own.is_some();
+            let cells: Vec<(usize, usize)> = (first..last)
                 .flat_map(|r| (0..columns).map(move |c| (r, c)))
-                .filter(|&(r, c)| !(shared && r % 2 == 0 && c % 2 == 0))
+                .filter(|&(r, c)| !(read_back && r % 2 == 0 && c % 2 == 0))
                 .collect();
             let centres = grid.centres(cells.iter().map(|&(r, c)| (ty * COG_TILE + r, tx * COG_TILE + c)), 1 << level);
             let computed = embed_cells(encoder, &centres, land, dtype)?;
             put_in_planes(&cells, first, &computed, &mut bands);
+            for &child in &spool.children {
+                shared.keep(child, first, last, &bands)?;
+            }
             Ok(())
         })
     };
@@ -396,9 +410,10 @@ fn embed_raster_cog(
     let smallest = levels.len() - 1;
     let mut ahead: Vec<Vec<f32>> = Vec::new();
     if int8 {
-        for tile in tiles.iter().take_while(|t| t.0 == smallest) {
+        for tile @ &(level, tx, ty) in tiles.iter().take_while(|t| t.0 == smallest) {
             let mut values = Vec::new();
-            embed_tile(tile, &mut values, false)?;
+            let spool = shared.spool(&levels, level, (tx, ty))?;
+            embed_tile(tile, &mut values, &shared, &spool)?;
             ahead.push(values);
         }
     }
@@ -422,8 +437,7 @@ fn embed_raster_cog(
         metadata,
     )?;
     let mut ahead = ahead.into_iter();
-    let mut shared = SharedCells::create(output, dim)?;
-    // Each tile's cells are embedded (in chunks), then its bands are compressed in parallel,
+    // Each tile's cells are embedded (one parallel region), then its bands are compressed in parallel,
     // a batch of band groups at a time, which a writer thread appends to the file while the
     // next batch is compressed.
     let encoder_for_tiles = writer.tile_encoder();
@@ -450,22 +464,8 @@ fn embed_raster_cog(
                             values.clear();
                             values.resize(dim * COG_TILE * COG_TILE, f32::NAN);
                         }
-                        let coarser = level < smallest;
-                        if coarser {
-                            shared.take(level, (tx, ty), (rows, columns), &mut values)?;
-                        }
-                        embed_tile(tile, &mut values, coarser)?;
-                    }
-                }
-                if level > 0 {
-                    for (cx, cy) in
-                        [(2 * tx, 2 * ty), (2 * tx + 1, 2 * ty), (2 * tx, 2 * ty + 1), (2 * tx + 1, 2 * ty + 1)]
-                    {
-                        let (width, height) = levels[level - 1];
-                        if cx * COG_TILE < width && cy * COG_TILE < height {
-                            let child = tile_size(level - 1, cx, cy);
-                            shared.keep(level - 1, (cx, cy), child, &values)?;
-                        }
+                        let spool = shared.spool(&levels, level, (tx, ty))?;
+                        embed_tile(tile, &mut values, &shared, &spool)?;
                     }
                 }
                 // Bands a batch at a time: the writer holds one batch while the next is compressed,
@@ -496,15 +496,32 @@ fn embed_raster_cog(
 /// The cells each overview tile shares with the next finer level (every level's cells with even
 /// row and column are the coarser level's, see `RasterGrid::centres`), kept as float32 in an
 /// unnamed temporary file beside the output from when the coarser tile is computed until the
-/// finer tile reads them back, so that no cell is embedded twice. A tile's shared cells are a
-/// quarter of a coarser tile, stored as one block.
+/// finer tile reads them back, so that no cell is embedded twice. A finer tile's shared cells
+/// are a quarter of a coarser tile, stored as one block ordered half-row, band, column: the
+/// tasks that embed a tile's rows (in parallel) each write or read one contiguous run of it. When
+/// one thread copied whole tiles in and out between the parallel regions, the other core idled
+/// for a quarter of the overviews' time.
 struct SharedCells {
     file: std::fs::File,
     path: std::path::PathBuf,
     dim: usize,
     end: u64,
-    /// Where the block of the finer tile (level, tx, ty) starts.
-    blocks: std::collections::HashMap<(usize, usize, usize), u64>,
+    blocks: std::collections::HashMap<(usize, usize, usize), SharedBlock>,
+}
+
+/// Where the shared cells of one finer tile are kept: `height` half-rows of `width` cells.
+#[derive(Clone, Copy, Debug)]
+struct SharedBlock {
+    start: u64,
+    height: usize,
+    width: usize,
+}
+
+/// The blocks a tile's tasks read (its own shared cells) and write (its quadrants, for each
+/// finer tile it covers, with the quadrant's first row and column in this tile).
+struct TileSpool {
+    own: Option<SharedBlock>,
+    children: Vec<(SharedBlock, usize, usize)>,
 }
 
 impl SharedCells {
@@ -514,60 +531,121 @@ impl SharedCells {
         Ok(Self { file, path: dir.to_path_buf(), dim, end: 0, blocks: Default::default() })
     }
 
-    /// Keeps, from a coarser tile's band planes, the cells of its finer tile (`tx`, `ty`) of
-    /// `level`, which is `rows × cols` cells: band by band, the quadrant's rows.
-    fn keep(
-        &mut self,
-        level: usize,
-        (tx, ty): (usize, usize),
-        (rows, cols): (usize, usize),
-        planes: &[f32],
-    ) -> Result<()> {
-        use std::io::{Seek, Write};
-        let (half, area) = (COG_TILE / 2, COG_TILE * COG_TILE);
-        let (r0, c0) = ((ty % 2) * half, (tx % 2) * half);
-        let (height, width) = (rows.div_ceil(2), cols.div_ceil(2));
-        let io = |e| Error::io(&self.path, e);
-        self.file.seek(std::io::SeekFrom::Start(self.end)).map_err(io)?;
-        let mut bytes = vec![0u8; height * width * 4];
-        for plane in planes.chunks_exact(area) {
-            for (r, out) in (r0..).zip(bytes.chunks_exact_mut(width * 4)) {
-                for (out, v) in out.chunks_exact_mut(4).zip(&plane[r * COG_TILE + c0..][..width]) {
-                    out.copy_from_slice(&v.to_ne_bytes());
+    /// The blocks of the tile (`tx`, `ty`) of `level`: its own (reserved when its coarser tile
+    /// was) and, reserved now, one for each finer tile it covers. `levels` are the sizes.
+    fn spool(&mut self, levels: &[(usize, usize)], level: usize, (tx, ty): (usize, usize)) -> Result<TileSpool> {
+        let own = match level + 1 < levels.len() {
+            true => Some(self.blocks.remove(&(level, tx, ty)).ok_or_else(|| {
+                Error::format(&self.path, format!("no shared cells kept for tile {tx},{ty} of level {level}"))
+            })?),
+            false => None,
+        };
+        let mut children = Vec::new();
+        if level > 0 {
+            let (width, height) = levels[level - 1];
+            for (cx, cy) in [(2 * tx, 2 * ty), (2 * tx + 1, 2 * ty), (2 * tx, 2 * ty + 1), (2 * tx + 1, 2 * ty + 1)] {
+                if cx * COG_TILE < width && cy * COG_TILE < height {
+                    let rows = (height - cy * COG_TILE).min(COG_TILE).div_ceil(2);
+                    let cols = (width - cx * COG_TILE).min(COG_TILE).div_ceil(2);
+                    let block = SharedBlock { start: self.end, height: rows, width: cols };
+                    self.end += (self.dim * rows * cols * 4) as u64;
+                    self.blocks.insert((level - 1, cx, cy), block);
+                    children.push((block, (cy % 2) * COG_TILE / 2, (cx % 2) * COG_TILE / 2));
                 }
             }
-            self.file.write_all(&bytes).map_err(io)?;
         }
-        self.blocks.insert((level, tx, ty), self.end);
-        self.end += (self.dim * height * width * 4) as u64;
-        Ok(())
+        Ok(TileSpool { own, children })
     }
 
-    /// Puts the shared cells of the tile (`tx`, `ty`) of `level` (`rows × cols`) into its band
-    /// planes.
-    fn take(
-        &mut self,
-        level: usize,
-        (tx, ty): (usize, usize),
-        (rows, cols): (usize, usize),
-        planes: &mut [f32],
+    /// Keeps what rows `first..last` of a coarser tile (`bands`, one slice per band holding
+    /// those rows) hold of the quadrant `block` whose first row and column are `r0` and `c0`.
+    fn keep(
+        &self,
+        (block, r0, c0): (SharedBlock, usize, usize),
+        first: usize,
+        last: usize,
+        bands: &[&mut [f32]],
     ) -> Result<()> {
-        use std::io::{Read, Seek};
-        let Some(&start) = self.blocks.get(&(level, tx, ty)) else {
-            return Err(Error::format(&self.path, format!("no shared cells kept for tile {tx},{ty} of level {level}")));
-        };
-        let io = |e| Error::io(&self.path, e);
-        self.file.seek(std::io::SeekFrom::Start(start)).map_err(io)?;
-        let (height, width) = (rows.div_ceil(2), cols.div_ceil(2));
-        let mut bytes = vec![0u8; height * width * 4];
-        for plane in planes.chunks_exact_mut(COG_TILE * COG_TILE).take(self.dim) {
-            self.file.read_exact(&mut bytes).map_err(io)?;
-            for (i, row) in bytes.chunks_exact(width * 4).enumerate() {
-                let cells = plane[2 * i * COG_TILE..].iter_mut().step_by(2);
-                for (v, b) in cells.zip(row.chunks_exact(4)) {
+        let rows = first.max(r0)..last.min(r0 + block.height);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let width = block.width;
+        let mut bytes = vec![0u8; rows.len() * self.dim * width * 4];
+        let mut out = bytes.chunks_exact_mut(width * 4);
+        for r in rows.clone() {
+            for band in bands {
+                let cells = &band[(r - first) * COG_TILE + c0..][..width];
+                for (o, v) in out.next().expect("a run per row and band").chunks_exact_mut(4).zip(cells) {
+                    o.copy_from_slice(&v.to_ne_bytes());
+                }
+            }
+        }
+        let at = block.start + ((rows.start - r0) * self.dim * width * 4) as u64;
+        positional::write_all_at(&self.file, &bytes, at).map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Puts the shared cells of rows `first..last` (`first` even) of a finer tile into `bands`,
+    /// one slice per band holding those rows: its even rows' even columns.
+    fn take(&self, block: SharedBlock, first: usize, last: usize, bands: &mut [&mut [f32]]) -> Result<()> {
+        let half_rows = first / 2..last.div_ceil(2).min(block.height);
+        if half_rows.is_empty() {
+            return Ok(());
+        }
+        let width = block.width;
+        let mut bytes = vec![0u8; half_rows.len() * self.dim * width * 4];
+        let at = block.start + (half_rows.start * self.dim * width * 4) as u64;
+        positional::read_exact_at(&self.file, &mut bytes, at).map_err(|e| Error::io(&self.path, e))?;
+        let mut runs = bytes.chunks_exact(width * 4);
+        for i in half_rows {
+            for band in bands.iter_mut() {
+                let cells = band[(2 * i - first) * COG_TILE..].iter_mut().step_by(2);
+                for (v, b) in cells.zip(runs.next().expect("a run per row and band").chunks_exact(4)) {
                     *v = f32::from_ne_bytes(b.try_into().expect("4 bytes"));
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+/// Reads and writes at an offset without moving a shared cursor, so that tasks on several
+/// threads can use one file at once.
+mod positional {
+    use std::fs::File;
+    use std::io::Result;
+
+    #[cfg(unix)]
+    pub fn write_all_at(file: &File, bytes: &[u8], at: u64) -> Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(file, bytes, at)
+    }
+
+    #[cfg(unix)]
+    pub fn read_exact_at(file: &File, bytes: &mut [u8], at: u64) -> Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(file, bytes, at)
+    }
+
+    #[cfg(windows)]
+    pub fn write_all_at(file: &File, mut bytes: &[u8], mut at: u64) -> Result<()> {
+        while !bytes.is_empty() {
+            let n = std::os::windows::fs::FileExt::seek_write(file, bytes, at)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            (bytes, at) = (&bytes[n..], at + n as u64);
+        }
+        Ok(())
+    }
+
+    #[cfg(windows)]
+    pub fn read_exact_at(file: &File, mut bytes: &mut [u8], mut at: u64) -> Result<()> {
+        while !bytes.is_empty() {
+            let n = std::os::windows::fs::FileExt::seek_read(file, bytes, at)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            bytes = &mut std::mem::take(&mut bytes)[n..];
+            at += n as u64;
         }
         Ok(())
     }
