@@ -2,10 +2,13 @@
 //! Thin on purpose: every number comes from the `satclip` crate; this file converts arrays,
 //! releases the GIL while Rust computes, and turns errors into Python exceptions.
 
+use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
+use arrow_array::RecordBatchReader;
 use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
+use pyo3::exceptions::{PyFileNotFoundError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyCapsule, PyCapsuleMethods, PyDict};
+use satclip::io::tables::PointReader;
 use satclip::{Dtype, EmbedOptions, FeatureEncoder, ReadOptions};
 
 fn to_py(e: satclip::Error) -> PyErr {
@@ -136,6 +139,51 @@ impl Encoder {
                 out.into_pyarray(py).reshape(shape)?.into_any()
             }
         })
+    }
+
+    /// Embeds a stream of point batches into `output` (Parquet, NPY or CSV by extension) and
+    /// returns the number of rows: the file `satclip embed` writes for a Parquet file of the
+    /// same batches (its columns, GeoParquet metadata and provenance), renamed into place only
+    /// when complete. `batches` is anything with `__arrow_c_stream__` (a pyarrow Table or
+    /// RecordBatchReader) holding lon/lat columns or a GeoParquet point column. An invalid point
+    /// raises, naming `source` and the row.
+    #[pyo3(signature = (batches, output, dtype = "float32", lon_col = None, lat_col = None, wrap_lon = false, source = "Arrow stream"))]
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        py: Python<'_>,
+        batches: &Bound<'_, PyAny>,
+        output: std::path::PathBuf,
+        dtype: &str,
+        lon_col: Option<String>,
+        lat_col: Option<String>,
+        wrap_lon: bool,
+        source: &str,
+    ) -> PyResult<u64> {
+        let options = EmbedOptions {
+            read: ReadOptions { lon_col, lat_col, wrap_lon, ..ReadOptions::default() },
+            dtype: self::dtype(dtype)?,
+        };
+        let not_a_stream = || {
+            PyTypeError::new_err(
+                "batches must be an Arrow stream: a pyarrow Table, RecordBatchReader or anything with \
+                 __arrow_c_stream__",
+            )
+        };
+        let capsule = batches.call_method0("__arrow_c_stream__").map_err(|_| not_a_stream())?;
+        let capsule = capsule.cast::<PyCapsule>().map_err(|_| not_a_stream())?;
+        let stream = capsule.pointer_checked(Some(c"arrow_array_stream"))?;
+        // SAFETY: a capsule named `arrow_array_stream` holds an FFI_ArrowArrayStream (the Arrow
+        // PyCapsule interface); taking it leaves a released stream for the capsule to drop.
+        let stream = unsafe { FFI_ArrowArrayStream::from_raw(stream.as_ptr().cast()) };
+        let reader = RecordBatchStreamReader::try_new(stream).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let name = std::path::Path::new(source);
+        // The stream's producer takes the GIL itself when it runs Python to make a batch.
+        py.detach(|| {
+            let points = PointReader::from_batches(name, reader.schema(), Box::new(reader), &options.read)?;
+            satclip::embed_points(&self.inner, points, &output, &options, &mut |_| {}).map(|s| s.rows)
+        })
+        .map_err(to_py)
     }
 
     fn __repr__(&self) -> String {

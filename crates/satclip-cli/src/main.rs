@@ -502,6 +502,10 @@ struct EmbedArgs {
     /// Latitude column (default: lat, latitude or lat_deg, any case).
     #[arg(long)]
     lat_col: Option<String>,
+    /// Parquet: a column of WKB points to read instead of lon/lat columns (default: the
+    /// GeoParquet primary column, when the file has no longitude column).
+    #[arg(long, conflicts_with_all = ["lon_col", "lat_col"])]
+    geometry_col: Option<String>,
     /// Precision of the computation and of the written embeddings: f64 is the official path,
     /// f32 (float32 matrix products on f64 features, for SatCLIP and GeoCLIP) is about twice as
     /// fast. The unlearned features are computed in f64 and written in this precision.
@@ -731,6 +735,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
         read: ReadOptions {
             lon_col: args.lon_col,
             lat_col: args.lat_col,
+            geometry_col: args.geometry_col,
             batch_size: args.batch_size as usize,
             wrap_lon: args.wrap_lon,
         },

@@ -532,3 +532,134 @@ fn an_interrupted_run_leaves_no_temporary_behind() {
     assert_eq!(status.code(), Some(130), "exits as interrupted");
     assert!(!temp_exists() && !out.exists(), "no temporary and no partial output");
 }
+
+/// Columns that name the embedding's points in two ways: wrong lon/lat and the true WKB points.
+fn write_two_ways(path: &Path, coords: &[[f64; 2]]) -> RecordBatch {
+    let batch = RecordBatch::try_from_iter([
+        ("lon", Arc::new(Float64Array::from(vec![0.0; coords.len()])) as Arc<dyn Array>),
+        ("lat", Arc::new(Float64Array::from(vec![0.0; coords.len()])) as Arc<dyn Array>),
+        (
+            "geom",
+            Arc::new(arrow_array::BinaryArray::from_iter_values(coords.iter().map(|c| wkb(1, c)))) as Arc<dyn Array>,
+        ),
+    ])
+    .unwrap();
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    batch
+}
+
+fn embedding_rows(path: &Path) -> Vec<f32> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap().build().unwrap();
+    let mut values = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let list = batch.column_by_name("embedding").unwrap().as_any().downcast_ref::<ListArray>().unwrap();
+        values.extend(list.values().as_any().downcast_ref::<Float32Array>().unwrap().values().iter().copied());
+    }
+    values
+}
+
+#[test]
+fn geometry_col_reads_wkb_points_beside_lon_lat_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = native_model(dir.path());
+    let coords = [[-122.42, 37.77], [2.35, 48.86], [151.2, -33.87]];
+    let input = dir.path().join("two.parquet");
+    write_two_ways(&input, &coords);
+    let npy_in = dir.path().join("sites.npy");
+    write_npy(&npy_in, &coords);
+    let npy_out = dir.path().join("e.npy");
+    let (ok, err) = satclip(&["embed", "--checkpoint", p(&model), "--input", p(&npy_in), "--output", p(&npy_out)]);
+    assert!(ok, "{err}");
+    let expected: Vec<f32> = read_npy(&npy_out).2.iter().map(|&v| v as f32).collect();
+
+    let out = dir.path().join("out.parquet");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out)];
+        args.extend(extra);
+        satclip(&args)
+    };
+    let (ok, err) = run(&["--geometry-col", "geom"]);
+    assert!(ok, "{err}");
+    assert_eq!(embedding_rows(&out), expected, "the WKB points, not the lon/lat columns");
+    let (ok, err) = run(&[]);
+    assert!(ok, "{err}");
+    assert_ne!(embedding_rows(&out), expected, "without the flag, the lon/lat columns");
+    let (ok, err) = run(&["--geometry-col", "lon"]);
+    assert!(!ok && err.contains("column `lon` has type Float64, expected WKB points"), "{err}");
+    let (ok, err) = run(&["--geometry-col", "nope"]);
+    assert!(!ok && err.contains("no geometry column (looked for `nope`"), "{err}");
+    let (ok, err) = run(&["--geometry-col", "geom", "--lon-col", "lon"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    let (ok, err) = satclip(&[
+        "embed",
+        "--checkpoint",
+        p(&model),
+        "--input",
+        p(&npy_in),
+        "--output",
+        p(&out),
+        "--geometry-col",
+        "geom",
+    ]);
+    assert!(!ok && err.contains("from Parquet files only"), "{err}");
+}
+
+/// What engines hand over (a Spark task's Arrow batches) is embedded into the file the command
+/// line writes for a Parquet file of the same rows.
+#[test]
+fn arrow_streams_embed_into_the_file_of_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = native_model(dir.path());
+    let coords: Vec<[f64; 2]> = (0..1000).map(|i| [-179.5 + 0.35 * i as f64, -80.0 + 0.16 * i as f64]).collect();
+    let input = dir.path().join("two.parquet");
+    let batch = write_two_ways(&input, &coords);
+    let from_file = dir.path().join("file.parquet");
+    let (ok, err) = satclip(&[
+        "embed",
+        "--checkpoint",
+        p(&model),
+        "--input",
+        p(&input),
+        "--output",
+        p(&from_file),
+        "--geometry-col",
+        "geom",
+    ]);
+    assert!(ok, "{err}");
+
+    let encoder = satclip::FeatureEncoder::load(p(&model)).unwrap();
+    let read = satclip::ReadOptions { geometry_col: Some("geom".into()), ..satclip::ReadOptions::default() };
+    let options = satclip::EmbedOptions { read: read.clone(), dtype: satclip::Dtype::F32 };
+    // Uneven batches, as a producer may hand them over.
+    let parts: Vec<_> = [0..1, 1..400, 400..1000].into_iter().map(|r| Ok(batch.slice(r.start, r.len()))).collect();
+    let name = Path::new("partition 7");
+    let points =
+        satclip::io::tables::PointReader::from_batches(name, batch.schema(), Box::new(parts.into_iter()), &read);
+    let from_stream = dir.path().join("stream.parquet");
+    let summary = satclip::embed_points(&encoder, points.unwrap(), &from_stream, &options, &mut |_| {}).unwrap();
+    assert_eq!(summary.rows, 1000);
+    let (a, b) = (first_batch(&from_file), first_batch(&from_stream));
+    assert_eq!(a.schema(), b.schema(), "the same columns and metadata");
+    assert_eq!(embedding_rows(&from_file), embedding_rows(&from_stream));
+    let footer = |path: &Path| satclip::io::tables::parquet_metadata(path, "satclip").unwrap();
+    assert_eq!(footer(&from_file), footer(&from_stream), "the same provenance");
+    assert!(satclip::io::tables::parquet_metadata(&from_stream, "geo").unwrap().is_some(), "GeoParquet");
+
+    // A bad point names the stream and its row.
+    let mut bad = coords.clone();
+    bad[500] = [0.0, 95.0];
+    let bad_batch = write_two_ways(&dir.path().join("bad.parquet"), &bad);
+    let points = satclip::io::tables::PointReader::from_batches(
+        name,
+        bad_batch.schema(),
+        Box::new(std::iter::once(Ok(bad_batch.clone()))),
+        &read,
+    );
+    let out = dir.path().join("bad-out.parquet");
+    let err = satclip::embed_points(&encoder, points.unwrap(), &out, &options, &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("partition 7") && err.contains("row 501") && err.contains("lat"), "{err}");
+    assert!(!out.exists(), "nothing written");
+}

@@ -109,8 +109,21 @@ pub fn embed_file(
     options: &EmbedOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<EmbedSummary> {
-    satclip_io::atomic::check_output(output, &[input])?;
-    let reader = PointReader::open(input, &options.read)?;
+    embed_points(encoder, PointReader::open(input, &options.read)?, output, options, progress)
+}
+
+/// [`embed_file`] from points already opened: a file, or a stream of Arrow batches
+/// ([`PointReader::from_batches`]) such as a Spark task's, so that engines write the files the
+/// command line writes.
+pub fn embed_points(
+    encoder: &FeatureEncoder,
+    reader: PointReader,
+    output: &Path,
+    options: &EmbedOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<EmbedSummary> {
+    let input = reader.path().to_path_buf();
+    satclip_io::atomic::check_output(output, &[&input])?;
     if let Some(total) = reader.total_rows() {
         progress(Progress::Total(total));
     }
@@ -151,7 +164,7 @@ pub fn embed_file(
     let writer = written?;
     let rows = computed?;
     if rows == 0 {
-        return Err(satclip_io::Error::format(input, "no data rows: nothing to embed"));
+        return Err(satclip_io::Error::format(&input, "no data rows: nothing to embed"));
     }
     writer.finish()?;
     Ok(EmbedSummary { rows })

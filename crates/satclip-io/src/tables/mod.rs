@@ -13,7 +13,7 @@ pub mod wkb;
 use std::path::Path;
 
 pub use embeddings::{EmbeddingWriter, EMBEDDING_COLUMN};
-pub use points::{PointBatch, PointReader, ReadOptions};
+pub use points::{Batches, PointBatch, PointReader, ReadOptions};
 
 use crate::error::{Error, Result};
 

@@ -1,12 +1,13 @@
-//! Parquet and GeoParquet point tables: lon/lat columns by name, or a GeoParquet geometry column
-//! of WKB points; every column is carried with its type.
+//! Parquet and GeoParquet point tables, and Arrow streams of the same columns (batches handed
+//! over by another program, e.g. a Spark task): lon/lat columns by name, or a GeoParquet geometry
+//! column of WKB points; every column is carried with its type.
 
 use std::fs::File;
 use std::path::Path;
 
 use arrow_array::{Array, Float64Array, RecordBatch};
-use arrow_schema::{DataType, Schema};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use arrow_schema::{ArrowError, DataType, Schema, SchemaRef};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::points::{Opened, PointSource, ReadOptions};
 use super::{check_column_names, find_column, wkb, LAT_NAMES, LON_NAMES};
@@ -19,16 +20,19 @@ enum Coords {
     Wkb(usize),
 }
 
-struct ParquetSource {
-    reader: ParquetRecordBatchReader,
+/// Record batches from a Parquet file's reader or from an Arrow stream.
+pub type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, ArrowError>> + Send>;
+
+struct BatchSource {
+    batches: Batches,
     coords: Coords,
 }
 
-impl PointSource for ParquetSource {
-    /// Batches come in the size the reader was built with.
+impl PointSource for BatchSource {
+    /// Batches come in the size the reader was built with, or the stream's producer chose.
     fn next_rows(&mut self, path: &Path, first_row: u64, _max: usize) -> Result<Option<(Vec<[f64; 2]>, RecordBatch)>> {
-        let what = format!("Parquet data near row {first_row}");
-        let columns = match crate::guard_decoder(path, &what, || Ok(self.reader.next()))? {
+        let what = format!("data near row {first_row}");
+        let columns = match crate::guard_decoder(path, &what, || Ok(self.batches.next()))? {
             None => return Ok(None),
             Some(Err(e)) => return Err(Error::format(path, format!("near row {first_row}: {e}"))),
             Some(Ok(columns)) => columns,
@@ -57,11 +61,36 @@ fn open_unguarded(path: &Path, mut file: File, options: &ReadOptions, batch_size
     check_column_chunks(path, builder.metadata(), file_len)?;
     let schema = builder.schema().clone();
     let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
+    let coords = coords(path, &schema, options)?;
+    let reader = builder.with_batch_size(batch_size).build().map_err(|e| Error::format(path, e.to_string()))?;
+    Ok((schema, Some(total), Box::new(BatchSource { batches: Box::new(reader), coords })))
+}
+
+/// An Arrow stream of point batches, read as a Parquet file of the same schema would be.
+/// `path` names the stream in errors.
+pub(super) fn from_batches(path: &Path, schema: SchemaRef, batches: Batches, options: &ReadOptions) -> Result<Opened> {
+    let coords = coords(path, &schema, options)?;
+    Ok((schema, None, Box::new(BatchSource { batches, coords })))
+}
+
+/// Where the points are: the columns asked for, a GeoParquet point column, or the columns
+/// named like longitude and latitude.
+fn coords(path: &Path, schema: &Schema, options: &ReadOptions) -> Result<Coords> {
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     check_column_names(path, &names)?;
     let asked = options.lon_col.is_some() || options.lat_col.is_some();
-    let geometry = if asked { None } else { geoparquet_points_column(path, &schema)? };
-    let coords = match geometry {
+    if let Some(name) = &options.geometry_col {
+        if asked {
+            return Err(Error::format(path, "give --geometry-col or --lon-col/--lat-col, not both"));
+        }
+        let index = find_column(path, &names, Some(name), &[], "geometry", "--geometry-col")?;
+        return match schema.field(index).data_type() {
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Ok(Coords::Wkb(index)),
+            other => Err(Error::format(path, format!("column `{name}` has type {other}, expected WKB points"))),
+        };
+    }
+    let geometry = if asked { None } else { geoparquet_points_column(path, schema)? };
+    Ok(match geometry {
         Some(index) if !names.iter().any(|n| LON_NAMES.iter().any(|k| n.eq_ignore_ascii_case(k))) => Coords::Wkb(index),
         _ => {
             let lon = find_column(path, &names, options.lon_col.as_deref(), &LON_NAMES, "longitude", "--lon-col")?;
@@ -74,9 +103,7 @@ fn open_unguarded(path: &Path, mut file: File, options: &ReadOptions, batch_size
             }
             Coords::LonLat(lon, lat)
         }
-    };
-    let reader = builder.with_batch_size(batch_size).build().map_err(|e| Error::format(path, e.to_string()))?;
-    Ok((schema, Some(total), Box::new(ParquetSource { reader, coords })))
+    })
 }
 
 /// Every column chunk must lie inside the file: the reader asserts that its offsets are not

@@ -7,6 +7,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use satclip_core::{check_coordinate, wrap_longitude, CoordinateProblem};
 
+pub use super::parquet_points::Batches;
 use super::TableFormat;
 use crate::error::{Error, Result};
 
@@ -14,6 +15,9 @@ use crate::error::{Error, Result};
 pub struct ReadOptions {
     pub lon_col: Option<String>,
     pub lat_col: Option<String>,
+    /// A column of WKB points to read instead of longitude and latitude columns (Parquet and
+    /// Arrow streams), found without it when the GeoParquet metadata names one.
+    pub geometry_col: Option<String>,
     pub batch_size: usize,
     /// Bring longitudes outside [−180, 180] back into range instead of refusing them.
     pub wrap_lon: bool,
@@ -21,7 +25,7 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        Self { lon_col: None, lat_col: None, batch_size: 8192, wrap_lon: false }
+        Self { lon_col: None, lat_col: None, geometry_col: None, batch_size: 8192, wrap_lon: false }
     }
 }
 
@@ -57,20 +61,35 @@ impl PointReader {
         let format = TableFormat::from_path(path)?;
         let file = crate::open_regular(path)?;
         let batch_size = options.batch_size.max(1);
-        let (schema, total_rows, source) = match format {
+        if options.geometry_col.is_some() && format != TableFormat::Parquet {
+            return Err(Error::format(path, "--geometry-col reads WKB points from Parquet files only"));
+        }
+        let opened = match format {
             TableFormat::Csv => super::csv_points::open(path, file, options)?,
             TableFormat::Parquet => super::parquet_points::open(path, file, options, batch_size)?,
             TableFormat::Npy => super::npy_points::open(path, file)?,
         };
-        Ok(Self {
+        Ok(Self::new(path, opened, options))
+    }
+
+    /// Points from a stream of Arrow record batches with the columns a Parquet point table
+    /// has (lon/lat columns, or a GeoParquet geometry column with its `geo` metadata in
+    /// `schema`). `name` stands for the stream in errors, as a file's path does.
+    pub fn from_batches(name: &Path, schema: SchemaRef, batches: Batches, options: &ReadOptions) -> Result<Self> {
+        let opened = super::parquet_points::from_batches(name, schema, batches, options)?;
+        Ok(Self::new(name, opened, options))
+    }
+
+    fn new(path: &Path, (schema, total_rows, source): Opened, options: &ReadOptions) -> Self {
+        Self {
             path: path.to_path_buf(),
             schema,
             total_rows,
             next_row: 1,
             wrap_lon: options.wrap_lon,
-            batch_size,
+            batch_size: options.batch_size.max(1),
             source,
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {
