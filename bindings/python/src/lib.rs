@@ -17,6 +17,7 @@ fn to_py(e: satclip::Error) -> PyErr {
         .to_string()
         .replace("--lon-col", "lon_col=")
         .replace("--lat-col", "lat_col=")
+        .replace("--geometry-col", "geometry_col=")
         .replace("--wrap-lon", "wrap_lon=True");
     match &e {
         satclip::Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
@@ -147,7 +148,8 @@ impl Encoder {
     /// when complete. `batches` is anything with `__arrow_c_stream__` (a pyarrow Table or
     /// RecordBatchReader) holding lon/lat columns or a GeoParquet point column. An invalid point
     /// raises, naming `source` and the row.
-    #[pyo3(signature = (batches, output, dtype = "float32", lon_col = None, lat_col = None, wrap_lon = false, source = "Arrow stream"))]
+    /// `geometry_col` names a column of WKB points to read instead of lon/lat columns.
+    #[pyo3(signature = (batches, output, dtype = "float32", lon_col = None, lat_col = None, geometry_col = None, wrap_lon = false, source = "Arrow stream"))]
     #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
@@ -157,11 +159,12 @@ impl Encoder {
         dtype: &str,
         lon_col: Option<String>,
         lat_col: Option<String>,
+        geometry_col: Option<String>,
         wrap_lon: bool,
         source: &str,
     ) -> PyResult<u64> {
         let options = EmbedOptions {
-            read: ReadOptions { lon_col, lat_col, wrap_lon, ..ReadOptions::default() },
+            read: ReadOptions { lon_col, lat_col, geometry_col, wrap_lon, ..ReadOptions::default() },
             dtype: self::dtype(dtype)?,
         };
         let not_a_stream = || {
@@ -388,7 +391,7 @@ fn points_from_wkb<'py>(
 /// or CSV, by extension), streamed in batches, exactly as `satclip embed` does. Returns the
 /// number of rows.
 #[pyfunction]
-#[pyo3(signature = (input, output, encoder = "default", dtype = "float32", lon_col = None, lat_col = None, wrap_lon = false))]
+#[pyo3(signature = (input, output, encoder = "default", dtype = "float32", lon_col = None, lat_col = None, wrap_lon = false, geometry_col = None))]
 #[allow(clippy::too_many_arguments)]
 fn embed_file(
     py: Python<'_>,
@@ -399,9 +402,10 @@ fn embed_file(
     lon_col: Option<String>,
     lat_col: Option<String>,
     wrap_lon: bool,
+    geometry_col: Option<String>,
 ) -> PyResult<u64> {
     let options = EmbedOptions {
-        read: ReadOptions { lon_col, lat_col, wrap_lon, ..ReadOptions::default() },
+        read: ReadOptions { lon_col, lat_col, geometry_col, wrap_lon, ..ReadOptions::default() },
         dtype: self::dtype(dtype)?,
     };
     py.detach(|| {

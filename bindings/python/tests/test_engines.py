@@ -1,6 +1,7 @@
 """satclip inside Spark (local[2]), Dask (a LocalCluster of two worker processes) and Ray (local):
 each gives exactly the embeddings `satclip embed` writes for the same points, follows the
-invalid-row policy, and loads the model once per worker process.
+invalid-row policy, and loads the model once per worker process; each one's `write_parquet`
+writes the command line's files (GeoParquet metadata and provenance included).
 
 The engines are installed by test.sh; a missing one skips (a failure under CI).
 """
@@ -46,6 +47,7 @@ class _Engine:
         satclip.embed_file(source, target)
         table = pq.read_table(target)
         cls.expected = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
+        cls.provenance = pq.read_metadata(target).metadata[b"satclip"]
         bad = cls.frame.iloc[:6].copy()
         bad.loc[2, "lat"] = 95.0
         bad.loc[4, "lon"] = np.nan
@@ -61,6 +63,25 @@ class _Engine:
         got = np.stack([np.asarray(v, dtype=np.float32) for v in frame["embedding"]])
         self.assertEqual(got.shape, (N, 256))
         np.testing.assert_array_equal(got, self.expected)
+
+    def check_dataset(self, write):
+        """`write(directory, mode)` (an engine's write_parquet) writes the command line's files,
+        refuses a directory that holds files, and replaces its part files when told to."""
+        import pyarrow.parquet as pq
+
+        directory = os.path.join(self.tmp.name, f"dataset-{type(self).__name__}")
+        self.assertEqual(write(directory, "error"), N)
+        files = sorted(os.listdir(directory))
+        self.assertTrue(len(files) > 1 and all(f.startswith("part-") and f.endswith(".parquet") for f in files), files)
+        for name in files:
+            metadata = pq.read_metadata(os.path.join(directory, name)).metadata
+            self.assertEqual(metadata[b"satclip"], self.provenance, name)
+            self.assertIn(b"geo", metadata, name)
+        self.check(pq.read_table(directory).to_pandas())
+        with self.assertRaises(FileExistsError):
+            write(directory, "error")
+        self.assertEqual(write(directory, "overwrite"), N)
+        self.assertEqual(sorted(os.listdir(directory)), files)
 
     def check_nulls(self, frame):
         frame = frame.sort_values("id")
@@ -115,6 +136,16 @@ class Spark(_Engine, unittest.TestCase):
         with self.assertRaisesRegex(Exception, r"row \d+: lon=\S+, lat=\S+ \(pass on_invalid='null'"):
             satclip.spark.embed(df, "default").collect()
 
+    def test_write_parquet_writes_the_command_lines_files(self):
+        import satclip.spark
+
+        df = self.spark.createDataFrame(self.frame).repartition(4)
+        self.check_dataset(lambda path, mode: satclip.spark.write_parquet(df, path, "default", mode=mode))
+        bad = os.path.join(self.tmp.name, "bad-spark")
+        with self.assertRaisesRegex(Exception, r"Spark partition 0: row 3, field `lat`"):
+            satclip.spark.write_parquet(self.spark.createDataFrame(self.bad.iloc[:4]).coalesce(1), bad)
+        self.assertEqual(os.listdir(bad), [], "no file of a failed partition")
+
 
 class Dask(_Engine, unittest.TestCase):
     @classmethod
@@ -154,6 +185,16 @@ class Dask(_Engine, unittest.TestCase):
         with self.assertRaisesRegex(Exception, r"row \d+: lon=\S+, lat=\S+ \(pass on_invalid='null'"):
             satclip.dask.embed(ddf, "default").compute()
 
+    def test_write_parquet_writes_the_command_lines_files(self):
+        import dask.dataframe as dd
+
+        import satclip.dask
+
+        ddf = dd.from_pandas(self.frame, npartitions=6)
+        self.check_dataset(lambda path, mode: satclip.dask.write_parquet(ddf, path, "default", mode=mode))
+        with self.assertRaisesRegex(Exception, r"Dask partition 0: row 3, field `lat`"):
+            satclip.dask.write_parquet(dd.from_pandas(self.bad.iloc[:4], npartitions=1), os.path.join(self.tmp.name, "bad-dask"))
+
 
 class Ray(_Engine, unittest.TestCase):
     @classmethod
@@ -189,6 +230,16 @@ class Ray(_Engine, unittest.TestCase):
         self.check_nulls(satclip.ray.embed(ds, "default", on_invalid="null").to_pandas())
         with self.assertRaisesRegex(Exception, r"row \d+: lon=\S+, lat=\S+ \(pass on_invalid='null'"):
             satclip.ray.embed(ds, "default").to_pandas()
+
+    def test_write_parquet_writes_the_command_lines_files(self):
+        import ray
+
+        import satclip.ray
+
+        ds = ray.data.from_pandas(self.frame).repartition(4)
+        self.check_dataset(lambda path, mode: satclip.ray.write_parquet(ds, path, "default", mode=mode))
+        with self.assertRaisesRegex(Exception, r"Ray write task \d+: row 3, field `lat`"):
+            satclip.ray.write_parquet(ray.data.from_pandas(self.bad.iloc[:4]), os.path.join(self.tmp.name, "bad-ray"))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ to a file named by its SHA-256). The embedding itself runs in Rust with the GIL 
 """
 
 import hashlib
+import itertools
 import os
 import tempfile
 import threading
@@ -114,3 +115,41 @@ def embed_batch(batch, model, lon="lon", lat="lat", geometry=None, on_invalid="r
     """`batch` (a RecordBatch or Table) with an `embedding` column appended."""
     array = embeddings(batch, model, lon, lat, geometry, on_invalid, fixed_size, where)
     return batch.append_column(pa.field(column, array.type, nullable=True), array)
+
+
+def prepare_dataset(path, mode):
+    """The directory a `write_parquet` fills, made ready on the driver: refused when it holds
+    files (mode="error"), or cleared of its part files (mode="overwrite"). Workers write into it
+    through their own file system, so it must be a path every worker sees (local, or a shared
+    mount); object stores go through the engine's writer (`embed(...)` then its Parquet
+    writer)."""
+    if mode not in ("error", "overwrite"):
+        raise ValueError(f"mode is {mode!r}; use 'error' or 'overwrite'")
+    path = os.fspath(path)
+    if "://" in path and not path.startswith("file://"):
+        raise ValueError(f"{path}: write_parquet writes through each worker's file system; give a path all of them see, or write embed(...) with the engine's own Parquet writer")
+    path = os.path.abspath(path[len("file://") :] if path.startswith("file://") else path)
+    if os.path.isdir(path) and os.listdir(path):
+        if mode == "error":
+            raise FileExistsError(f"{path} exists and is not empty; pass mode='overwrite' to replace its part files")
+        for name in os.listdir(path):
+            if name.startswith("part-") and name.endswith(".parquet"):
+                os.remove(os.path.join(path, name))
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def write_part(batches, model, directory, part, lon, lat, geometry, dtype, source):
+    """Embeds `batches` (RecordBatches or Tables, all of one schema) into
+    `directory/part-NNNNN.parquet`: the file `satclip embed` writes for the same rows, with its
+    GeoParquet metadata and provenance, renamed into place when complete (a retried task
+    replaces it). Returns the rows written; a partition without rows writes no file. An invalid
+    point raises, naming `source` and the row."""
+    batches = (b for item in batches for b in (item.to_batches() if isinstance(item, pa.Table) else [item]) if len(b))
+    first = next(batches, None)
+    if first is None:
+        return 0
+    reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
+    columns = {"geometry_col": geometry} if geometry is not None else {"lon_col": lon, "lat_col": lat}
+    output = os.path.join(directory, f"part-{part:05d}.parquet")
+    return encoder(model).write(reader, output, dtype=dtype, source=source, **columns)

@@ -2,6 +2,7 @@
 
 `Dataset.map_batches` with an actor class: each actor loads the model once and embeds Arrow
 batches in Rust. Ship the wheel with `runtime_env={"pip": [...]}` or a shared environment.
+`satclip.ray.write_parquet(ds, path, ...)` embeds and writes in Ray's write tasks instead.
 """
 
 from . import _arrow
@@ -40,3 +41,32 @@ def embed(
         compute=ray.data.ActorPoolStrategy(size=concurrency),
         **map_batches,
     )
+
+
+def write_parquet(ds, path, model="default", lon="lon", lat="lat", geometry=None, dtype="float32", mode="error", num_cpus=None, concurrency=None):
+    """Embeds `ds` into a Parquet dataset at `path`, one `part-NNNNN.parquet` per write task (the
+    file `satclip embed` writes, with GeoParquet metadata and the model's provenance), and
+    returns the number of rows. It is a `Datasink`: Ray's write tasks embed the blocks they are
+    given, so the embeddings never pass through the object store, where `embed(ds)` sends every
+    one of them from the actor to the writer. `num_cpus` is each write task's share of its node
+    and the threads its Rust core runs; `path` must be a directory every worker sees;
+    `mode="overwrite"` replaces its part files."""
+    from ray.data import Datasink
+    from ray.data.block import BlockAccessor
+
+    directory = _arrow.prepare_dataset(path, mode)
+
+    class EmbeddingSink(Datasink):
+        rows = 0
+
+        def write(self, blocks, ctx):
+            tables = (BlockAccessor.for_block(block).to_arrow() for block in blocks)
+            part = ctx.task_idx
+            return _arrow.write_part(tables, model, directory, part, lon, lat, geometry, dtype, f"Ray write task {part}")
+
+        def on_write_complete(self, write_result):
+            self.rows = sum(write_result.write_returns)
+
+    sink = EmbeddingSink()
+    ds.write_datasink(sink, ray_remote_args={"num_cpus": num_cpus} if num_cpus else None, concurrency=concurrency)
+    return sink.rows

@@ -27,3 +27,29 @@ def embed(df, model="default", lon="lon", lat="lat", geometry=None, on_invalid="
             yield _arrow.embed_batch(batch, model, lon, lat, geometry, on_invalid, column, fixed_size=False, where=where)
 
     return df.mapInArrow(run, schema)
+
+
+def write_parquet(df, path, model="default", lon="lon", lat="lat", geometry=None, dtype="float32", mode="error"):
+    """Embeds `df` into a Parquet dataset at `path`, one `part-NNNNN.parquet` per partition, and
+    returns the number of rows. Each file is the one `satclip embed` writes (the input's columns,
+    an `embedding` list of `dtype`, GeoParquet metadata and the model's provenance), written by
+    the Rust core in the task that embeds it. `embed(df).write.parquet(path)` gives the same
+    values, but Spark's writer of `array<float>` columns took twice as long as the embedding
+    itself (2 M points, 2 cores: 37.5 s against 12.3 s without the write) and keeps no
+    provenance. `path` must be a directory every worker sees (local, or a shared mount);
+    `mode="overwrite"` replaces its part files. An invalid point fails the job, naming the
+    partition and row."""
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    directory = _arrow.prepare_dataset(path, mode)
+
+    def run(batches):
+        import pyarrow as pa
+        from pyspark import TaskContext
+
+        part = TaskContext.get().partitionId()
+        rows = _arrow.write_part(batches, model, directory, part, lon, lat, geometry, dtype, f"Spark partition {part}")
+        yield pa.RecordBatch.from_pydict({"rows": [rows]}, schema=pa.schema([("rows", pa.int64())]))
+
+    counts = df.mapInArrow(run, StructType([StructField("rows", LongType(), False)])).collect()
+    return sum(row.rows for row in counts)
