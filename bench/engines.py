@@ -38,11 +38,17 @@ def spark(data, out, model, cores):
     session = SparkSession.builder.master(f"local[{cores}]").config("spark.ui.enabled", "false").config("spark.driver.memory", "4g").getOrCreate()
     satclip_run = timed(lambda: satclip.spark.embed(session.read.parquet(data), model).write.parquet(out))
     shutil.rmtree(out)
+    write_run = timed(lambda: satclip.spark.write_parquet(session.read.parquet(data), out, model))
+    shutil.rmtree(out)
     # Spark's own cost for the same job: a constant 256-float array per row instead of the model.
     constant = F.array(*[F.lit(0.0).cast("float") for _ in range(256)])
     constant_run = timed(lambda: session.read.parquet(data).withColumn("embedding", constant).write.parquet(out))
     session.stop()
-    return [("Spark local, satclip.spark.embed", satclip_run), ("Spark local, a constant array column instead (Spark's own cost)", constant_run)]
+    return [
+        ("Spark local, satclip.spark.embed, Spark's Parquet writer", satclip_run),
+        ("Spark local, satclip.spark.write_parquet", write_run),
+        ("Spark local, a constant array column instead (Spark's own cost)", constant_run),
+    ]
 
 
 def dask(data, out, model, cores):
@@ -52,7 +58,10 @@ def dask(data, out, model, cores):
     import satclip.dask
 
     with LocalCluster(n_workers=cores, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster):
-        return [("Dask LocalCluster, satclip.dask.embed", timed(lambda: satclip.dask.embed(dd.read_parquet(data), model).to_parquet(out)))]
+        embed_run = timed(lambda: satclip.dask.embed(dd.read_parquet(data), model).to_parquet(out))
+        shutil.rmtree(out)
+        write_run = timed(lambda: satclip.dask.write_parquet(dd.read_parquet(data), out, model))
+    return [("Dask LocalCluster, satclip.dask.embed, Dask's to_parquet", embed_run), ("Dask LocalCluster, satclip.dask.write_parquet", write_run)]
 
 
 def ray(data, out, model, cores):
@@ -62,9 +71,17 @@ def ray(data, out, model, cores):
     import satclip.ray
 
     ray.init(num_cpus=cores + 1, include_dashboard=False, log_to_driver=False)
-    seconds = timed(lambda: satclip.ray.embed(ray.data.read_parquet(data), model, num_cpus=cores).write_parquet(out))
+    embed_run = timed(lambda: satclip.ray.embed(ray.data.read_parquet(data), model, num_cpus=cores).write_parquet(out))
+    shutil.rmtree(out)
+    write_run = timed(lambda: satclip.ray.write_parquet(ray.data.read_parquet(data), out, model))
+    shutil.rmtree(out)
+    whole_run = timed(lambda: satclip.ray.write_parquet(ray.data.read_parquet(data), out, model, num_cpus=cores))
     ray.shutdown()
-    return [("Ray local, satclip.ray.embed (one actor of every core)", seconds)]
+    return [
+        ("Ray local, satclip.ray.embed (one actor of every core), Ray's write_parquet", embed_run),
+        ("Ray local, satclip.ray.write_parquet (write tasks of one core)", write_run),
+        ("Ray local, satclip.ray.write_parquet (write tasks of every core)", whole_run),
+    ]
 
 
 ENGINES = {"spark": spark, "dask": dask, "ray": ray}

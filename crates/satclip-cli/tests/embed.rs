@@ -631,16 +631,23 @@ fn arrow_streams_embed_into_the_file_of_the_same_rows() {
     assert!(ok, "{err}");
 
     let encoder = satclip::FeatureEncoder::load(p(&model)).unwrap();
-    let read = satclip::ReadOptions { geometry_col: Some("geom".into()), ..satclip::ReadOptions::default() };
+    // Batches of at most 256 rows are embedded and written while the stream's are uneven, as a
+    // producer may hand them over, and larger.
+    let read =
+        satclip::ReadOptions { geometry_col: Some("geom".into()), batch_size: 256, ..satclip::ReadOptions::default() };
     let options = satclip::EmbedOptions { read: read.clone(), dtype: satclip::Dtype::F32 };
-    // Uneven batches, as a producer may hand them over.
     let parts: Vec<_> = [0..1, 1..400, 400..1000].into_iter().map(|r| Ok(batch.slice(r.start, r.len()))).collect();
     let name = Path::new("partition 7");
     let points =
         satclip::io::tables::PointReader::from_batches(name, batch.schema(), Box::new(parts.into_iter()), &read);
     let from_stream = dir.path().join("stream.parquet");
-    let summary = satclip::embed_points(&encoder, points.unwrap(), &from_stream, &options, &mut |_| {}).unwrap();
+    let mut done = Vec::new();
+    let summary =
+        satclip::embed_points(&encoder, points.unwrap(), &from_stream, &options, &mut |p| done.push(p)).unwrap();
     assert_eq!(summary.rows, 1000);
+    let steps: Vec<u64> =
+        done.iter().filter_map(|p| if let satclip::Progress::Done(n) = p { Some(*n) } else { None }).collect();
+    assert_eq!(steps, [1, 257, 400, 656, 912, 1000], "the batches as embedded");
     let (a, b) = (first_batch(&from_file), first_batch(&from_stream));
     assert_eq!(a.schema(), b.schema(), "the same columns and metadata");
     assert_eq!(embedding_rows(&from_file), embedding_rows(&from_stream));

@@ -26,16 +26,30 @@ pub type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, Arro
 struct BatchSource {
     batches: Batches,
     coords: Coords,
+    /// What is left of a batch larger than the reader's batch size.
+    rest: Option<RecordBatch>,
 }
 
 impl PointSource for BatchSource {
-    /// Batches come in the size the reader was built with, or the stream's producer chose.
-    fn next_rows(&mut self, path: &Path, first_row: u64, _max: usize) -> Result<Option<(Vec<[f64; 2]>, RecordBatch)>> {
-        let what = format!("data near row {first_row}");
-        let columns = match crate::guard_decoder(path, &what, || Ok(self.batches.next()))? {
-            None => return Ok(None),
-            Some(Err(e)) => return Err(Error::format(path, format!("near row {first_row}: {e}"))),
-            Some(Ok(columns)) => columns,
+    /// Batches of at most `max` rows: a producer's batch may hold a whole partition, and
+    /// smaller batches let the writer work while the next one is embedded.
+    fn next_rows(&mut self, path: &Path, first_row: u64, max: usize) -> Result<Option<(Vec<[f64; 2]>, RecordBatch)>> {
+        let batch = match self.rest.take() {
+            Some(rest) => rest,
+            None => {
+                let what = format!("data near row {first_row}");
+                match crate::guard_decoder(path, &what, || Ok(self.batches.next()))? {
+                    None => return Ok(None),
+                    Some(Err(e)) => return Err(Error::format(path, format!("near row {first_row}: {e}"))),
+                    Some(Ok(batch)) => batch,
+                }
+            }
+        };
+        let columns = if batch.num_rows() > max {
+            self.rest = Some(batch.slice(max, batch.num_rows() - max));
+            batch.slice(0, max)
+        } else {
+            batch
         };
         let points = match self.coords {
             Coords::LonLat(lon, lat) => {
@@ -63,14 +77,14 @@ fn open_unguarded(path: &Path, mut file: File, options: &ReadOptions, batch_size
     let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
     let coords = coords(path, &schema, options)?;
     let reader = builder.with_batch_size(batch_size).build().map_err(|e| Error::format(path, e.to_string()))?;
-    Ok((schema, Some(total), Box::new(BatchSource { batches: Box::new(reader), coords })))
+    Ok((schema, Some(total), Box::new(BatchSource { batches: Box::new(reader), coords, rest: None })))
 }
 
 /// An Arrow stream of point batches, read as a Parquet file of the same schema would be.
 /// `path` names the stream in errors.
 pub(super) fn from_batches(path: &Path, schema: SchemaRef, batches: Batches, options: &ReadOptions) -> Result<Opened> {
     let coords = coords(path, &schema, options)?;
-    Ok((schema, None, Box::new(BatchSource { batches, coords })))
+    Ok((schema, None, Box::new(BatchSource { batches, coords, rest: None })))
 }
 
 /// Where the points are: the columns asked for, a GeoParquet point column, or the columns
