@@ -3,7 +3,8 @@
 `satclip.Encoder(spec)` loads any model (`default`, `vit16-l40`, a `.ckpt`, `geoclip`, ...);
 `satclip.finetune(task, out)` trains one end to end on a task file's labels, and
 `satclip.FineTuned(out).predict(lonlat)` predicts with it;
-`satclip.spark`, `satclip.dask` and `satclip.ray` embed the frames of those engines.
+`satclip.spark`, `satclip.dask` and `satclip.ray` embed the frames of those engines, or embed
+and write them as the command line's Parquet files (`write_parquet`).
 """
 
 from ._native import (  # noqa: F401
