@@ -25,6 +25,8 @@ pub type Batches = Box<dyn Iterator<Item = std::result::Result<RecordBatch, Arro
 
 struct BatchSource {
     batches: Batches,
+    /// What the batches are decoded from, for errors: `Parquet` or `Arrow`.
+    format: &'static str,
     coords: Coords,
     /// What is left of a batch larger than the reader's batch size.
     rest: Option<RecordBatch>,
@@ -37,7 +39,7 @@ impl PointSource for BatchSource {
         let batch = match self.rest.take() {
             Some(rest) => rest,
             None => {
-                let what = format!("data near row {first_row}");
+                let what = format!("{} data near row {first_row}", self.format);
                 match crate::guard_decoder(path, &what, || Ok(self.batches.next()))? {
                     None => return Ok(None),
                     Some(Err(e)) => return Err(Error::format(path, format!("near row {first_row}: {e}"))),
@@ -77,14 +79,18 @@ fn open_unguarded(path: &Path, mut file: File, options: &ReadOptions, batch_size
     let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
     let coords = coords(path, &schema, options)?;
     let reader = builder.with_batch_size(batch_size).build().map_err(|e| Error::format(path, e.to_string()))?;
-    Ok((schema, Some(total), Box::new(BatchSource { batches: Box::new(reader), coords, rest: None })))
+    Ok((
+        schema,
+        Some(total),
+        Box::new(BatchSource { batches: Box::new(reader), format: "Parquet", coords, rest: None }),
+    ))
 }
 
 /// An Arrow stream of point batches, read as a Parquet file of the same schema would be.
 /// `path` names the stream in errors.
 pub(super) fn from_batches(path: &Path, schema: SchemaRef, batches: Batches, options: &ReadOptions) -> Result<Opened> {
     let coords = coords(path, &schema, options)?;
-    Ok((schema, None, Box::new(BatchSource { batches, coords, rest: None })))
+    Ok((schema, None, Box::new(BatchSource { batches, format: "Arrow", coords, rest: None })))
 }
 
 /// Where the points are: the columns asked for, a GeoParquet point column, or the columns
