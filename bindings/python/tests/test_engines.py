@@ -143,7 +143,7 @@ class Spark(_Engine, unittest.TestCase):
         self.check_dataset(lambda path, mode: satclip.spark.write_parquet(df, path, "default", mode=mode))
         bad = os.path.join(self.tmp.name, "bad-spark")
         with self.assertRaisesRegex(Exception, r"Spark partition 0: row 3, field `lat`"):
-            satclip.spark.write_parquet(self.spark.createDataFrame(self.bad.iloc[:4]).coalesce(1), bad)
+            satclip.spark.write_parquet(self.spark.createDataFrame(self.bad).coalesce(1), bad)
         self.assertEqual(os.listdir(bad), [], "no file of a failed partition")
 
 
@@ -193,7 +193,7 @@ class Dask(_Engine, unittest.TestCase):
         ddf = dd.from_pandas(self.frame, npartitions=6)
         self.check_dataset(lambda path, mode: satclip.dask.write_parquet(ddf, path, "default", mode=mode))
         with self.assertRaisesRegex(Exception, r"Dask partition 0: row 3, field `lat`"):
-            satclip.dask.write_parquet(dd.from_pandas(self.bad.iloc[:4], npartitions=1), os.path.join(self.tmp.name, "bad-dask"))
+            satclip.dask.write_parquet(dd.from_pandas(self.bad, npartitions=1), os.path.join(self.tmp.name, "bad-dask"))
 
 
 class Ray(_Engine, unittest.TestCase):
@@ -239,7 +239,7 @@ class Ray(_Engine, unittest.TestCase):
         ds = ray.data.from_pandas(self.frame).repartition(4)
         self.check_dataset(lambda path, mode: satclip.ray.write_parquet(ds, path, "default", mode=mode))
         with self.assertRaisesRegex(Exception, r"Ray write task \d+: row 3, field `lat`"):
-            satclip.ray.write_parquet(ray.data.from_pandas(self.bad.iloc[:4]), os.path.join(self.tmp.name, "bad-ray"))
+            satclip.ray.write_parquet(ray.data.from_pandas(self.bad), os.path.join(self.tmp.name, "bad-ray"))
 
 
 if __name__ == "__main__":

@@ -670,3 +670,33 @@ fn arrow_streams_embed_into_the_file_of_the_same_rows() {
     assert!(err.contains("partition 7") && err.contains("row 501") && err.contains("lat"), "{err}");
     assert!(!out.exists(), "nothing written");
 }
+
+/// A missing value later in a batch does not hide an earlier bad row: errors name the first.
+#[test]
+fn the_first_bad_row_of_a_batch_is_the_one_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = native_model(dir.path());
+    let input = dir.path().join("bad.parquet");
+    let out = dir.path().join("out.parquet");
+    let write = |lats: Vec<f64>| {
+        let batch = RecordBatch::try_from_iter([
+            (
+                "lon",
+                Arc::new(Float64Array::from(vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0), None])) as Arc<dyn Array>,
+            ),
+            ("lat", Arc::new(Float64Array::from(lats)) as Arc<dyn Array>),
+        ])
+        .unwrap();
+        let mut writer = ArrowWriter::try_new(std::fs::File::create(&input).unwrap(), batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    };
+    let run = || satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out)]);
+    write(vec![0.0, 0.0, 95.0, 0.0, 0.0]);
+    let (ok, err) = run();
+    assert!(!ok && err.contains("row 3, field `lat`"), "{err}");
+    write(vec![0.0; 5]);
+    let (ok, err) = run();
+    assert!(!ok && err.contains("row 5, field `lon`: missing value (null)"), "{err}");
+    assert!(!out.exists());
+}

@@ -28,16 +28,17 @@ struct BatchSource {
     /// What the batches are decoded from, for errors: `Parquet` or `Arrow`.
     format: &'static str,
     coords: Coords,
-    /// What is left of a batch larger than the reader's batch size.
-    rest: Option<RecordBatch>,
+    /// Rows read but not yet given out, the next on top: the rest of a batch larger than the
+    /// reader's batch size, or the rows from an unreadable one on.
+    pending: Vec<RecordBatch>,
 }
 
 impl PointSource for BatchSource {
     /// Batches of at most `max` rows: a producer's batch may hold a whole partition, and
     /// smaller batches let the writer work while the next one is embedded.
     fn next_rows(&mut self, path: &Path, first_row: u64, max: usize) -> Result<Option<(Vec<[f64; 2]>, RecordBatch)>> {
-        let batch = match self.rest.take() {
-            Some(rest) => rest,
+        let batch = match self.pending.pop() {
+            Some(rows) => rows,
             None => {
                 let what = format!("{} data near row {first_row}", self.format);
                 match crate::guard_decoder(path, &what, || Ok(self.batches.next()))? {
@@ -48,22 +49,30 @@ impl PointSource for BatchSource {
             }
         };
         let columns = if batch.num_rows() > max {
-            self.rest = Some(batch.slice(max, batch.num_rows() - max));
+            self.pending.push(batch.slice(max, batch.num_rows() - max));
             batch.slice(0, max)
         } else {
             batch
         };
-        let points = match self.coords {
-            Coords::LonLat(lon, lat) => {
-                let lons = float_column(path, &columns, lon, first_row)?;
-                let lats = float_column(path, &columns, lat, first_row)?;
-                (0..columns.num_rows()).map(|i| [lons.value(i), lats.value(i)]).collect()
-            }
+        let (points, unreadable) = match self.coords {
+            Coords::LonLat(lon, lat) => lonlat_points(path, &columns, lon, lat, first_row)?,
             Coords::Wkb(index) => wkb_points(path, &columns, index, first_row)?,
         };
-        Ok(Some((points, columns)))
+        match unreadable {
+            None => Ok(Some((points, columns))),
+            Some((0, error)) => Err(error),
+            // The rows before go first: a bad value among them is the first bad row.
+            Some((row, _)) => {
+                self.pending.push(columns.slice(row, columns.num_rows() - row));
+                Ok(Some((points, columns.slice(0, row))))
+            }
+        }
     }
 }
+
+/// The points of a batch up to its first row that has none, and that row (from 0) with its
+/// error.
+type ReadPoints = (Vec<[f64; 2]>, Option<(usize, Error)>);
 
 pub(super) fn open(path: &Path, file: File, options: &ReadOptions, batch_size: usize) -> Result<Opened> {
     crate::guard_decoder(path, "Parquet file", || open_unguarded(path, file, options, batch_size))
@@ -82,7 +91,7 @@ fn open_unguarded(path: &Path, mut file: File, options: &ReadOptions, batch_size
     Ok((
         schema,
         Some(total),
-        Box::new(BatchSource { batches: Box::new(reader), format: "Parquet", coords, rest: None }),
+        Box::new(BatchSource { batches: Box::new(reader), format: "Parquet", coords, pending: Vec::new() }),
     ))
 }
 
@@ -90,7 +99,7 @@ fn open_unguarded(path: &Path, mut file: File, options: &ReadOptions, batch_size
 /// `path` names the stream in errors.
 pub(super) fn from_batches(path: &Path, schema: SchemaRef, batches: Batches, options: &ReadOptions) -> Result<Opened> {
     let coords = coords(path, &schema, options)?;
-    Ok((schema, None, Box::new(BatchSource { batches, format: "Arrow", coords, rest: None })))
+    Ok((schema, None, Box::new(BatchSource { batches, format: "Arrow", coords, pending: Vec::new() })))
 }
 
 /// Where the points are: the columns asked for, a GeoParquet point column, or the columns
@@ -207,29 +216,44 @@ fn geoparquet_points_column(path: &Path, schema: &Schema) -> Result<Option<usize
 }
 
 /// (lon, lat) of each WKB point of a geometry column.
-fn wkb_points(path: &Path, batch: &RecordBatch, index: usize, first_row: u64) -> Result<Vec<[f64; 2]>> {
+fn wkb_points(path: &Path, batch: &RecordBatch, index: usize, first_row: u64) -> Result<ReadPoints> {
     let name = batch.schema().field(index).name().clone();
     let column = arrow_cast::cast(batch.column(index), &DataType::LargeBinary)
         .map_err(|e| Error::row(path, first_row, &name, e.to_string()))?;
     let column = column.as_any().downcast_ref::<arrow_array::LargeBinaryArray>().expect("cast to LargeBinary");
-    (0..column.len())
-        .map(|i| {
-            let row = first_row + i as u64;
-            if column.is_null(i) {
-                return Err(Error::row(path, row, &name, "missing geometry (null)"));
-            }
-            wkb::point(column.value(i)).map_err(|m| Error::row(path, row, &name, m))
-        })
-        .collect()
+    let mut points = Vec::with_capacity(column.len());
+    for i in 0..column.len() {
+        let row = first_row + i as u64;
+        let point = match column.is_null(i) {
+            true => Err(Error::row(path, row, &name, "missing geometry (null)")),
+            false => wkb::point(column.value(i)).map_err(|m| Error::row(path, row, &name, m)),
+        };
+        match point {
+            Ok(point) => points.push(point),
+            Err(error) => return Ok((points, Some((i, error)))),
+        }
+    }
+    Ok((points, None))
+}
+
+/// (lon, lat) from two numeric columns.
+fn lonlat_points(path: &Path, batch: &RecordBatch, lon: usize, lat: usize, first_row: u64) -> Result<ReadPoints> {
+    let lons = float_column(path, batch, lon, first_row)?;
+    let lats = float_column(path, batch, lat, first_row)?;
+    let mut points = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        if let Some(index) = [lon, lat].into_iter().zip([&lons, &lats]).find_map(|(c, v)| v.is_null(i).then_some(c)) {
+            let name = batch.schema().field(index).name().clone();
+            return Ok((points, Some((i, Error::row(path, first_row + i as u64, &name, "missing value (null)")))));
+        }
+        points.push([lons.value(i), lats.value(i)]);
+    }
+    Ok((points, None))
 }
 
 fn float_column(path: &Path, batch: &RecordBatch, index: usize, first_row: u64) -> Result<Float64Array> {
     let name = batch.schema().field(index).name().clone();
     let column = arrow_cast::cast(batch.column(index), &DataType::Float64)
         .map_err(|e| Error::row(path, first_row, &name, e.to_string()))?;
-    let column = column.as_any().downcast_ref::<Float64Array>().expect("cast to Float64 gives Float64Array").clone();
-    if let Some(i) = (0..column.len()).find(|&i| column.is_null(i)) {
-        return Err(Error::row(path, first_row + i as u64, &name, "missing value (null)"));
-    }
-    Ok(column)
+    Ok(column.as_any().downcast_ref::<Float64Array>().expect("cast to Float64 gives Float64Array").clone())
 }
