@@ -330,6 +330,12 @@ fn csv_text_columns_travel_to_parquet_output() {
     assert_eq!(lng.value(0), 8.54);
 }
 
+fn write_parquet(path: &Path, batch: &RecordBatch) {
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+}
+
 /// A GeoParquet file as geopandas writes it: a WKB `geometry` column and `geo` metadata.
 fn write_geoparquet(path: &Path, geometry: Vec<Vec<u8>>, crs: &str) {
     let geo = format!(
@@ -344,13 +350,11 @@ fn write_geoparquet(path: &Path, geometry: Vec<Vec<u8>>, crs: &str) {
         std::collections::HashMap::from([("geo".to_string(), geo)]),
     ));
     let batch = RecordBatch::try_new(
-        schema.clone(),
+        schema,
         vec![Arc::new(StringArray::from(names)), Arc::new(arrow_array::BinaryArray::from_iter_values(geometry.iter()))],
     )
     .unwrap();
-    let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_parquet(path, &batch);
 }
 
 fn wkb(kind: u32, coords: &[f64]) -> Vec<u8> {
@@ -544,9 +548,7 @@ fn write_two_ways(path: &Path, coords: &[[f64; 2]]) -> RecordBatch {
         ),
     ])
     .unwrap();
-    let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_parquet(path, &batch);
     batch
 }
 
@@ -687,9 +689,7 @@ fn the_first_bad_row_of_a_batch_is_the_one_named() {
             ("lat", Arc::new(Float64Array::from(lats)) as Arc<dyn Array>),
         ])
         .unwrap();
-        let mut writer = ArrowWriter::try_new(std::fs::File::create(&input).unwrap(), batch.schema(), None).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
+        write_parquet(&input, &batch);
     };
     let run = || satclip(&["embed", "--checkpoint", p(&model), "--input", p(&input), "--output", p(&out)]);
     write(vec![0.0, 0.0, 95.0, 0.0, 0.0]);
