@@ -7,7 +7,7 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use satclip_core::encoding::SphericalHarmonics;
-use satclip_core::kernels::{gemm, MatRef};
+use satclip_core::kernels::{gemm, Dtype, Float, MatRef};
 use satclip_core::network::{Linear, Network, Siren, Weights};
 use satclip_core::train::{AdamW, ClipBatch, ClipModel, INITIAL_LOGIT_SCALE};
 use satclip_core::{Hyperparameters, LocationEncoder};
@@ -23,7 +23,8 @@ fn main() {
     let flag = |f: &str| std::env::args().any(|a| a == f);
     let args = Args { json: flag("--json"), quick: flag("--quick"), towers_only: flag("--towers") };
     let threads = rayon::current_num_threads();
-    let peak = gemm_peak_gflops();
+    let peak = gemm_peak_gflops::<f32>();
+    let peak_f64 = gemm_peak_gflops::<f64>();
     let fma = fma_peaks_gflops();
     let mut rows = Vec::new();
     if !args.towers_only {
@@ -60,8 +61,29 @@ fn main() {
                 value: points_per_s,
                 unit: "points/s",
                 gflops: Some(gflops),
+                dtype: Dtype::F32,
             });
         }
+        // The f64 path (`--dtype f64`), the official precision: one large batch.
+        let batch = 65_536;
+        let coords = random_points(&mut rng, batch);
+        let mut out = vec![0f64; batch * 256];
+        let points_per_s = batch as f64 / median_seconds(1, || encoder.embed_into(&coords, &mut out).unwrap());
+        rows.push(Row {
+            what: format!("embed L={l} f64, batch {batch}"),
+            key: format!("embed_l{l}_f64_b{batch}"),
+            value: points_per_s,
+            unit: "points/s",
+            gflops: Some(points_per_s * flops_per_point / 1e9),
+            dtype: Dtype::F64,
+        });
+    }
+    if flag("--embed") {
+        println!("f32 GEMM peak {peak:.1} GFLOP/s, f64 {peak_f64:.1} GFLOP/s");
+        rows.iter().for_each(|r| {
+            println!("| {} | {:.0} {} | {:.1} GFLOP/s |", r.what, r.value, r.unit, r.gflops.unwrap_or(0.0))
+        });
+        return;
     }
     if !args.towers_only {
         let model = synthetic_geoclip();
@@ -79,6 +101,7 @@ fn main() {
                 value: points_per_s,
                 unit: "points/s",
                 gflops: Some(points_per_s * flops_per_point / 1e9),
+                dtype: Dtype::F32,
             });
         }
     }
@@ -92,6 +115,7 @@ fn main() {
             value: seconds,
             unit: "s/step",
             gflops: Some(flops / seconds / 1e9),
+            dtype: Dtype::F32,
         });
     }
     for tower in ["moco_resnet18", "moco_resnet50", "moco_vit16"] {
@@ -102,6 +126,7 @@ fn main() {
             value: tiles_per_s,
             unit: "tiles/s",
             gflops: None,
+            dtype: Dtype::F32,
         });
     }
     let rss_mb = peak_rss_mb();
@@ -109,7 +134,7 @@ fn main() {
         let items: Vec<String> = rows.iter().map(|r| format!("  \"{}\": {}", r.key, r.value)).collect();
         let fma_items: Vec<String> = fma.iter().map(|(isa, g)| format!("  \"fma_peak_{isa}_gflops\": {g}")).collect();
         println!(
-            "{{\n{},\n{}\n  \"gemm_peak_gflops\": {peak},\n  \"gemm_isa\": \"{}\",\n  \"threads\": {threads},\n  \"peak_rss_mb\": {rss_mb}\n}}",
+            "{{\n{},\n{}\n  \"gemm_peak_gflops\": {peak},\n  \"gemm_peak_f64_gflops\": {peak_f64},\n  \"gemm_isa\": \"{}\",\n  \"threads\": {threads},\n  \"peak_rss_mb\": {rss_mb}\n}}",
             items.join(",\n"),
             fma_items.iter().map(|i| format!("{i},")).collect::<String>(),
             satclip_core::kernels::gemm_isa()
@@ -121,13 +146,16 @@ fn main() {
         println!("f32 FMA peak with {isa} (register-only chains, all threads): {g:.1} GFLOP/s");
     }
     println!(
-        "f32 GEMM peak (2048³, all threads, gemm's {} kernels, median of 7): {peak:.1} GFLOP/s\n",
+        "f32 GEMM peak (2048³, all threads, gemm's {} kernels, median of 7): {peak:.1} GFLOP/s; f64: {peak_f64:.1}\n",
         satclip_core::kernels::gemm_isa()
     );
     println!("| workload | result | GFLOP/s | of GEMM peak |\n|---|---|---|---|");
     for r in &rows {
         match r.gflops {
-            Some(g) => println!("| {} | {:.4} {} | {g:.1} | {:.0}% |", r.what, r.value, r.unit, 100.0 * g / peak),
+            Some(g) => {
+                let of = 100.0 * g / if r.dtype == Dtype::F64 { peak_f64 } else { peak };
+                println!("| {} | {:.4} {} | {g:.1} | {of:.0}% |", r.what, r.value, r.unit)
+            }
             None => println!("| {} | {:.2} {} | | |", r.what, r.value, r.unit),
         }
     }
@@ -140,6 +168,8 @@ struct Row {
     value: f64,
     unit: &'static str,
     gflops: Option<f64>,
+    /// The precision of the arithmetic, and so the GEMM peak the rate is a fraction of.
+    dtype: Dtype,
 }
 
 fn random_points(rng: &mut Pcg64, n: usize) -> Vec<[f64; 2]> {
@@ -170,13 +200,13 @@ fn synthetic_geoclip() -> satclip_core::geoclip::GeoClip {
 }
 
 /// Median of seven multi-threaded 2048³ f32 products, after one to warm up.
-fn gemm_peak_gflops() -> f64 {
+fn gemm_peak_gflops<T: Float>() -> f64 {
     let n = 2048;
-    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
-    let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.1).collect();
-    let mut c = vec![0f32; n * n];
+    let a: Vec<T> = (0..n * n).map(|i| T::from_f64((i % 7) as f64 * 0.1)).collect();
+    let b: Vec<T> = (0..n * n).map(|i| T::from_f64((i % 5) as f64 * 0.1)).collect();
+    let mut c = vec![T::ZERO; n * n];
     let seconds = median_seconds(1, || {
-        gemm(&mut c, MatRef::row_major(&a, n, n), MatRef::row_major(&b, n, n), 1.0, false, true);
+        gemm(&mut c, MatRef::row_major(&a, n, n), MatRef::row_major(&b, n, n), T::ONE, false, true);
     });
     2.0 * (n * n * n) as f64 / seconds / 1e9
 }
@@ -275,6 +305,7 @@ fn tile_rows(rows: &mut Vec<Row>) {
             value: points.len() as f64 / seconds,
             unit: "points/s",
             gflops: None,
+            dtype: Dtype::F32,
         });
     }
     for tile in [128, 256] {
@@ -297,6 +328,7 @@ fn tile_rows(rows: &mut Vec<Row>) {
                     value: gflops,
                     unit: "GFLOP/s",
                     gflops: Some(gflops * rayon::current_num_threads() as f64),
+                    dtype: Dtype::F32,
                 });
             }
         }

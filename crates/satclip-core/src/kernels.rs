@@ -1,8 +1,8 @@
 //! Numeric kernels shared by the fast inference engine and the training step: a float trait for
 //! f32/f64, a strided GEMM over the `gemm` crate, and elementwise kernels (sine/cosine, exp) that
-//! the compiler vectorises. The f32 versions are polynomial approximations compiled for AVX-512
-//! and AVX2 and chosen at run time; the f64 versions call libm so that the f64 path stays a
-//! faithful reference.
+//! the compiler vectorises. The polynomial versions are compiled for AVX-512 and AVX2 and chosen
+//! at run time. The f64 sine stays within 2 ulp of libm, so that the f64 path remains a faithful
+//! reference; f64's exp calls libm.
 
 use std::fmt::Debug;
 use std::iter::Sum;
@@ -99,6 +99,11 @@ macro_rules! float_basics {
 impl Float for f64 {
     float_basics!(f64);
     fn sin_cos_scaled(x: &mut [Self], w: Self, cos: Option<&mut [Self]>) {
+        // The vectorised kernel reduces by multiples of π/2 exactly only up to SIN_COS_F64_LIMIT;
+        // beyond it (or on a non-finite value) libm's full reduction is needed.
+        if x.iter().all(|v| (w * *v).abs() <= simd::SIN_COS_F64_LIMIT) {
+            return simd::sin_cos_scaled_f64(x, w, cos);
+        }
         match cos {
             Some(cos) => {
                 for (v, c) in x.iter_mut().zip(cos) {
@@ -330,6 +335,83 @@ mod simd {
         }
     }
 
+    /// |x| below which [`sin_cos_one_f64`] reduces exactly: k·PIO2_A is exact for |k| < 2^20.
+    pub const SIN_COS_F64_LIMIT: f64 = 1.0e6;
+    const TWO_OVER_PI: f64 = std::f64::consts::FRAC_2_PI;
+    // π/2 in four parts (fdlibm's pio2_1, pio2_2, pio2_3 and pio2_3t): the first three have 33
+    // significant bits, so their products with k are exact.
+    const PIO2_A: f64 = 1.570_796_326_734_125_614_17;
+    const PIO2_B: f64 = 6.077_100_506_303_965_976_60e-11;
+    const PIO2_C: f64 = 2.022_266_248_711_166_455_80e-21;
+    const PIO2_D: f64 = 8.478_427_660_368_899_569_97e-32;
+    /// 1.5 · 2^52: adding and subtracting it rounds an f64 to the nearest integer.
+    const ROUND_F64: f64 = 6_755_399_441_055_744.0;
+
+    /// sin(r) and cos(r) for |r| ≤ π/4: Taylor series to r¹⁷ and r¹⁸, whose first omitted terms
+    /// are below 1e-19 there.
+    #[inline(always)]
+    fn sin_cos_reduced_f64(r: f64) -> (f64, f64) {
+        const S: [f64; 8] = [
+            -1.0 / 6.0,
+            1.0 / 120.0,
+            -1.0 / 5040.0,
+            1.0 / 362_880.0,
+            -1.0 / 39_916_800.0,
+            1.0 / 6_227_020_800.0,
+            -1.0 / 1_307_674_368_000.0,
+            1.0 / 355_687_428_096_000.0,
+        ];
+        const C: [f64; 8] = [
+            1.0 / 24.0,
+            -1.0 / 720.0,
+            1.0 / 40_320.0,
+            -1.0 / 3_628_800.0,
+            1.0 / 479_001_600.0,
+            -1.0 / 87_178_291_200.0,
+            1.0 / 20_922_789_888_000.0,
+            -1.0 / 6_402_373_705_728_000.0,
+        ];
+        let r2 = r * r;
+        let horner = |c: &[f64; 8]| c.iter().rev().fold(0.0, |acc, &k| acc * r2 + k);
+        let s = r + r * r2 * horner(&S);
+        let c = 1.0 - 0.5 * r2 + r2 * r2 * horner(&C);
+        (s, c)
+    }
+
+    /// sin(x) and cos(x) for |x| ≤ [`SIN_COS_F64_LIMIT`], within 2 ulp of 1 (absolute) of libm.
+    #[inline(always)]
+    fn sin_cos_one_f64(x: f64) -> (f64, f64) {
+        // x = k·π/2 + r, |r| ≤ π/4; the quadrant k mod 4 picks ±sin r or ±cos r.
+        let shifted = x * TWO_OVER_PI + ROUND_F64;
+        let k = shifted - ROUND_F64;
+        let quadrant = shifted.to_bits();
+        let r = (((x - k * PIO2_A) - k * PIO2_B) - k * PIO2_C) - k * PIO2_D;
+        let (s, c) = sin_cos_reduced_f64(r);
+        let swap = 0u64.wrapping_sub(quadrant & 1);
+        let (s, c) = (s.to_bits(), c.to_bits());
+        let sin = (s & !swap) | (c & swap);
+        let cos = (c & !swap) | (s & swap);
+        (f64::from_bits(sin ^ ((quadrant & 2) << 62)), f64::from_bits(cos ^ ((quadrant.wrapping_add(1) & 2) << 62)))
+    }
+
+    #[inline(always)]
+    fn sin_cos_body_f64(x: &mut [f64], w: f64, cos: Option<&mut [f64]>) {
+        match cos {
+            Some(cos) => {
+                for (v, c) in x.iter_mut().zip(cos.iter_mut()) {
+                    let (s, co) = sin_cos_one_f64(w * *v);
+                    *v = s;
+                    *c = co;
+                }
+            }
+            None => {
+                for v in x.iter_mut() {
+                    *v = sin_cos_one_f64(w * *v).0;
+                }
+            }
+        }
+    }
+
     macro_rules! dispatch {
         ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
             pub fn $name($($arg: $ty),*) {
@@ -355,6 +437,7 @@ mod simd {
 
     dispatch!(sin_cos_scaled_f32, sin_cos_body, (x: &mut [f32], w: f32, cos: Option<&mut [f32]>));
     dispatch!(exp_shifted_f32, exp_body, (x: &mut [f32], shift: f32));
+    dispatch!(sin_cos_scaled_f64, sin_cos_body_f64, (x: &mut [f64], w: f64, cos: Option<&mut [f64]>));
 
     #[cfg(test)]
     mod tests {
@@ -370,6 +453,27 @@ mod simd {
                 worst = worst.max((s as f64 - es).abs()).max((c as f64 - ec).abs());
             }
             assert!(worst < 5e-7, "max error {worst:e}");
+        }
+
+        #[test]
+        fn f64_sine_and_cosine_are_within_two_ulp_of_libm() {
+            // Every quadrant, the edges of the reduction (multiples of π/4 and π/2, where the
+            // reduced argument is largest or cancels) and the far end of the range.
+            let quarter = std::f64::consts::FRAC_PI_4;
+            let mut xs: Vec<f64> = (0..400_000).map(|i| -600.0 + i as f64 * 0.003_000_1).collect();
+            for k in -4000i32..4000 {
+                let edge = k as f64 * quarter;
+                xs.extend([edge, edge.next_up(), edge.next_down()]);
+            }
+            xs.extend((0..10_000).map(|i| SIN_COS_F64_LIMIT - i as f64 * 97.3));
+            xs.extend([0.0, -0.0, 1e-300, -1e-300, SIN_COS_F64_LIMIT, -SIN_COS_F64_LIMIT]);
+            let mut worst = 0.0f64;
+            for &x in &xs {
+                let (s, c) = sin_cos_one_f64(x);
+                let (es, ec) = x.sin_cos();
+                worst = worst.max((s - es).abs()).max((c - ec).abs());
+            }
+            assert!(worst <= 2.0 * f64::EPSILON, "max error {worst:e}");
         }
 
         #[test]
@@ -395,6 +499,14 @@ mod simd {
                 assert!((*s as f64 - (2.0 * *o as f64).sin()).abs() < 1e-5);
                 assert!((*c as f64 - (2.0 * *o as f64).cos()).abs() < 1e-5);
             }
+            let mut y: Vec<f64> = (0..1000).map(|i| i as f64 * 0.37 - 150.0).collect();
+            let orig = y.clone();
+            let mut cos = vec![0.0; y.len()];
+            sin_cos_scaled_f64(&mut y, 2.0, Some(&mut cos));
+            for ((s, c), o) in y.iter().zip(&cos).zip(&orig) {
+                let (es, ec) = sin_cos_one_f64(2.0 * o);
+                assert_eq!((s.to_bits(), c.to_bits()), (es.to_bits(), ec.to_bits()));
+            }
             let mut e: Vec<f32> = (0..300).map(|i| i as f32 * 0.1 - 20.0).collect();
             let orig = e.clone();
             exp_shifted_f32(&mut e, 1.5);
@@ -409,6 +521,18 @@ mod simd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn f64_sines_beyond_the_fast_range_and_non_finite_values_fall_back_to_libm() {
+        let mut x = vec![0.5, 3.0e7, -2.0e9, f64::NAN, f64::INFINITY];
+        let orig = x.clone();
+        let mut cos = vec![0.0; x.len()];
+        f64::sin_cos_scaled(&mut x, 1.0, Some(&mut cos));
+        for ((s, c), o) in x.iter().zip(&cos).zip(&orig) {
+            assert_eq!(s.to_bits(), o.sin().to_bits());
+            assert_eq!(c.to_bits(), o.cos().to_bits());
+        }
+    }
 
     #[test]
     fn strided_gemm_handles_transposes_and_accumulation() {
