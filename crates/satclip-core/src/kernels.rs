@@ -338,12 +338,13 @@ mod simd {
     /// |x| below which [`sin_cos_one_f64`] reduces exactly: k·PIO2_A is exact for |k| < 2^20.
     pub const SIN_COS_F64_LIMIT: f64 = 1.0e6;
     const TWO_OVER_PI: f64 = std::f64::consts::FRAC_2_PI;
-    // π/2 in four parts (fdlibm's pio2_1, pio2_2, pio2_3 and pio2_3t): the first three have 33
-    // significant bits, so their products with k are exact.
-    const PIO2_A: f64 = 1.570_796_326_734_125_614_17;
-    const PIO2_B: f64 = 6.077_100_506_303_965_976_60e-11;
-    const PIO2_C: f64 = 2.022_266_248_711_166_455_80e-21;
-    const PIO2_D: f64 = 8.478_427_660_368_899_569_97e-32;
+    // π/2 in four parts (fdlibm's pio2_1, pio2_2, pio2_3 and pio2_3t, ≈ 1.5707963267, 6.08e-11,
+    // 2.02e-21, 8.48e-32): the first three have 33 significant bits, so their products with k
+    // are exact.
+    const PIO2_A: f64 = f64::from_bits(0x3FF9_21FB_5440_0000);
+    const PIO2_B: f64 = f64::from_bits(0x3DD0_B461_1A60_0000);
+    const PIO2_C: f64 = f64::from_bits(0x3BA3_198A_2E00_0000);
+    const PIO2_D: f64 = f64::from_bits(0x397B_839A_2520_49C1);
     /// 1.5 · 2^52: adding and subtracting it rounds an f64 to the nearest integer.
     const ROUND_F64: f64 = 6_755_399_441_055_744.0;
 
