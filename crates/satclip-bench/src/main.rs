@@ -300,12 +300,28 @@ fn tile_rows(rows: &mut Vec<Row>) {
             }
         });
         rows.push(Row {
-            what: format!("spherical harmonics L={l} f64, one thread"),
+            what: format!("spherical harmonics L={l} f64, one point at a time, one thread"),
             key: format!("sh_l{l}"),
             value: points.len() as f64 / seconds,
             unit: "points/s",
             gflops: None,
-            dtype: Dtype::F32,
+            dtype: Dtype::F64,
+        });
+        // As the encoder computes them: 16 points at a time, eight in the lanes of each vector.
+        let mut batch = vec![0.0; 16 * sh.dim()];
+        let seconds = median_seconds(1, || {
+            for group in points.chunks(16) {
+                sh.encode_batch(group, &mut batch[..group.len() * sh.dim()]);
+                std::hint::black_box(&batch);
+            }
+        });
+        rows.push(Row {
+            what: format!("spherical harmonics L={l} f64, 16 points at a time, one thread"),
+            key: format!("sh_l{l}_batch"),
+            value: points.len() as f64 / seconds,
+            unit: "points/s",
+            gflops: None,
+            dtype: Dtype::F64,
         });
     }
     for tile in [128, 256] {

@@ -260,6 +260,37 @@ pub fn add_column_sums<T: Float>(x: &[T], cols: usize, out: &mut [T]) {
     }
 }
 
+/// `simd_dispatch!(name, body, (args))` defines `pub fn name(args)` that runs `body`, an
+/// `#[inline(always)]` function of plain loops, compiled for AVX-512 and for AVX2 + FMA and chosen
+/// at run time, or as portable code on other CPUs and targets.
+macro_rules! simd_dispatch {
+    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
+        pub fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn wide($($arg: $ty),*) { $body($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn narrow($($arg: $ty),*) { $body($($arg),*) }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports the features this copy was compiled for.
+                    return unsafe { wide($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: as above.
+                    return unsafe { narrow($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_dispatch;
+
+/// sin(x) and cos(x) within 1 ulp of libm for |x| ≤ 1e6 (the caller's bound), written to be
+/// inlined into loops that the compiler vectorises.
+pub(crate) use simd::sin_cos_one_f64 as sin_cos_f64;
+
 mod simd {
     //! f32 polynomial kernels. Written as plain loops over slices and compiled three times
     //! (AVX-512, AVX2+FMA, baseline) so that each machine runs the widest vectors it has.
@@ -381,7 +412,7 @@ mod simd {
 
     /// sin(x) and cos(x) for |x| ≤ [`SIN_COS_F64_LIMIT`], within 2 ulp of 1 (absolute) of libm.
     #[inline(always)]
-    fn sin_cos_one_f64(x: f64) -> (f64, f64) {
+    pub(crate) fn sin_cos_one_f64(x: f64) -> (f64, f64) {
         // x = k·π/2 + r, |r| ≤ π/4; the quadrant k mod 4 picks ±sin r or ±cos r.
         let shifted = x * TWO_OVER_PI + ROUND_F64;
         let k = shifted - ROUND_F64;
@@ -413,32 +444,9 @@ mod simd {
         }
     }
 
-    macro_rules! dispatch {
-        ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
-            pub fn $name($($arg: $ty),*) {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    #[target_feature(enable = "avx512f")]
-                    unsafe fn wide($($arg: $ty),*) { $body($($arg),*) }
-                    #[target_feature(enable = "avx2,fma")]
-                    unsafe fn narrow($($arg: $ty),*) { $body($($arg),*) }
-                    if std::arch::is_x86_feature_detected!("avx512f") {
-                        // SAFETY: the CPU supports the features this copy was compiled for.
-                        return unsafe { wide($($arg),*) };
-                    }
-                    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                        // SAFETY: as above.
-                        return unsafe { narrow($($arg),*) };
-                    }
-                }
-                $body($($arg),*)
-            }
-        };
-    }
-
-    dispatch!(sin_cos_scaled_f32, sin_cos_body, (x: &mut [f32], w: f32, cos: Option<&mut [f32]>));
-    dispatch!(exp_shifted_f32, exp_body, (x: &mut [f32], shift: f32));
-    dispatch!(sin_cos_scaled_f64, sin_cos_body_f64, (x: &mut [f64], w: f64, cos: Option<&mut [f64]>));
+    simd_dispatch!(sin_cos_scaled_f32, sin_cos_body, (x: &mut [f32], w: f32, cos: Option<&mut [f32]>));
+    simd_dispatch!(exp_shifted_f32, exp_body, (x: &mut [f32], shift: f32));
+    simd_dispatch!(sin_cos_scaled_f64, sin_cos_body_f64, (x: &mut [f64], w: f64, cos: Option<&mut [f64]>));
 
     #[cfg(test)]
     mod tests {

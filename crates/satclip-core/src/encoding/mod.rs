@@ -98,6 +98,9 @@ impl PositionalEncoding {
     pub fn encode_batch(&self, coords: &[[f64; 2]], out: &mut [f64]) {
         let dim = self.dim();
         debug_assert_eq!(out.len(), coords.len() * dim);
+        if let Self::SphericalHarmonics(sh) = self {
+            return sh.encode_batch(coords, out);
+        }
         for (point, row) in coords.iter().zip(out.chunks_exact_mut(dim)) {
             self.encode_into(point[0], point[1], row);
         }

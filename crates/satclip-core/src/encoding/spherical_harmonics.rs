@@ -17,6 +17,7 @@
 
 use std::f64::consts::{PI, SQRT_2};
 
+use crate::kernels::sin_cos_f64;
 use crate::Error;
 
 /// Highest supported `legendre_polys` (number of degrees L). The recurrence is stable far beyond
@@ -70,32 +71,80 @@ impl SphericalHarmonics {
     /// Writes the L² features of one point (degrees) into `out`.
     pub fn encode_into(&self, lon: f64, lat: f64, out: &mut [f64]) {
         debug_assert_eq!(out.len(), self.dim());
-        let theta = (lat + 90.0).to_radians();
-        let phi = (lon + 180.0).to_radians();
-        let (s, x) = theta.sin_cos();
-        let l_count = self.legendre_polys;
+        encode_lanes::<1>(self, &[[lon, lat]], out);
+    }
 
-        let mut p_mm = (0.25 / PI).sqrt();
-        for m in 0..l_count {
-            if m > 0 {
-                p_mm *= self.diagonal[m] * s;
-            }
-            let (sin_m, cos_m) = (m as f64 * phi).sin_cos();
-            let (cos_factor, sin_factor) = if m == 0 { (PI, 0.0) } else { (SQRT_2 * cos_m, SQRT_2 * sin_m) };
-
-            let mut p_prev = 0.0; // P̄ₗ₋₂ᵐ
-            let mut p = p_mm; // P̄ₗ₋₁ᵐ, starting at l = m
-            for l in m..l_count {
-                if l > m {
-                    let (a, b) = self.recurrence[l * (l + 1) / 2 + m];
-                    let next = a * (x * p - b * p_prev);
-                    p_prev = p;
-                    p = next;
+    /// Writes the features of `coords.len()` points into the rows of a row-major
+    /// `[coords.len() × L²]` matrix, equal bit for bit to [`Self::encode_into`] row by row.
+    pub fn encode_batch(&self, coords: &[[f64; 2]], out: &mut [f64]) {
+        debug_assert_eq!(out.len(), coords.len() * self.dim());
+        for (points, rows) in coords.chunks(LANES).zip(out.chunks_mut(LANES * self.dim())) {
+            if points.len() == LANES {
+                encode_eight(self, points, rows);
+            } else {
+                // Fewer points than lanes (a single point's latency): one lane each, no padding.
+                for (&[lon, lat], row) in points.iter().zip(rows.chunks_exact_mut(self.dim())) {
+                    self.encode_into(lon, lat, row);
                 }
-                let centre = l * l + l;
-                out[centre + m] = cos_factor * p;
+            }
+        }
+    }
+}
+
+/// Points encoded side by side: each step of the recurrence is one vector operation over them.
+const LANES: usize = 8;
+
+#[inline(always)]
+fn encode_eight_body(sh: &SphericalHarmonics, points: &[[f64; 2]], out: &mut [f64]) {
+    encode_lanes::<LANES>(sh, points, out)
+}
+
+crate::kernels::simd_dispatch!(
+    encode_eight,
+    encode_eight_body,
+    (sh: &SphericalHarmonics, points: &[[f64; 2]], out: &mut [f64])
+);
+
+/// The features of up to `N` points (rows of `out`), computed in `N` lanes; lanes past
+/// `points.len()` repeat the last point and are not written. The recurrence runs along l for
+/// each m, a chain of dependent steps, so lanes are what lets it use the vector units.
+#[inline(always)]
+fn encode_lanes<const N: usize>(sh: &SphericalHarmonics, points: &[[f64; 2]], out: &mut [f64]) {
+    let rows = points.len();
+    let dim = sh.dim();
+    let (mut s, mut x, mut phi) = ([0.0; N], [0.0; N], [0.0; N]);
+    for j in 0..N {
+        let [lon, lat] = points[j.min(rows - 1)];
+        (s[j], x[j]) = sin_cos_f64((lat + 90.0).to_radians());
+        phi[j] = (lon + 180.0).to_radians();
+    }
+    let l_count = sh.legendre_polys;
+    let mut p_mm = [(0.25 / PI).sqrt(); N];
+    let (mut cos_factor, mut sin_factor) = ([PI; N], [0.0; N]);
+    for m in 0..l_count {
+        if m > 0 {
+            for j in 0..N {
+                p_mm[j] *= sh.diagonal[m] * s[j];
+                let (sin_m, cos_m) = sin_cos_f64(m as f64 * phi[j]);
+                (cos_factor[j], sin_factor[j]) = (SQRT_2 * cos_m, SQRT_2 * sin_m);
+            }
+        }
+        let mut p_prev = [0.0; N]; // P̄ₗ₋₂ᵐ
+        let mut p = p_mm; // P̄ₗ₋₁ᵐ, starting at l = m
+        for l in m..l_count {
+            if l > m {
+                let (a, b) = sh.recurrence[l * (l + 1) / 2 + m];
+                for j in 0..N {
+                    let next = a * (x[j] * p[j] - b * p_prev[j]);
+                    p_prev[j] = p[j];
+                    p[j] = next;
+                }
+            }
+            let centre = l * l + l;
+            for (j, row) in out.chunks_exact_mut(dim).take(rows).enumerate() {
+                row[centre + m] = cos_factor[j] * p[j];
                 if m > 0 {
-                    out[centre - m] = sin_factor * p;
+                    row[centre - m] = sin_factor[j] * p[j];
                 }
             }
         }
@@ -241,6 +290,20 @@ mod tests {
                 let got = f[l * l + l];
                 assert!((got - zonal).abs() < 1e-11, "l={l} zonal {got} vs {zonal}");
             }
+        }
+    }
+
+    #[test]
+    fn a_batch_equals_its_points_encoded_one_by_one() {
+        let sh = SphericalHarmonics::new(40).unwrap();
+        // 21 points: two full groups of lanes and a partial one, poles and the antimeridian.
+        let mut coords: Vec<[f64; 2]> = (0..17).map(|i| [-180.0 + i as f64 * 21.7, -90.0 + i as f64 * 11.25]).collect();
+        coords.extend([[180.0, 90.0], [-180.0, -90.0], [0.0, 0.0], [179.999, -0.001]]);
+        let mut batch = vec![f64::NAN; coords.len() * sh.dim()];
+        sh.encode_batch(&coords, &mut batch);
+        for (&[lon, lat], row) in coords.iter().zip(batch.chunks_exact(sh.dim())) {
+            let one = features(40, lon, lat);
+            assert!(row.iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()), "({lon}, {lat})");
         }
     }
 
