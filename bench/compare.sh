@@ -45,6 +45,9 @@ for key in ours[0]:
     if not key.startswith(("embed_", "geoclip_", "train_", "tower_")):
         continue
     o = statistics.median(r[key] for r in ours)
+    if key not in torch[0]:  # ours only (the f64 path)
+        print(f"| {key} | {o:,.0f} points/s | | | | |")
+        continue
     t = statistics.median(r[key] for r in torch)
     limit = statistics.median(r[key] for r in numpy) if key in numpy[0] else None
     vs_limit = f"| {limit:,.0f} points/s | {o / limit:.2f}x |" if limit else "| | |"

@@ -119,13 +119,13 @@ fn main() {
         });
     }
     for tower in ["moco_resnet18", "moco_resnet50", "moco_vit16"] {
-        let tiles_per_s = tower_tiles_per_second(tower, if args.quick { 4 } else { 16 });
+        let (tiles_per_s, flops_per_tile) = tower_tiles_per_second(tower, if args.quick { 4 } else { 16 });
         rows.push(Row {
-            what: format!("image tower {tower}, 13 bands"),
+            what: format!("image tower {tower}, 13 bands, {:.2} GFLOP per tile", flops_per_tile / 1e9),
             key: format!("tower_{}", tower.trim_start_matches("moco_")),
             value: tiles_per_s,
             unit: "tiles/s",
-            gflops: None,
+            gflops: Some(tiles_per_s * flops_per_tile / 1e9),
             dtype: Dtype::F32,
         });
     }
@@ -383,8 +383,9 @@ fn training_step_seconds(l: usize, n: usize, reps: usize) -> f64 {
 }
 
 /// Tiles per second for a tower with random weights in the official layout: `n` tiles of the
-/// tower's input size, embedded in parallel (one tile per worker at a time).
-fn tower_tiles_per_second(vision_layers: &str, n: usize) -> f64 {
+/// tower's input size, embedded in parallel (one tile per worker at a time); and the FLOPs of one
+/// tile.
+fn tower_tiles_per_second(vision_layers: &str, n: usize) -> (f64, f64) {
     use rayon::prelude::*;
     let weights = satclip_vision::synthetic::synthetic_tower_weights(vision_layers, 5).expect("known tower");
     let tower = satclip_vision::Tower::load(vision_layers, weights).expect("synthetic weights load");
@@ -396,10 +397,15 @@ fn tower_tiles_per_second(vision_layers: &str, n: usize) -> f64 {
         data: (0..satclip_vision::IN_CHANNELS * size * size).map(|i| (i % 251) as f32 / 1000.0).collect(),
     };
     let run = || (0..n).into_par_iter().map(|_| tower.embed(&image)[0]).sum::<f32>();
+    // The FLOPs of one tile, counted by the GEMM itself (2 per multiply-add; the elementwise work
+    // of batch norm, activations and softmax is not counted).
+    let before = satclip_core::kernels::gemm_flops();
+    std::hint::black_box(tower.embed(&image));
+    let flops_per_tile = (satclip_core::kernels::gemm_flops() - before) as f64;
     run();
     let start = Instant::now();
     std::hint::black_box(run());
-    n as f64 / start.elapsed().as_secs_f64()
+    (n as f64 / start.elapsed().as_secs_f64(), flops_per_tile)
 }
 
 fn peak_rss_mb() -> f64 {

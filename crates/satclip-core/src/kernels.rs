@@ -7,6 +7,7 @@
 use std::fmt::Debug;
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The precision of a computation, and of the numbers a file holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,11 +200,21 @@ pub fn gemm_isa() -> &'static str {
     "portable"
 }
 
+/// Twice the multiply-adds of every [`gemm`] call in this process so far: benchmarks count a
+/// workload's FLOPs by running it once (an image tower's convolutions, linears and attention).
+static GEMM_FLOPS: AtomicU64 = AtomicU64::new(0);
+
+/// The FLOPs [`gemm`] has done in this process (2 per multiply-add).
+pub fn gemm_flops() -> u64 {
+    GEMM_FLOPS.load(Ordering::Relaxed)
+}
+
 /// `dst[m×n] (row-major) = (accumulate ? dst : 0) + alpha · a[m×k] · b[k×n]`.
 pub fn gemm<T: Float>(dst: &mut [T], a: MatRef<T>, b: MatRef<T>, alpha: T, accumulate: bool, parallel: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
     assert_eq!(Some(dst.len()), m.checked_mul(n), "destination has the wrong size");
+    GEMM_FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
     if m == 0 || n == 0 {
         return;
     }
