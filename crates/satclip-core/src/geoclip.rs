@@ -109,15 +109,16 @@ fn embed_tile<T: Float>(branches: &[Branch<T>], tile: &[[f64; 2]], dst: &mut [T]
     // GeoCLIP scales the projected point by 2π before the product with B.
     let v: Vec<f64> =
         tile.iter().flat_map(|p| equal_earth(p[0], p[1]).map(|c| 2.0 * std::f64::consts::PI * c)).collect();
-    let (mut phases, mut features, mut a, mut b) =
-        (vec![0.0; n * FOURIER_FEATURES], Vec::new(), Vec::new(), Vec::new());
+    let (mut sines, mut cosines, mut features, mut a, mut b) =
+        (vec![0.0; n * FOURIER_FEATURES], vec![0.0; n * FOURIER_FEATURES], Vec::new(), Vec::new(), Vec::new());
     for branch in branches {
         let bt = MatRef::row_major(&branch.fourier, FOURIER_FEATURES, 2).t();
-        gemm(&mut phases, MatRef::row_major(&v, n, 2), bt, 1.0, false, false);
+        gemm(&mut sines, MatRef::row_major(&v, n, 2), bt, 1.0, false, false);
+        f64::sin_cos_scaled(&mut sines, 1.0, Some(&mut cosines));
         features.clear();
-        for row in phases.chunks_exact(FOURIER_FEATURES) {
-            features.extend(row.iter().map(|p| T::from_f64(p.cos())));
-            features.extend(row.iter().map(|p| T::from_f64(p.sin())));
+        for (cos_row, sin_row) in cosines.chunks_exact(FOURIER_FEATURES).zip(sines.chunks_exact(FOURIER_FEATURES)) {
+            features.extend(cos_row.iter().map(|c| T::from_f64(*c)));
+            features.extend(sin_row.iter().map(|s| T::from_f64(*s)));
         }
         branch.layers[0].forward_into(&features, n, &mut a, false);
         relu_in_place(&mut a);
