@@ -303,8 +303,9 @@ pub(crate) use simd_dispatch;
 pub(crate) use simd::sin_cos_one_f64 as sin_cos_f64;
 
 mod simd {
-    //! f32 polynomial kernels. Written as plain loops over slices and compiled three times
-    //! (AVX-512, AVX2+FMA, baseline) so that each machine runs the widest vectors it has.
+    //! Polynomial kernels (f32, and the f64 sine). Written as plain loops over slices and
+    //! compiled three times (AVX-512, AVX2+FMA, baseline) so that each machine runs the widest
+    //! vectors it has.
 
     const INV_PI: f32 = std::f32::consts::FRAC_1_PI;
     // π split in three for Cody–Waite range reduction: exact products k·PI_A, k·PI_B for |k| < 2^12.
