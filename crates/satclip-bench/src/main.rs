@@ -292,37 +292,25 @@ fn tile_rows(rows: &mut Vec<Row>) {
     for l in [10, 40] {
         let sh = SphericalHarmonics::new(l).expect("a valid degree");
         let points = random_points(&mut Pcg64::seed_from_u64(l as u64), 4096);
-        let mut out = vec![0.0; sh.dim()];
-        let seconds = median_seconds(1, || {
-            for &[lon, lat] in &points {
-                sh.encode_into(lon, lat, &mut out);
-                std::hint::black_box(&out);
-            }
-        });
-        rows.push(Row {
-            what: format!("spherical harmonics L={l} f64, one point at a time, one thread"),
-            key: format!("sh_l{l}"),
-            value: points.len() as f64 / seconds,
-            unit: "points/s",
-            gflops: None,
-            dtype: Dtype::F64,
-        });
-        // As the encoder computes them: 16 points at a time, eight in the lanes of each vector.
-        let mut batch = vec![0.0; 16 * sh.dim()];
-        let seconds = median_seconds(1, || {
-            for group in points.chunks(16) {
-                sh.encode_batch(group, &mut batch[..group.len() * sh.dim()]);
-                std::hint::black_box(&batch);
-            }
-        });
-        rows.push(Row {
-            what: format!("spherical harmonics L={l} f64, 16 points at a time, one thread"),
-            key: format!("sh_l{l}_batch"),
-            value: points.len() as f64 / seconds,
-            unit: "points/s",
-            gflops: None,
-            dtype: Dtype::F64,
-        });
+        // One point at a time (a single request's latency), and 16 at a time as the encoder
+        // computes them, eight in the lanes of each vector.
+        for (group, how, key) in [(1, "one point", format!("sh_l{l}")), (16, "16 points", format!("sh_l{l}_batch"))] {
+            let mut out = vec![0.0; group * sh.dim()];
+            let seconds = median_seconds(1, || {
+                for points in points.chunks(group) {
+                    sh.encode_batch(points, &mut out[..points.len() * sh.dim()]);
+                    std::hint::black_box(&out);
+                }
+            });
+            rows.push(Row {
+                what: format!("spherical harmonics L={l} f64, {how} at a time, one thread"),
+                key,
+                value: points.len() as f64 / seconds,
+                unit: "points/s",
+                gflops: None,
+                dtype: Dtype::F64,
+            });
+        }
     }
     for tile in [128, 256] {
         for (k, n) in [(100, 512), (1600, 512), (512, 512), (512, 256)] {

@@ -339,22 +339,31 @@ mod simd {
         (f32::from_bits(s.to_bits() ^ odd), f32::from_bits(c.to_bits() ^ odd))
     }
 
+    /// `one(w·x)` for every element, a (sine, cosine) pair: sines in place, cosines to `cos`.
     #[inline(always)]
-    fn sin_cos_body(x: &mut [f32], w: f32, cos: Option<&mut [f32]>) {
+    fn sin_cos_slice<T: Copy + std::ops::Mul<Output = T>>(
+        x: &mut [T],
+        w: T,
+        cos: Option<&mut [T]>,
+        one: impl Fn(T) -> (T, T),
+    ) {
         match cos {
             Some(cos) => {
                 for (v, c) in x.iter_mut().zip(cos.iter_mut()) {
-                    let (s, co) = sin_cos_one(w * *v);
-                    *v = s;
-                    *c = co;
+                    (*v, *c) = one(w * *v);
                 }
             }
             None => {
                 for v in x.iter_mut() {
-                    *v = sin_cos_one(w * *v).0;
+                    *v = one(w * *v).0;
                 }
             }
         }
+    }
+
+    #[inline(always)]
+    fn sin_cos_body(x: &mut [f32], w: f32, cos: Option<&mut [f32]>) {
+        sin_cos_slice(x, w, cos, sin_cos_one)
     }
 
     #[inline(always)]
@@ -440,20 +449,7 @@ mod simd {
 
     #[inline(always)]
     fn sin_cos_body_f64(x: &mut [f64], w: f64, cos: Option<&mut [f64]>) {
-        match cos {
-            Some(cos) => {
-                for (v, c) in x.iter_mut().zip(cos.iter_mut()) {
-                    let (s, co) = sin_cos_one_f64(w * *v);
-                    *v = s;
-                    *c = co;
-                }
-            }
-            None => {
-                for v in x.iter_mut() {
-                    *v = sin_cos_one_f64(w * *v).0;
-                }
-            }
-        }
+        sin_cos_slice(x, w, cos, sin_cos_one_f64)
     }
 
     simd_dispatch!(sin_cos_scaled_f32, sin_cos_body, (x: &mut [f32], w: f32, cos: Option<&mut [f32]>));

@@ -105,16 +105,15 @@ crate::kernels::simd_dispatch!(
     (sh: &SphericalHarmonics, points: &[[f64; 2]], out: &mut [f64])
 );
 
-/// The features of up to `N` points (rows of `out`), computed in `N` lanes; lanes past
-/// `points.len()` repeat the last point and are not written. The recurrence runs along l for
-/// each m, a chain of dependent steps, so lanes are what lets it use the vector units.
+/// The features of `N` points (rows of `out`), computed in `N` lanes. The recurrence runs along
+/// l for each m, a chain of dependent steps, so lanes are what lets it use the vector units.
 #[inline(always)]
 fn encode_lanes<const N: usize>(sh: &SphericalHarmonics, points: &[[f64; 2]], out: &mut [f64]) {
-    let rows = points.len();
+    debug_assert_eq!(points.len(), N);
     let dim = sh.dim();
     let (mut s, mut x, mut phi) = ([0.0; N], [0.0; N], [0.0; N]);
     for j in 0..N {
-        let [lon, lat] = points[j.min(rows - 1)];
+        let [lon, lat] = points[j];
         (s[j], x[j]) = sin_cos_f64((lat + 90.0).to_radians());
         phi[j] = (lon + 180.0).to_radians();
     }
@@ -141,7 +140,7 @@ fn encode_lanes<const N: usize>(sh: &SphericalHarmonics, points: &[[f64; 2]], ou
                 }
             }
             let centre = l * l + l;
-            for (j, row) in out.chunks_exact_mut(dim).take(rows).enumerate() {
+            for (j, row) in out.chunks_exact_mut(dim).enumerate() {
                 row[centre + m] = cos_factor[j] * p[j];
                 if m > 0 {
                     row[centre - m] = sin_factor[j] * p[j];
