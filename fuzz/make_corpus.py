@@ -336,6 +336,27 @@ def arrow_streams():
         put("ipc_points", name, sink.getvalue())
 
 
+def feature_tables():
+    """Tables of features by location (the feature_table target: a format byte, 0 CSV, 1 Parquet)."""
+    put("feature_table", "csv-columns", b"\x00lon,lat,f0,f1\n1.5,2.5,0.1,0.2\n-3,4,1e3,-2\n")
+    put("feature_table", "csv-emb", b"\x00lon,lat,name,emb_0,emb_1\n1,2,a,0.5,0.25\n")
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        print("pyarrow missing: Parquet feature-table seeds skipped")
+        return
+    lists = {
+        "fixed-f32": pa.array([[0.5, 1.0], [2.0, 3.0], [4.0, 5.0]], pa.list_(pa.float32(), 2)),
+        "list-f64": pa.array([[0.5, 1.0], [2.0, 3.0], [4.0, 5.0]], pa.list_(pa.float64())),
+    }
+    for name, embedding in lists.items():
+        table = pa.table({"lon": [p[0] for p in POINTS[:3]], "lat": [p[1] for p in POINTS[:3]], "embedding": embedding})
+        out = io.BytesIO()
+        pq.write_table(table, out)
+        put("feature_table", f"parquet-{name}", b"\x01" + out.getvalue())
+
+
 def service_requests():
     """JSON bodies of `satclip serve` (the serve_request target)."""
     put("serve_request", "embed.json", json.dumps({"coordinates": POINTS, "model": "default", "normalize": True}).encode())
@@ -352,6 +373,7 @@ if __name__ == "__main__":
     regions_and_npz()
     parquet()
     arrow_streams()
+    feature_tables()
     service_requests()
     for target in sorted(os.listdir(ROOT)):
         print(target, len(os.listdir(os.path.join(ROOT, target))))

@@ -626,3 +626,97 @@ fn a_fine_tuned_classifier_predicts_classes_with_probabilities_in_every_output()
         satclip(&["predict", "--model", dir.path().to_str().unwrap(), "--input", "x.csv", "--output", "y.csv"]);
     assert!(!ok && err.contains("written by `satclip finetune`"), "{err}");
 }
+
+/// Every `value` of `metric` in an eval report, by encoder.
+fn report_values(report: &std::path::Path, metric: &str) -> std::collections::BTreeMap<String, Vec<f64>> {
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    let mut values = std::collections::BTreeMap::<String, Vec<f64>>::new();
+    for r in rows.iter().filter(|r| r["metric"] == metric) {
+        values.entry(r["encoder"].as_str().unwrap().into()).or_default().push(r["value"].as_f64().unwrap());
+    }
+    values
+}
+
+#[test]
+fn features_from_a_table_score_as_the_encoder_that_computed_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = sphere_task(dir.path());
+    let text = std::fs::read_to_string(&task).unwrap();
+    let points: Vec<[f64; 2]> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut f = l.split(',').map(|v| v.parse::<f64>().unwrap());
+            [f.next().unwrap(), f.next().unwrap()]
+        })
+        .collect();
+    // `wrap` computed here, in another column order than satclip's, with one unrelated point
+    // more: the table is looked up by location, not read in the task's order.
+    let mut table = String::from("lat,f0,f1,lon,f2,f3\n");
+    for &[lon, lat] in points.iter().rev().chain([[1.5, 2.5]].iter()) {
+        let (x, y) = (lon.to_radians(), lat.to_radians());
+        table.push_str(&format!("{lat},{},{},{lon},{},{}\n", x.sin(), x.cos(), y.sin(), y.cos()));
+    }
+    let mine = dir.path().join("mine.csv");
+    std::fs::write(&mine, table).unwrap();
+    // What `satclip embed` writes (the task's target travels with it and is not a feature).
+    let embedded = dir.path().join("embedded.parquet");
+    let t = task.to_str().unwrap();
+    let (ok, _, err) = satclip(&[
+        "embed",
+        "--input",
+        t,
+        "--output",
+        embedded.to_str().unwrap(),
+        "--checkpoint",
+        "wrap",
+        "--dtype",
+        "f64",
+    ]);
+    assert!(ok, "{err}");
+    let report = dir.path().join("r.json");
+    let table_spec = format!("mine={}", mine.display());
+    let embedded_spec = format!("embedded={}", embedded.display());
+    let args = ["eval", "--task", t, "--encoder", "wrap", "--encoder", &table_spec, "--encoder", &embedded_spec];
+    let (ok, _, err) = satclip(
+        &[
+            &args[..],
+            &["--split", "block", "--n-train", "300", "--n-train", "all", "--output"],
+            &[report.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{err}");
+    let r2 = report_values(&report, "r2");
+    assert_eq!(r2["wrap"].len(), 2);
+    // The same features in another order: ridge on standardised features gives the same fit up
+    // to rounding.
+    for name in ["mine", "embedded"] {
+        for (a, b) in r2["wrap"].iter().zip(&r2[name]) {
+            assert!((a - b).abs() < 1e-9, "{name}: {a} vs wrap {b}");
+        }
+    }
+
+    // A task point the table lacks is named, with the table.
+    let short = dir.path().join("short.csv");
+    std::fs::write(&short, "lon,lat,f0\n1.5,2.5,1\n").unwrap();
+    let spec = format!("short={}", short.display());
+    let (ok, _, err) = satclip(&["eval", "--task", t, "--encoder", &spec]);
+    assert!(!ok);
+    assert!(err.contains("short.csv") && err.contains("is not covered by this encoder"), "{err}");
+    // A target among the features would leak the labels; text is not a feature; a location
+    // given twice with other features is ambiguous. Each names the file and the column or row.
+    for (body, expect) in [
+        ("lon,lat,f0,target\n1,2,3,4\n", "has a `target` column"),
+        ("lon,lat,f0,name\n1,2,3,x\n", "column `name` is Utf8"),
+        ("lon,lat,f0\n1,2,3\n5,6,7\n1,2,4\n", "row 3"),
+        ("lon,lat,f0\n3,4,5\n1,2,\n", "row 2"),
+    ] {
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, body).unwrap();
+        let spec = format!("bad={}", bad.display());
+        let (ok, _, err) = satclip(&["eval", "--task", t, "--encoder", &spec]);
+        assert!(!ok);
+        assert!(err.contains("bad.csv") && err.contains(expect), "{body:?}: {err}");
+    }
+}

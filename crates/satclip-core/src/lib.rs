@@ -28,6 +28,10 @@ pub enum Error {
     Weights(String),
     #[error("point {index}: {problem}")]
     InvalidCoordinate { index: usize, problem: CoordinateProblem },
+    /// An encoder defined only at some places (e.g. features read from a table) was asked
+    /// about another.
+    #[error("point {index} (lon {lon}, lat {lat}) is not covered by this encoder")]
+    NotCovered { index: usize, lon: f64, lat: f64 },
 }
 
 /// What is wrong with a (lon, lat) pair.

@@ -18,7 +18,7 @@ pub struct Provenance {
     pub model: String,
     /// The spec as given (`vit16-l40`, a path, …).
     pub spec: String,
-    /// `built in`, `file`, `hub`, `installed` or `computed`.
+    /// `built in`, `file`, `hub`, `installed`, `computed` or `table`.
     pub source: String,
     /// The weights file, when there is one.
     pub path: Option<PathBuf>,
@@ -89,6 +89,15 @@ impl Provenance {
             }
             Origin::Hub { .. } | Origin::Computed(_) => {}
         }
+        Ok(p)
+    }
+
+    /// Features read from a table ([`satclip_io::tables::FeatureTable`]).
+    pub(crate) fn table(spec: &str, path: &Path, dim: usize) -> Result<Self> {
+        let name = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut p = Self::base(spec, &name, "table", dim, None);
+        p.sha256 = Some(sha256_file(path)?);
+        p.path = Some(path.to_path_buf());
         Ok(p)
     }
 

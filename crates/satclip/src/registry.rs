@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use satclip_core::geoclip::GeoClip;
 use satclip_core::{Hyperparameters, LocationEncoder, PositionalEncoding};
+use satclip_io::tables::FeatureTable;
 
 use crate::provenance::Provenance;
 use crate::spec::{released_file, ModelSpec};
@@ -255,6 +256,12 @@ pub fn load_encoder(spec: &str) -> Result<LocationEncoder> {
     }
 }
 
+/// A CSV or Parquet file given as an encoder: features to look up by location.
+fn is_feature_table(path: &Path) -> bool {
+    use satclip_io::tables::TableFormat;
+    path.is_file() && matches!(TableFormat::from_path(path), Ok(TableFormat::Csv | TableFormat::Parquet))
+}
+
 /// Levenshtein distance, for "did you mean" on a mistyped name.
 fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -365,6 +372,19 @@ impl PointEncoder for LocationEncoder {
     }
 }
 
+/// Features computed elsewhere, looked up by location.
+impl PointEncoder for FeatureTable {
+    fn dim(&self) -> usize {
+        FeatureTable::dim(self)
+    }
+    fn embed_f64(&self, points: &[[f64; 2]], out: &mut [f64]) -> std::result::Result<(), satclip_core::Error> {
+        for (index, (&[lon, lat], out)) in points.iter().zip(out.chunks_exact_mut(self.dim())).enumerate() {
+            out.copy_from_slice(self.get(lon, lat).ok_or(satclip_core::Error::NotCovered { index, lon, lat })?);
+        }
+        Ok(())
+    }
+}
+
 /// Any encoder, loaded once, with where it came from (named in its errors).
 pub struct FeatureEncoder {
     encoder: Box<dyn PointEncoder>,
@@ -420,6 +440,11 @@ impl FeatureEncoder {
                 let l = encoder.hyperparameters().legendre_polys;
                 let provenance = Provenance::checkpoint(spec, &path, Some(&file.repo), encoder.dim(), l)?;
                 (Self::new(encoder, &path), provenance)
+            }
+            ModelSpec::File(path) if is_feature_table(&path) => {
+                let table = FeatureTable::open(&path)?;
+                let provenance = Provenance::table(spec, &path, table.dim())?;
+                (Self::new(table, &path), provenance)
             }
             ModelSpec::File(path) => {
                 let encoder = load_checkpoint(&path)?;

@@ -3,6 +3,7 @@
 
 mod csv_points;
 mod embeddings;
+mod feature_table;
 pub mod ipc;
 mod npy_points;
 mod parquet_footer;
@@ -13,6 +14,7 @@ pub mod wkb;
 use std::path::Path;
 
 pub use embeddings::{EmbeddingWriter, EMBEDDING_COLUMN};
+pub use feature_table::{FeatureTable, MATCH_DEGREES};
 pub use points::{Batches, PointBatch, PointReader, ReadOptions};
 
 use crate::error::{Error, Result};
