@@ -455,6 +455,10 @@ struct TrainArgs {
     /// Examples per step (default 8192, the paper's).
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Contrastive groups of this many examples within a step, their gradients averaged (the
+    /// official code: 512, 16 accumulated per step of 8192). Default: the whole batch is one.
+    #[arg(long)]
+    micro_batch_size: Option<usize>,
     /// AdamW learning rate (default 1e-4).
     #[arg(long)]
     learning_rate: Option<f64>,
@@ -874,6 +878,9 @@ fn train(args: TrainArgs) -> Result<()> {
     override_with(&mut config.out, args.out);
     override_with(&mut config.epochs, args.epochs);
     override_with(&mut config.batch_size, args.batch_size);
+    if args.micro_batch_size.is_some() {
+        config.micro_batch_size = args.micro_batch_size;
+    }
     override_with(&mut config.learning_rate, args.learning_rate);
     override_with(&mut config.seed, args.seed);
     override_with(&mut config.model.legendre_polys, args.legendre_polys);

@@ -70,6 +70,15 @@ pub struct Gradients<T> {
     pub tensors: Vec<Vec<T>>,
 }
 
+impl<T: Float> Gradients<T> {
+    /// `self += weight · other`, tensor by tensor: one step's gradient from several micro-batches.
+    pub fn add_scaled(&mut self, other: &Self, weight: T) {
+        for (mine, theirs) in self.tensors.iter_mut().zip(&other.tensors) {
+            mine.iter_mut().zip(theirs).for_each(|(m, t)| *m += weight * *t);
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct StepOutput<T> {
     pub loss: f64,

@@ -45,6 +45,11 @@ pub struct TrainConfig {
     /// The location encoder (official hyper-parameter names).
     pub model: Hyperparameters,
     pub batch_size: usize,
+    /// Splits each step's batch into contrastive groups of this many examples (negatives only
+    /// within a group) whose gradients are averaged into the step, as the official recipe's
+    /// 16 accumulated micro-batches of 512. Unset: the whole batch is one group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub micro_batch_size: Option<usize>,
     pub epochs: usize,
     pub learning_rate: f64,
     pub weight_decay: f64,
@@ -68,6 +73,7 @@ impl Default for TrainConfig {
             out: PathBuf::from("run"),
             model: Hyperparameters::default(),
             batch_size: 8192,
+            micro_batch_size: None,
             epochs: 500,
             learning_rate: 1e-4,
             weight_decay: 0.01,
@@ -157,6 +163,53 @@ fn make_batch(
         cache.append_features(row, view, &mut images);
     }
     Batch { features, images, n: rows.len() }
+}
+
+/// Loss and gradients of one step on `batch` split into contrastive groups of `group` examples
+/// ([`groups`]): each group's loss has only its own negatives, and the step's loss and gradients
+/// are the groups' means weighted by their sizes. One group is exactly [`ClipModel::step`].
+pub fn grouped_step(
+    model: &ClipModel<f32>,
+    batch: &ClipBatch<'_, f32>,
+    group: usize,
+    mut dropout: Option<&mut dyn rand::RngCore>,
+) -> (f64, Gradients<f32>) {
+    let (din, dimg) = (batch.location_features.len() / batch.n, batch.image_features.len() / batch.n);
+    let (mut loss, mut gradients) = (0.0, None::<Gradients<f32>>);
+    for (start, n) in groups(batch.n, group) {
+        let part = ClipBatch {
+            location_features: &batch.location_features[start * din..(start + n) * din],
+            image_features: &batch.image_features[start * dimg..(start + n) * dimg],
+            n,
+        };
+        let out = model.step(&part, dropout.as_mut().map(|r| &mut **r as &mut dyn rand::RngCore));
+        if n == batch.n {
+            return (out.loss, out.gradients);
+        }
+        let weight = n as f64 / batch.n as f64;
+        loss += out.loss * weight;
+        match gradients.as_mut() {
+            None => {
+                let mut g = out.gradients;
+                g.tensors.iter_mut().flatten().for_each(|v| *v *= weight as f32);
+                gradients = Some(g);
+            }
+            Some(g) => g.add_scaled(&out.gradients, weight as f32),
+        }
+    }
+    (loss, gradients.expect("a batch of two or more has a group"))
+}
+
+/// (start, length) of the contrastive groups of a batch of `n`: groups of `size`, the last one
+/// joined to the one before when it would hold fewer than two examples (a lone example has no
+/// negative).
+fn groups(n: usize, size: usize) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = (0..n).step_by(size).map(|s| (s, size.min(n - s))).collect();
+    if out.len() > 1 && out.last().is_some_and(|&(_, len)| len < 2) {
+        let (_, len) = out.pop().expect("checked");
+        out.last_mut().expect("checked").1 += len;
+    }
+    out
 }
 
 /// A freshly initialised model for `config`: the location network and, for pooled backbone
@@ -252,6 +305,7 @@ pub fn train(config: &TrainConfig, on_metrics: &mut dyn FnMut(&Metrics)) -> Resu
         return Err(Error::format(&config.cache, "fewer than two training samples").into());
     }
     let batch = config.batch_size.clamp(2, train_rows.len());
+    let group = config.micro_batch_size.map_or(batch, |m| m.clamp(2, batch));
     let steps_per_epoch = train_rows.len().div_ceil(batch) as u64;
     std::fs::create_dir_all(config.out.join(CHECKPOINT_DIR)).map_err(|e| Error::io(&config.out, e))?;
     satclip_io::atomic::write_bytes(
@@ -294,17 +348,18 @@ pub fn train(config: &TrainConfig, on_metrics: &mut dyn FnMut(&Metrics)) -> Resu
         let mut dropout_rng = stream(config.seed, 4, step);
         let b = make_batch(&cache, &posenc, rows, Some((&mut jitter_rng, config.jitter_degrees)), Some(&mut view_rng));
         let clip = ClipBatch { location_features: &b.features, image_features: &b.images, n: b.n };
-        let out = model.step(&clip, config.dropout.then_some(&mut dropout_rng as &mut dyn rand::RngCore));
-        optimizer.update(model.parameters_mut(), &out.gradients);
+        let (loss, gradients) =
+            grouped_step(&model, &clip, group, config.dropout.then_some(&mut dropout_rng as &mut dyn rand::RngCore));
+        optimizer.update(model.parameters_mut(), &gradients);
         step += 1;
-        epoch_loss = (epoch_loss.0 + out.loss * b.n as f64, epoch_loss.1 + b.n);
+        epoch_loss = (epoch_loss.0 + loss * b.n as f64, epoch_loss.1 + b.n);
         let end_of_epoch = step % steps_per_epoch == 0;
         let val_loss =
-            (end_of_epoch && !val_rows.is_empty()).then(|| evaluate(&model, &cache, &posenc, &val_rows, batch));
+            (end_of_epoch && !val_rows.is_empty()).then(|| evaluate(&model, &cache, &posenc, &val_rows, group));
         let metrics = Metrics {
             step,
             epoch,
-            train_loss: out.loss,
+            train_loss: loss,
             val_loss,
             logit_scale: (model.logit_scale as f64).exp(),
             lr: config.learning_rate,

@@ -8,7 +8,7 @@ use satclip_core::train::ClipBatch;
 use satclip_core::Hyperparameters;
 use satclip_testkit::synthetic_corpus;
 use satclip_train::cache::{featurize, load_tile, FeatureCache};
-use satclip_train::trainer::{init_model, step_on_rows, train, Metrics, TrainConfig};
+use satclip_train::trainer::{grouped_step, init_model, step_on_rows, train, Metrics, TrainConfig};
 use satclip_vision::rcf::RandomConvFeatures;
 use satclip_vision::FeatureExtractor;
 
@@ -167,4 +167,53 @@ fn stacked_caches_give_each_row_both_features_and_refuse_other_points() {
     std::fs::write(elsewhere.join("index.csv"), lines.join("\n") + "\n").unwrap();
     let err = FeatureCache::open_stacked(&fine, &[elsewhere]).err().unwrap().to_string();
     assert!(err.contains("row 6") && err.contains("lon/lat"), "{err}");
+}
+
+#[test]
+fn micro_batches_average_the_steps_of_their_contrastive_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache_dir, _) = cache_for(dir.path(), 1);
+    let cache = FeatureCache::open(&cache_dir).unwrap();
+    let cfg = config(&cache_dir, &dir.path().join("run"));
+    let posenc = PositionalEncoding::from_hyperparameters(&cfg.model).unwrap();
+    let model = init_model(&cfg, posenc.dim(), cache.dim()).unwrap();
+    let rows: Vec<usize> = (0..40).collect();
+    let (mut features, mut images, mut point) = (Vec::new(), Vec::new(), vec![0f64; posenc.dim()]);
+    for &r in &rows {
+        posenc.encode_into((cache.lon[r] as f32) as f64, (cache.lat[r] as f32) as f64, &mut point);
+        features.extend(point.iter().map(|v| *v as f32));
+        cache.append_features(r, 0, &mut images);
+    }
+    let batch = ClipBatch { location_features: &features, image_features: &images, n: rows.len() };
+
+    // One group is the plain step, bit for bit.
+    let (whole_loss, whole) = step_on_rows(&model, &cache, &cfg.model, &rows).unwrap();
+    let (loss, grads) = grouped_step(&model, &batch, 64, None);
+    assert_eq!((loss, &grads.tensors), (whole_loss, &whole.tensors));
+
+    // Groups of 16, 16 and 8: each its own contrastive set, weighted by its size.
+    let (loss, grads) = grouped_step(&model, &batch, 16, None);
+    let parts: Vec<_> =
+        [0..16, 16..32, 32..40].map(|r| (r.len(), step_on_rows(&model, &cache, &cfg.model, &rows[r]).unwrap())).into();
+    let expected: f64 = parts.iter().map(|(n, (l, _))| l * *n as f64 / 40.0).sum();
+    assert!((loss - expected).abs() < 1e-12, "{loss} vs {expected}");
+    assert!(loss < whole_loss, "fewer negatives, an easier task: {loss} vs {whole_loss}");
+    for (t, tensor) in grads.tensors.iter().enumerate() {
+        for (i, g) in tensor.iter().enumerate() {
+            let e: f32 = parts.iter().map(|(n, (_, p))| p.tensors[t][i] * *n as f32 / 40.0).sum();
+            assert!((g - e).abs() <= 1e-6 * (1.0 + e.abs()), "tensor {t}[{i}]: {g} vs {e}");
+        }
+    }
+
+    // Through a run: a micro-batch as large as the batch changes nothing; a smaller one trains.
+    let plain = config(&cache_dir, &dir.path().join("plain"));
+    let same = TrainConfig { micro_batch_size: Some(32), ..config(&cache_dir, &dir.path().join("same")) };
+    let grouped = TrainConfig { micro_batch_size: Some(8), ..config(&cache_dir, &dir.path().join("grouped")) };
+    for c in [&plain, &same, &grouped] {
+        train(c, &mut |_| {}).unwrap();
+    }
+    assert_eq!(losses(&read_log(&plain.out)), losses(&read_log(&same.out)));
+    let g = read_log(&grouped.out);
+    assert!(g.iter().all(|m| m.train_loss.is_finite()) && g.len() == 16);
+    assert!(g[0].train_loss < read_log(&plain.out)[0].train_loss);
 }

@@ -62,7 +62,7 @@ fn numbers(array: &dyn Array) -> Vec<Option<f64>> {
 
 impl FeatureTable {
     pub fn open(path: &Path) -> Result<Self> {
-        let mut reader = PointReader::open(path, &ReadOptions::default())?;
+        let reader = PointReader::open(path, &ReadOptions::default())?;
         let schema = reader.schema();
         let coordinate = |name: &str| {
             let name = name.to_ascii_lowercase();
@@ -143,7 +143,7 @@ impl FeatureTable {
             }
             table.dim = columns.len();
         }
-        while let Some(batch) = reader.next() {
+        for batch in reader {
             let batch = batch?;
             let checked = |row: u64, name: &str, v: Option<f64>| -> Result<f64> {
                 let value = v.ok_or_else(|| Error::row(path, row, name, "is empty; every feature needs a value"))?;
