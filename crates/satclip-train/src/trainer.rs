@@ -137,6 +137,9 @@ struct Batch {
     n: usize,
 }
 
+/// Points encoded at once when a batch is made.
+const ENCODE_CHUNK: usize = 256;
+
 fn make_batch(
     cache: &FeatureCache,
     posenc: &PositionalEncoding,
@@ -147,8 +150,8 @@ fn make_batch(
     let din = posenc.dim();
     let mut features = Vec::with_capacity(rows.len() * din);
     let mut images = Vec::with_capacity(rows.len() * cache.dim());
-    let mut point = vec![0f64; din];
     let mut jitter = jitter;
+    let mut coords = Vec::with_capacity(rows.len());
     for &row in rows {
         let (mut lon, mut lat) = (cache.lon[row], cache.lat[row]);
         if let Some((rng, amount)) = jitter.as_mut() {
@@ -156,11 +159,17 @@ fn make_batch(
             lat += rng.random::<f64>() * *amount;
         }
         // The official step passes coordinates through f32 before the f64 encoder.
-        let (lon, lat) = ((lon as f32) as f64, ((lat as f32) as f64).clamp(-90.0, 90.0));
-        posenc.encode_into(lon, lat, &mut point);
-        features.extend(point.iter().map(|v| *v as f32));
+        coords.push([(lon as f32) as f64, ((lat as f32) as f64).clamp(-90.0, 90.0)]);
         let view = view_rng.as_deref_mut().map_or(0, |r| r.random_range(0..cache.meta.views));
         cache.append_features(row, view, &mut images);
+    }
+    // Several points at a time share the harmonics' vector lanes; in chunks, so that the f64
+    // features of a large batch at L = 40 are never all held at once.
+    let mut point_features = vec![0f64; ENCODE_CHUNK.min(rows.len()) * din];
+    for chunk in coords.chunks(ENCODE_CHUNK) {
+        let out = &mut point_features[..chunk.len() * din];
+        posenc.encode_batch(chunk, out);
+        features.extend(out.iter().map(|v| *v as f32));
     }
     Batch { features, images, n: rows.len() }
 }
