@@ -284,8 +284,9 @@ struct EvalArgs {
     /// Task file (CSV or Parquet: lon, lat, target, optional split); repeatable.
     #[arg(long, required = true)]
     task: Vec<PathBuf>,
-    /// An encoder name (`satclip encoders` lists them) or a checkpoint; `NAME=SPEC` reports it
-    /// as NAME; repeatable.
+    /// An encoder name (`satclip encoders` lists them), a checkpoint, or a CSV/Parquet table of
+    /// embeddings computed elsewhere (looked up by lon/lat); `NAME=SPEC` reports it as NAME;
+    /// repeatable.
     #[arg(long, required = true)]
     encoder: Vec<String>,
     /// ridge (ridge classifier for classes), logistic (classes only), mlp, knn, finetune (trains
