@@ -677,15 +677,25 @@ fn features_from_a_table_score_as_the_encoder_that_computed_them() {
     let report = dir.path().join("r.json");
     let table_spec = format!("mine={}", mine.display());
     let embedded_spec = format!("embedded={}", embedded.display());
-    let args = ["eval", "--task", t, "--encoder", "wrap", "--encoder", &table_spec, "--encoder", &embedded_spec];
-    let (ok, _, err) = satclip(
-        &[
-            &args[..],
-            &["--split", "block", "--n-train", "300", "--n-train", "all", "--output"],
-            &[report.to_str().unwrap()],
-        ]
-        .concat(),
-    );
+    let (ok, _, err) = satclip(&[
+        "eval",
+        "--task",
+        t,
+        "--encoder",
+        "wrap",
+        "--encoder",
+        &table_spec,
+        "--encoder",
+        &embedded_spec,
+        "--split",
+        "block",
+        "--n-train",
+        "300",
+        "--n-train",
+        "all",
+        "--output",
+        report.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     let r2 = report_values(&report, "r2");
     assert_eq!(r2["wrap"].len(), 2);

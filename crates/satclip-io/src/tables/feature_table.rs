@@ -3,7 +3,7 @@
 //! scores them with the same probes, splits and seeds as every registered encoder.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{PointReader, ReadOptions, EMBEDDING_COLUMN, LAT_NAMES, LON_NAMES};
 use crate::error::{Error, Result};
@@ -23,7 +23,6 @@ const CSV_PREFIX: &str = "emb_";
 /// and the features as what `satclip embed` writes (an `embedding` list column, or CSV columns
 /// `emb_0`, `emb_1`, …; other columns are ignored), or else as numeric columns, one feature each.
 pub struct FeatureTable {
-    path: PathBuf,
     dim: usize,
     /// Row-major `[rows × dim]`.
     values: Vec<f64>,
@@ -135,8 +134,7 @@ impl FeatureTable {
                 Layout::Columns(columns)
             }
         };
-        let mut table =
-            Self { path: path.to_path_buf(), dim: 0, values: Vec::new(), coords: Vec::new(), rows: HashMap::new() };
+        let mut table = Self { dim: 0, values: Vec::new(), coords: Vec::new(), rows: HashMap::new() };
         if let Layout::Columns(columns) = &layout {
             if columns.is_empty() {
                 return Err(Error::format(path, "has no feature columns besides lon and lat"));
@@ -166,10 +164,13 @@ impl FeatureTable {
                             DataType::List(_) => column.as_list::<i32>().value(i),
                             _ => column.as_list::<i64>().value(i),
                         };
+                        if item.is_empty() {
+                            return Err(Error::row(path, row, EMBEDDING_COLUMN, "is an empty list"));
+                        }
                         if table.dim == 0 {
                             table.dim = item.len();
                         }
-                        if item.len() != table.dim || item.is_empty() {
+                        if item.len() != table.dim {
                             return Err(Error::row(
                                 path,
                                 row,
@@ -215,10 +216,6 @@ impl FeatureTable {
             return Err(Error::format(path, "no data rows: no features to look up"));
         }
         Ok(table)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Width of the features.
