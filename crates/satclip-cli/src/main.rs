@@ -315,6 +315,12 @@ struct EvalArgs {
     /// Share of points held out when the task has no split column.
     #[arg(long, default_value_t = 0.5)]
     test_fraction: f64,
+    /// Choose ridge's strength and kNN's k by cross-validation over whole cells of DEG degrees
+    /// of the training points (spatial blocks) instead of interleaved rows: the honest choice
+    /// when the test points lie outside the training region (`--split continent` or `block`),
+    /// e.g. `--cv-blocks 20`.
+    #[arg(long, value_name = "DEG", value_parser = parse_block_degrees)]
+    cv_blocks: Option<f64>,
     /// Seed of every random draw, for reproducible results.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -919,6 +925,7 @@ fn train(args: TrainArgs) -> Result<()> {
 fn eval(args: EvalArgs) -> Result<()> {
     use satclip::evaluate::{evaluate_all, split_method, Contender, Event};
     use satclip_eval::suite::{table_lines, EvalConfig, TABLE_HEADER};
+    use satclip_eval::CrossValidation;
     if let Some(output) = &args.output {
         let tasks: Vec<&std::path::Path> = args.task.iter().map(|t| t.as_path()).collect();
         satclip::io::atomic::check_output(output, &tasks)?;
@@ -931,6 +938,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         n_train: args.n_train,
         test_fraction: args.test_fraction,
         seed: args.seed,
+        cv: args.cv_blocks.map_or(CrossValidation::Interleaved, |degrees| CrossValidation::SpatialBlocks { degrees }),
     };
     let contenders: Vec<Contender> = args.encoder.iter().map(|e| Contender::parse(e)).collect();
     let started = std::time::Instant::now();
@@ -1093,6 +1101,13 @@ fn parse_count_or_all(text: &str) -> std::result::Result<usize, String> {
     match text {
         "all" => Ok(usize::MAX),
         n => n.parse().map_err(|_| format!("`{n}` is neither a number nor `all`")),
+    }
+}
+
+fn parse_block_degrees(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(deg) if deg.is_finite() && deg > 0.0 && deg <= 360.0 => Ok(deg),
+        _ => Err(format!("`{text}` is not a cell size in degrees (a number above 0, at most 360)")),
     }
 }
 

@@ -730,3 +730,37 @@ fn features_from_a_table_score_as_the_encoder_that_computed_them() {
         assert!(err.contains("bad.csv") && err.contains(expect), "{body:?}: {err}");
     }
 }
+
+#[test]
+fn cv_blocks_choose_hyperparameters_in_spatial_blocks_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = sphere_task(dir.path());
+    let report = dir.path().join("r.json");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["eval", "--task", task.to_str().unwrap(), "--encoder", "sh-l10", "--split", "block"];
+        args.extend(["--probe", "ridge", "--probe", "knn", "--probe", "mlp", "--output", report.to_str().unwrap()]);
+        args.extend(extra);
+        let (ok, _, err) = satclip(&args);
+        assert!(ok, "{err}");
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        rows.into_iter().filter(|r| r["metric"] == "r2").collect::<Vec<_>>()
+    };
+    let interleaved = run(&[]);
+    let blocks = run(&["--cv-blocks", "20"]);
+    assert_eq!(interleaved.len(), blocks.len());
+    for (a, b) in interleaved.iter().zip(&blocks) {
+        let (probe, chosen) = (b["probe"].as_str().unwrap(), b["chosen"].as_str().unwrap());
+        assert!(!a["chosen"].as_str().unwrap().contains("blocks"), "{a}");
+        if probe == "mlp" {
+            // The MLP has no cross-validated hyperparameter: the option leaves it alone.
+            assert_eq!(a["value"], b["value"], "{a} vs {b}");
+        } else {
+            assert!(chosen.ends_with("in blocks of 20°"), "{b}");
+        }
+    }
+    for bad in ["0", "400", "nan", "inf", "twenty"] {
+        let (ok, _, err) =
+            satclip(&["eval", "--task", task.to_str().unwrap(), "--encoder", "wrap", "--cv-blocks", bad]);
+        assert!(!ok && err.contains(&format!("`{bad}` is not a cell size in degrees")), "{bad}: {err}");
+    }
+}

@@ -9,7 +9,7 @@ use satclip_io::error::Result;
 
 use crate::maps::{leading_eigenvectors, project, ramp, WeightedMoments};
 use crate::plot::{fit, Canvas, GLYPH, GREY, INK, WHITE};
-use crate::probe::{fit_predict, Labels, Predictions, Probe};
+use crate::probe::{fit_predict, Folds, Labels, Predictions, Probe};
 use crate::task::{ClassificationMetrics, RegressionMetrics, Target};
 
 /// t-SNE runs on this many principal components of the standardised embedding (the usual
@@ -134,7 +134,7 @@ pub fn separability(
     [Probe::Knn, linear]
         .into_iter()
         .map(|probe| {
-            let fitted = fit_predict(probe, &x_train, labels, &x_test, d, seed)?;
+            let fitted = fit_predict(probe, &x_train, labels, &x_test, d, seed, &Folds::interleaved(train_rows.len()))?;
             let (metric, value) = match (target, &fitted.predictions) {
                 (Target::Classes { class, .. }, Predictions::Classes { class: p, .. }) => {
                     let truth: Vec<usize> = test_rows.iter().map(|&i| class[i]).collect();

@@ -15,7 +15,9 @@ mod standardise;
 pub mod suite;
 pub mod task;
 
-pub use probe::{finetune, fit_predict, FineTuned, FinetuneConfig, Fitted, Labels, Predictions, Probe};
+pub use probe::{
+    finetune, fit_predict, CrossValidation, FineTuned, FinetuneConfig, Fitted, Folds, Labels, Predictions, Probe,
+};
 pub use task::{ClassificationMetrics, Kind, RankingMetrics, RegressionMetrics, Target, Task};
 
 use rand::SeedableRng;

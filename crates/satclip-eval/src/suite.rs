@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use satclip_core::LocationEncoder;
 
-use crate::probe::{finetune, fit_predict, FinetuneConfig, Fitted, Labels, Predictions, Probe};
+use crate::probe::{finetune, fit_predict, CrossValidation, FinetuneConfig, Fitted, Folds, Labels, Predictions, Probe};
 use crate::regions::Regions;
 use crate::task::{ClassificationMetrics, RankingMetrics, RegressionMetrics, Target, Task};
 
@@ -52,6 +52,8 @@ pub struct EvalConfig {
     pub n_train: Vec<usize>,
     pub test_fraction: f64,
     pub seed: u64,
+    /// The folds in which ridge and kNN choose their hyperparameter.
+    pub cv: CrossValidation,
 }
 
 /// One line of `report.json`.
@@ -156,6 +158,8 @@ pub fn evaluate(
         for &size in &sizes {
             let train = pick(&crate::subsample_train(&fold.train, size, config.seed));
             let x_train = gather(&train);
+            let points = |rows: &[usize]| -> Vec<[f64; 2]> { rows.iter().map(|&i| task.points[i]).collect() };
+            let cv_folds = Folds::of_points(config.cv, &points(&train));
             for &probe in &config.probes {
                 let (values, classes, count);
                 let labels = match &task.target {
@@ -175,13 +179,19 @@ pub fn evaluate(
                 let failed = |e: String| Error::format(&task.path, format!("{encoder} / {probe} / {}: {e}", fold.name));
                 let fit = if probe == Probe::Finetune {
                     let Some(trainable) = trainable else { continue };
-                    let points = |rows: &[usize]| -> Vec<[f64; 2]> { rows.iter().map(|&i| task.points[i]).collect() };
                     let finetune_config = FinetuneConfig { seed: config.seed, ..FinetuneConfig::default() };
                     let tuned = finetune(trainable, &points(&train), labels, &finetune_config).map_err(failed)?;
                     let predictions = tuned.predict(&points(&test)).map_err(|e| failed(e.to_string()))?;
                     Fitted { predictions, chosen: tuned.chosen() }
                 } else {
-                    fit_predict(probe, &x_train, labels, &x_test, d, config.seed).map_err(failed)?
+                    let fit =
+                        fit_predict(probe, &x_train, labels, &x_test, d, config.seed, &cv_folds).map_err(failed)?;
+                    match config.cv {
+                        CrossValidation::SpatialBlocks { .. } if matches!(probe, Probe::Ridge | Probe::Knn) => {
+                            Fitted { chosen: format!("{} in {}", fit.chosen, config.cv), ..fit }
+                        }
+                        _ => fit,
+                    }
                 };
                 let metrics: Vec<(&str, f64)> = match (&task.target, &fit.predictions) {
                     (Target::Values(v), Predictions::Values(p)) => {
@@ -350,8 +360,14 @@ mod tests {
         points.extend((0..4).map(|i| [-50.0, i as f64]));
         let n = points.len();
         let task = Task { path: "t.csv".into(), points, target: Target::Values(vec![0.0; n]), split: None };
-        let config =
-            EvalConfig { probes: vec![Probe::Ridge], split: method, n_train: vec![], test_fraction: 0.5, seed: 0 };
+        let config = EvalConfig {
+            probes: vec![Probe::Ridge],
+            split: method,
+            n_train: vec![],
+            test_fraction: 0.5,
+            seed: 0,
+            cv: CrossValidation::Interleaved,
+        };
         let folds = folds(&task, &config);
         let names: Vec<&str> = folds.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["continent:A", "continent:B"]);

@@ -3,7 +3,9 @@
 
 use satclip_core::{Hyperparameters, PositionalEncoding};
 use satclip_eval::suite::{evaluate, EvalConfig, SplitMethod};
-use satclip_eval::{fit_predict, random_split, subsample_train, Labels, Predictions, Probe, RegressionMetrics};
+use satclip_eval::{
+    fit_predict, random_split, subsample_train, CrossValidation, Folds, Labels, Predictions, Probe, RegressionMetrics,
+};
 use satclip_eval::{Target, Task};
 
 /// 2000 points with a smooth "temperature" field: warm equator, cold poles, a continent bump.
@@ -32,7 +34,10 @@ fn score(x: &[f64], d: usize, y: &[f64], train: &[bool]) -> RegressionMetrics {
         (rows.iter().flat_map(|&i| x[i * d..(i + 1) * d].to_vec()).collect(), rows.iter().map(|&i| y[i]).collect())
     };
     let ((xt, yt), (xv, yv)) = (pick(true), pick(false));
-    let Predictions::Values(p) = fit_predict(Probe::Ridge, &xt, Labels::Values(&yt), &xv, d, 0).unwrap().predictions
+    let Predictions::Values(p) =
+        fit_predict(Probe::Ridge, &xt, Labels::Values(&yt), &xv, d, 0, &Folds::interleaved(yt.len()))
+            .unwrap()
+            .predictions
     else {
         panic!("regression predicts values")
     };
@@ -54,7 +59,14 @@ fn zone_task(shuffle: bool) -> Task {
 }
 
 fn config(probes: Vec<Probe>) -> EvalConfig {
-    EvalConfig { probes, split: SplitMethod::Random, n_train: vec![], test_fraction: 0.5, seed: 7 }
+    EvalConfig {
+        probes,
+        split: SplitMethod::Random,
+        n_train: vec![],
+        test_fraction: 0.5,
+        seed: 7,
+        cv: CrossValidation::Interleaved,
+    }
 }
 
 fn metric(rows: &[satclip_eval::suite::ReportRow], probe: &str, name: &str) -> f64 {

@@ -15,7 +15,7 @@ use satclip_core::train::{AdamW, Gradients};
 use satclip_core::LocationEncoder;
 
 use super::early_stopping::{self, Objective, Schedule};
-use super::{logistic, ridge, softmax_rows, Labels, Predictions};
+use super::{logistic, ridge, softmax_rows, Folds, Labels, Predictions};
 use crate::standardise::Standardiser;
 
 /// How fine-tuning trains. The defaults are the official pretraining's optimiser (AdamW, lr 1e-4,
@@ -250,7 +250,7 @@ fn linear_probe(embeddings: &[f64], d: usize, objective: &Objective, rows: &[usi
     let (weights, intercept, k, init) = match objective.labels {
         Labels::Values(v) => {
             let y: Vec<f64> = rows.iter().map(|&i| (v[i] - objective.y_mean) / objective.y_scale).collect();
-            let (alpha, map) = ridge::fit_map(&z, Labels::Values(&y), d);
+            let (alpha, map) = ridge::fit_map(&z, Labels::Values(&y), d, &Folds::interleaved(y.len()));
             (map.weights, map.intercept, 1, format!("ridge alpha={alpha:e}"))
         }
         Labels::Classes { class, count } => {
@@ -305,9 +305,16 @@ mod tests {
         assert!(init.starts_with("ridge alpha="), "{init}");
         let head = Head { linear: layer, target: HeadTarget::Values { mean, scale } };
         let Predictions::Values(ours) = head.predict(&frozen.data, 300) else { panic!() };
-        let fitted =
-            super::super::fit_predict(super::super::Probe::Ridge, &frozen.data, Labels::Values(&y), &frozen.data, 8, 0)
-                .unwrap();
+        let fitted = super::super::fit_predict(
+            super::super::Probe::Ridge,
+            &frozen.data,
+            Labels::Values(&y),
+            &frozen.data,
+            8,
+            0,
+            &Folds::interleaved(300),
+        )
+        .unwrap();
         let Predictions::Values(probe) = fitted.predictions else { panic!() };
         for (a, b) in ours.iter().zip(&probe) {
             assert!((a - b).abs() < 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
@@ -339,6 +346,7 @@ mod tests {
             &frozen(&test),
             8,
             0,
+            &Folds::interleaved(y.len()),
         )
         .unwrap();
         let Predictions::Values(q) = fit.predictions else { panic!() };

@@ -2,7 +2,7 @@
 
 use satclip_core::kernels::{gemm, MatRef};
 
-use super::{fold_of, rows_where, Fitted, Labels, Predictions, FOLDS};
+use super::{rows_where, Fitted, Folds, Labels, Predictions};
 
 /// Neighbour counts tried by kNN.
 pub const NEIGHBOURS: [usize; 6] = [1, 3, 5, 10, 20, 50];
@@ -55,14 +55,15 @@ fn vote(near: &[usize], labels: Labels, k: usize) -> (f64, usize) {
 }
 
 /// k nearest neighbours; k from [`NEIGHBOURS`] by cross-validated squared error or accuracy.
-pub(super) fn fit(z: &[f64], labels: Labels, zt: &[f64], d: usize) -> Fitted {
+pub(super) fn fit(z: &[f64], labels: Labels, zt: &[f64], d: usize, folds: &Folds) -> Fitted {
     let n = labels.len();
     let kmax = *NEIGHBOURS.last().expect("non-empty");
     let mut loss = vec![0.0; NEIGHBOURS.len()];
-    for f in 0..FOLDS.min(n) {
-        let train_rows: Vec<usize> = (0..n).filter(|&i| fold_of(i) != f).collect();
-        let val_rows: Vec<usize> = (0..n).filter(|&i| fold_of(i) == f).collect();
-        let near = neighbours(&rows_where(z, d, |i| fold_of(i) != f), &rows_where(z, d, |i| fold_of(i) == f), d, kmax);
+    for f in 0..folds.count() {
+        let train_rows: Vec<usize> = (0..n).filter(|&i| folds.of(i) != f).collect();
+        let val_rows: Vec<usize> = (0..n).filter(|&i| folds.of(i) == f).collect();
+        let near =
+            neighbours(&rows_where(z, d, |i| folds.of(i) != f), &rows_where(z, d, |i| folds.of(i) == f), d, kmax);
         for (q, list) in val_rows.iter().zip(&near) {
             let list: Vec<usize> = list.iter().map(|&j| train_rows[j]).collect();
             for (slot, &k) in NEIGHBOURS.iter().enumerate() {

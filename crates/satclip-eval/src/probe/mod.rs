@@ -1,22 +1,22 @@
 //! Probes: models fitted on an encoder's features of the training points and scored on the test
 //! points. All see standardised features (training mean and deviation); every hyperparameter is
-//! either fixed or chosen by 5-fold cross-validation on the training rows from a fixed grid, the
-//! same for every encoder and task: nothing adapts to make one row of a table look better.
+//! either fixed or chosen by 5-fold cross-validation on the training rows ([`Folds`]) from a fixed
+//! grid, the same for every encoder and task: nothing adapts to make one row of a table look better.
 
 mod early_stopping;
 mod finetune;
+mod folds;
 mod knn;
 mod logistic;
 mod mlp;
 mod ridge;
 
 pub use finetune::{finetune, FineTuned, FinetuneConfig, Head, HeadTarget};
+pub use folds::{CrossValidation, Folds};
 pub use knn::NEIGHBOURS;
 pub use ridge::ALPHAS;
 
 use crate::standardise::Standardiser;
-
-const FOLDS: usize = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Probe {
@@ -101,8 +101,9 @@ pub struct Fitted {
     pub chosen: String,
 }
 
-/// Fits `probe` on `x_train` (`[n × d]`) and predicts `x_test`. `seed` drives the MLP's
-/// initialisation and batches; the other probes are deterministic.
+/// Fits `probe` on `x_train` (`[n × d]`) and predicts `x_test`; ridge and kNN choose their
+/// hyperparameter in `folds` of the training rows. `seed` drives the MLP's initialisation and
+/// batches; the other probes are deterministic.
 pub fn fit_predict(
     probe: Probe,
     x_train: &[f64],
@@ -110,28 +111,24 @@ pub fn fit_predict(
     x_test: &[f64],
     d: usize,
     seed: u64,
+    folds: &Folds,
 ) -> Result<Fitted, String> {
     if labels.len() < 2 {
         return Err("fewer than 2 training rows".into());
     }
+    assert_eq!(folds.len(), labels.len(), "one fold per training row");
     let scaler = Standardiser::fit(x_train, d, None);
     let (z, zt) = (scaler.apply(x_train), scaler.apply(x_test));
     match probe {
-        Probe::Ridge => Ok(ridge::fit(&z, labels, &zt, d)),
+        Probe::Ridge => Ok(ridge::fit(&z, labels, &zt, d, folds)),
         Probe::Logistic => match labels {
             Labels::Values(_) => Err("logistic is a classifier; use ridge, mlp or knn for a regression task".into()),
             Labels::Classes { class, count } => Ok(logistic::fit(&z, class, count, &zt, d)),
         },
         Probe::Mlp => Ok(mlp::fit(&z, labels, &zt, d, seed)),
-        Probe::Knn => Ok(knn::fit(&z, labels, &zt, d)),
+        Probe::Knn => Ok(knn::fit(&z, labels, &zt, d, folds)),
         Probe::Finetune => Err("finetune trains the encoder, not its features: see probe::finetune".into()),
     }
-}
-
-/// Interleaved folds: task rows often arrive sorted by place, and contiguous folds would be
-/// spatial blocks.
-pub(super) fn fold_of(i: usize) -> usize {
-    i % FOLDS
 }
 
 /// Regression targets as one column; classes as one-vs-all ±1 columns (the ridge classifier).
@@ -212,7 +209,16 @@ pub(super) mod tests {
         let (y, yt): (Vec<f64>, Vec<f64>) =
             (x.chunks_exact(d).map(value).collect(), xt.chunks_exact(d).map(value).collect());
         for probe in [Probe::Ridge, Probe::Logistic, Probe::Mlp, Probe::Knn] {
-            let fit = fit_predict(probe, &x, Labels::Classes { class: &class, count: 3 }, &xt, d, 0).unwrap();
+            let fit = fit_predict(
+                probe,
+                &x,
+                Labels::Classes { class: &class, count: 3 },
+                &xt,
+                d,
+                0,
+                &Folds::interleaved(class.len()),
+            )
+            .unwrap();
             let Predictions::Classes { class: p, scores } = fit.predictions else { panic!() };
             assert_eq!(scores.len(), p.len() * 3, "{probe}: a score per class and row");
             let m = crate::ClassificationMetrics::of(&class_t, &p);
@@ -222,14 +228,15 @@ pub(super) mod tests {
             if probe == Probe::Logistic {
                 continue;
             }
-            let fit = fit_predict(probe, &x, Labels::Values(&y), &xt, d, 0).unwrap();
+            let fit = fit_predict(probe, &x, Labels::Values(&y), &xt, d, 0, &Folds::interleaved(y.len())).unwrap();
             let Predictions::Values(p) = fit.predictions else { panic!() };
             let r2 = crate::RegressionMetrics::of(&yt, &p).r2;
             // Ridge sees only linear features: sin(x0) is mostly linear, x1² is not.
             let floor = if probe == Probe::Ridge { 0.3 } else { 0.85 };
             assert!(r2 > floor, "{probe}: R² {r2} ({})", fit.chosen);
         }
-        let err = fit_predict(Probe::Logistic, &x, Labels::Values(&y), &xt, d, 0).unwrap_err();
+        let err =
+            fit_predict(Probe::Logistic, &x, Labels::Values(&y), &xt, d, 0, &Folds::interleaved(y.len())).unwrap_err();
         assert!(err.contains("classifier"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 
 use satclip_core::kernels::{add_bias, gemm, MatRef};
 
-use super::{argmax, decode, fold_of, rows_where, target_matrix, Fitted, Labels, FOLDS};
+use super::{argmax, decode, rows_where, target_matrix, Fitted, Folds, Labels};
 use crate::linalg::{cholesky, cholesky_solve};
 
 /// Ridge strengths tried: 10^-3 … 10^5.
@@ -91,24 +91,24 @@ impl LinearMap {
 
 /// Ridge regression or ridge classifier; the strength minimises the cross-validated squared error
 /// (regression) or maximises the cross-validated accuracy (classes).
-pub(super) fn fit(z: &[f64], labels: Labels, zt: &[f64], d: usize) -> Fitted {
-    let (alpha, map) = fit_map(z, labels, d);
+pub(super) fn fit(z: &[f64], labels: Labels, zt: &[f64], d: usize, folds: &Folds) -> Fitted {
+    let (alpha, map) = fit_map(z, labels, d, folds);
     let out = map.apply(zt, d);
     Fitted { predictions: decode(out, labels, map.k), chosen: format!("alpha={alpha:e}") }
 }
 
 /// The ridge fit of [`fit`] and the strength it chose.
-pub(super) fn fit_map(z: &[f64], labels: Labels, d: usize) -> (f64, LinearMap) {
+pub(super) fn fit_map(z: &[f64], labels: Labels, d: usize, folds: &Folds) -> (f64, LinearMap) {
     let (y, k) = target_matrix(labels);
-    let n = y.len() / k;
-    let folds: Vec<Moments> = (0..FOLDS.min(n))
-        .map(|f| Moments::of(&rows_where(z, d, |i| fold_of(i) == f), &rows_where(&y, k, |i| fold_of(i) == f), d, k))
+    let in_fold = |f: usize| move |i: usize| folds.of(i) == f;
+    let moments: Vec<Moments> = (0..folds.count())
+        .map(|f| Moments::of(&rows_where(z, d, in_fold(f)), &rows_where(&y, k, in_fold(f)), d, k))
         .collect();
-    let all = folds.iter().skip(1).fold(folds[0].clone(), |acc, m| acc.combined(m, 1.0));
+    let all = moments.iter().skip(1).fold(moments[0].clone(), |acc, m| acc.combined(m, 1.0));
     let mut best = (f64::INFINITY, ALPHAS[ALPHAS.len() - 1]);
     for &alpha in &ALPHAS {
         let mut loss = 0.0;
-        for (f, held) in folds.iter().enumerate() {
+        for (f, held) in moments.iter().enumerate() {
             let train = all.combined(held, -1.0);
             if train.n < 2 {
                 continue;
@@ -117,8 +117,8 @@ pub(super) fn fit_map(z: &[f64], labels: Labels, d: usize) -> (f64, LinearMap) {
                 loss = f64::INFINITY;
                 break;
             };
-            let predicted = map.apply(&rows_where(z, d, |i| fold_of(i) == f), d);
-            let truth = rows_where(&y, k, |i| fold_of(i) == f);
+            let predicted = map.apply(&rows_where(z, d, in_fold(f)), d);
+            let truth = rows_where(&y, k, in_fold(f));
             loss += match labels {
                 Labels::Values(_) => predicted.iter().zip(&truth).map(|(p, t)| (p - t).powi(2)).sum::<f64>(),
                 Labels::Classes { .. } => {
@@ -141,14 +141,14 @@ pub(super) fn fit_map(z: &[f64], labels: Labels, d: usize) -> (f64, LinearMap) {
 #[cfg(test)]
 mod tests {
     use crate::probe::tests::grid;
-    use crate::probe::{fit_predict, Labels, Predictions, Probe};
+    use crate::probe::{fit_predict, Folds, Labels, Predictions, Probe};
 
     #[test]
     fn ridge_recovers_a_linear_function_and_prefers_weak_regularisation_for_it() {
         let d = 3;
         let x = grid(200, d, 1);
         let y: Vec<f64> = x.chunks_exact(d).map(|r| 2.0 * r[0] - r[1] + 0.5 * r[2] + 7.0).collect();
-        let fit = fit_predict(Probe::Ridge, &x, Labels::Values(&y), &x, d, 0).unwrap();
+        let fit = fit_predict(Probe::Ridge, &x, Labels::Values(&y), &x, d, 0, &Folds::interleaved(y.len())).unwrap();
         assert!(fit.chosen == "alpha=1e-3", "{}", fit.chosen);
         let Predictions::Values(p) = fit.predictions else { panic!() };
         p.iter().zip(&y).for_each(|(a, b)| assert!((a - b).abs() < 1e-2, "{a} vs {b}"));
