@@ -6,6 +6,7 @@
 #   ridge-block.{json,md}       ridge, whole 10° cells held out
 #   knn-block.{json,md}         kNN, whole 10° cells held out (interpolation across gaps)
 #   ridge-continent.{json,md}   ridge, each continent (Natural Earth) held out in turn
+#   ridge-continent-blocks.{json,md}  the same, the ridge strength chosen in 20° blocks
 #   learning-curve.{json,md}    ridge, random split, 100 / 300 / 1000 / all training labels
 #   probes.{json,md}            logistic (classes), MLP and kNN, random split
 #   finetune-{random,continent}.{json,md}  the SatCLIP encoders fine-tuned end to end, beside
@@ -62,6 +63,7 @@ probe ridge-random --probe ridge
 probe ridge-block --probe ridge --split block
 probe knn-block --probe knn --split block
 probe ridge-continent --probe ridge --split continent
+probe ridge-continent-blocks --probe ridge --split continent --cv-blocks 20
 probe learning-curve --probe ridge --n-train 100 --n-train 300 --n-train 1000 --n-train all
 probe probes --probe logistic --probe mlp --probe knn
 finetune() {

@@ -11,6 +11,7 @@ use satclip_core::kernels::{gemm, Dtype, Float, MatRef};
 use satclip_core::network::{Linear, Network, Siren, Weights};
 use satclip_core::train::{AdamW, ClipBatch, ClipModel, INITIAL_LOGIT_SCALE};
 use satclip_core::{Hyperparameters, LocationEncoder};
+use satclip_train::trainer::grouped_step;
 
 struct Args {
     json: bool,
@@ -38,7 +39,14 @@ fn main() {
     let location_levels: &[usize] = if args.towers_only { &[] } else { &[10, 40] };
     if flag("--train") {
         for &l in location_levels {
-            println!("| train step L={l} f32, batch 8192 | {:.4} s/step |", training_step_seconds(l, 8192, 4));
+            for group in [8192, 512] {
+                let seconds = training_step_seconds(l, 8192, group, 4);
+                println!(
+                    "| {} | {seconds:.4} s/step | {:.1} GFLOP/s |",
+                    train_label(l, group),
+                    training_step_flops(l, group) / seconds / 1e9
+                );
+            }
         }
         return;
     }
@@ -106,17 +114,17 @@ fn main() {
         return;
     }
     for &l in location_levels {
-        let seconds = training_step_seconds(l, 8192, if args.quick { 2 } else { 4 });
-        let flops = 8192.0 * 3.0 * 2.0 * (l * l * 512 + 512 * 512 + 512 * 256 + 512 * 256) as f64
-            + 4.0 * 2.0 * 8192.0 * 8192.0 * 256.0;
-        rows.push(Row {
-            what: format!("train step L={l} f32, batch 8192"),
-            key: format!("train_l{l}_b8192"),
-            value: seconds,
-            unit: "s/step",
-            gflops: Some(flops / seconds / 1e9),
-            dtype: Dtype::F32,
-        });
+        for group in [8192, 512] {
+            let seconds = training_step_seconds(l, 8192, group, if args.quick { 2 } else { 4 });
+            rows.push(Row {
+                what: train_label(l, group),
+                key: if group == 8192 { format!("train_l{l}_b8192") } else { format!("train_l{l}_b8192_g{group}") },
+                value: seconds,
+                unit: "s/step",
+                gflops: Some(training_step_flops(l, group) / seconds / 1e9),
+                dtype: Dtype::F32,
+            });
+        }
     }
     for tower in ["moco_resnet18", "moco_resnet50", "moco_vit16"] {
         let (tiles_per_s, flops_per_tile) = tower_tiles_per_second(tower, if args.quick { 4 } else { 16 });
@@ -339,9 +347,25 @@ fn tile_rows(rows: &mut Vec<Row>) {
     }
 }
 
-/// Median seconds of one full step (forward, loss, backward, AdamW) with dropout on and a
+fn train_label(l: usize, group: usize) -> String {
+    if group == 8192 {
+        format!("train step L={l} f32, batch 8192")
+    } else {
+        format!("train step L={l} f32, batch 8192 in contrastive groups of {group}")
+    }
+}
+
+/// FLOPs of a step on 8192 rows: the network and head three times (forward, two backward
+/// products), and the loss's four products of a group's logits (forward and backward, both sides).
+fn training_step_flops(l: usize, group: usize) -> f64 {
+    8192.0 * 3.0 * 2.0 * (l * l * 512 + 512 * 512 + 512 * 256 + 512 * 256) as f64
+        + 4.0 * 2.0 * 8192.0 * group as f64 * 256.0
+}
+
+/// Median seconds of one full step (forward, loss, backward, AdamW) on `n` rows split into
+/// contrastive groups of `group` (`satclip train --micro-batch-size`), with dropout on and a
 /// ResNet18-sized projection head (512 → 256) on random pooled image features.
-fn training_step_seconds(l: usize, n: usize, reps: usize) -> f64 {
+fn training_step_seconds(l: usize, n: usize, group: usize, reps: usize) -> f64 {
     let mut rng = Pcg64::seed_from_u64(100 + l as u64);
     let sh = SphericalHarmonics::new(l).unwrap();
     let coords = random_points(&mut rng, n);
@@ -360,8 +384,8 @@ fn training_step_seconds(l: usize, n: usize, reps: usize) -> f64 {
     for rep in 0..=reps {
         let start = Instant::now();
         let batch = ClipBatch { location_features: &features, image_features: &images, n };
-        let out = model.step(&batch, Some(&mut rng));
-        optimizer.update(model.parameters_mut(), &out.gradients);
+        let (_, gradients) = grouped_step(&model, &batch, group, Some(&mut rng));
+        optimizer.update(model.parameters_mut(), &gradients);
         if rep > 0 {
             times.push(start.elapsed().as_secs_f64());
         }

@@ -231,8 +231,9 @@ pub fn init_model(config: &TrainConfig, input_dim: usize, image_dim: usize) -> R
     Ok(ClipModel::new(network.cast(), Some(head), INITIAL_LOGIT_SCALE as f32))
 }
 
-/// Mean loss over `rows` in batches, without dropout, jitter or augmentation.
-fn evaluate(
+/// Mean loss over `rows` in contrastive groups of `batch` (a run's validation loss), without
+/// dropout, jitter or augmentation.
+pub fn validation_loss(
     model: &ClipModel<f32>,
     cache: &FeatureCache,
     posenc: &PositionalEncoding,
@@ -241,8 +242,10 @@ fn evaluate(
 ) -> f64 {
     let mut total = 0.0;
     let mut count = 0usize;
-    for chunk in rows.chunks(batch.max(2)) {
-        if chunk.len() < 2 {
+    // The contrastive groups of a step: a lone last row joins the chunk before it, as in training.
+    for (start, len) in groups(rows.len(), batch.max(2)) {
+        let chunk = &rows[start..start + len];
+        if len < 2 {
             continue;
         }
         let b = make_batch(cache, posenc, chunk, None, None);
@@ -362,9 +365,9 @@ pub fn train(config: &TrainConfig, on_metrics: &mut dyn FnMut(&Metrics)) -> Resu
         optimizer.update(model.parameters_mut(), &gradients);
         step += 1;
         epoch_loss = (epoch_loss.0 + loss * b.n as f64, epoch_loss.1 + b.n);
-        let end_of_epoch = step % steps_per_epoch == 0;
+        let end_of_epoch = step.is_multiple_of(steps_per_epoch);
         let val_loss =
-            (end_of_epoch && !val_rows.is_empty()).then(|| evaluate(&model, &cache, &posenc, &val_rows, group));
+            (end_of_epoch && !val_rows.is_empty()).then(|| validation_loss(&model, &cache, &posenc, &val_rows, group));
         let metrics = Metrics {
             step,
             epoch,
@@ -377,7 +380,7 @@ pub fn train(config: &TrainConfig, on_metrics: &mut dyn FnMut(&Metrics)) -> Resu
         };
         writeln!(log, "{}", serde_json::to_string(&metrics).expect("json")).map_err(|e| Error::io(&config.out, e))?;
         on_metrics(&metrics);
-        if step % config.checkpoint_every.max(1) as u64 == 0 {
+        if step.is_multiple_of(config.checkpoint_every.max(1) as u64) {
             save_checkpoint(&config.out, &mut model, &optimizer, step)?;
         }
     }

@@ -8,7 +8,7 @@ use satclip_core::train::ClipBatch;
 use satclip_core::Hyperparameters;
 use satclip_testkit::synthetic_corpus;
 use satclip_train::cache::{featurize, load_tile, FeatureCache};
-use satclip_train::trainer::{grouped_step, init_model, step_on_rows, train, Metrics, TrainConfig};
+use satclip_train::trainer::{grouped_step, init_model, step_on_rows, train, validation_loss, Metrics, TrainConfig};
 use satclip_vision::rcf::RandomConvFeatures;
 use satclip_vision::FeatureExtractor;
 
@@ -204,6 +204,15 @@ fn micro_batches_average_the_steps_of_their_contrastive_groups() {
             assert!((g - e).abs() <= 1e-6 * (1.0 + e.abs()), "tensor {t}[{i}]: {g} vs {e}");
         }
     }
+
+    // The validation loss scores every row: a lone last row joins the group before it.
+    let val_rows = &rows[..13];
+    let (one_group, _) = step_on_rows(&model, &cache, &cfg.model, val_rows).unwrap();
+    assert!((validation_loss(&model, &cache, &posenc, val_rows, 12) - one_group).abs() < 1e-12);
+    let (first, _) = step_on_rows(&model, &cache, &cfg.model, &rows[..6]).unwrap();
+    let (second, _) = step_on_rows(&model, &cache, &cfg.model, &rows[6..13]).unwrap();
+    let mean = (first * 6.0 + second * 7.0) / 13.0;
+    assert!((validation_loss(&model, &cache, &posenc, val_rows, 6) - mean).abs() < 1e-12);
 
     // Through a run: a micro-batch as large as the batch changes nothing; a smaller one trains.
     let plain = config(&cache_dir, &dir.path().join("plain"));
