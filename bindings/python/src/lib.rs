@@ -348,10 +348,12 @@ fn models(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
 /// Fine-tunes a SatCLIP model (`default`, a released name, a `.ckpt` or a model directory) end to
 /// end on a task file (CSV or Parquet: lon, lat, target) and writes the new model directory `out`,
 /// which `Encoder(out)` loads. Returns the training report (also in `out/finetune.json`). `kind`
-/// is `regression` or `classification` (default: detected from the targets).
+/// is `regression` or `classification` (default: detected from the targets). With `cv_blocks`
+/// (degrees), the epoch is chosen on whole cells held out and the starting ridge head's strength
+/// in such blocks, for a model meant to predict beyond the labelled region.
 #[pyfunction]
 #[pyo3(signature = (task, out, model = "default", kind = None, learning_rate = 1e-4, weight_decay = 0.01,
-    batch_size = 256, epochs = 100, patience = 10, val_fraction = 0.1, seed = 0))]
+    batch_size = 256, epochs = 100, patience = 10, val_fraction = 0.1, seed = 0, cv_blocks = None))]
 #[allow(clippy::too_many_arguments)]
 fn finetune<'py>(
     py: Python<'py>,
@@ -366,11 +368,19 @@ fn finetune<'py>(
     patience: usize,
     val_fraction: f64,
     seed: u64,
+    cv_blocks: Option<f64>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    use satclip::finetune::{finetune_task, FinetuneConfig, Kind};
+    use satclip::finetune::{finetune_task, CrossValidation, FinetuneConfig, Kind};
     let kind = kind.map(|k| k.parse::<Kind>()).transpose().map_err(PyValueError::new_err)?;
+    let cv = match cv_blocks {
+        None => CrossValidation::Interleaved,
+        Some(degrees) if degrees.is_finite() && degrees > 0.0 && degrees <= 360.0 => {
+            CrossValidation::SpatialBlocks { degrees }
+        }
+        Some(degrees) => return Err(PyValueError::new_err(format!("cv_blocks={degrees} is not in (0, 360] degrees"))),
+    };
     let config =
-        FinetuneConfig { learning_rate, weight_decay, batch_size, max_epochs: epochs, patience, val_fraction, seed };
+        FinetuneConfig { learning_rate, weight_decay, batch_size, max_epochs: epochs, patience, val_fraction, seed, cv };
     let report = py.detach(|| finetune_task(&task, kind, model, &config, &out)).map_err(to_py)?;
     let json = serde_json::to_string(&report).expect("the report serialises");
     py.import("json")?.call_method1("loads", (json,))

@@ -318,7 +318,8 @@ struct EvalArgs {
     /// Choose ridge's strength and kNN's k by cross-validation over whole cells of DEG degrees
     /// of the training points (spatial blocks) instead of interleaved rows: the honest choice
     /// when the test points lie outside the training region (`--split continent` or `block`),
-    /// e.g. `--cv-blocks 20`.
+    /// e.g. `--cv-blocks 20`. Fine-tuning then starts from that ridge head and validates its
+    /// epochs on whole cells.
     #[arg(long, value_name = "DEG", value_parser = parse_block_degrees)]
     cv_blocks: Option<f64>,
     /// Seed of every random draw, for reproducible results.
@@ -364,6 +365,10 @@ struct FinetuneArgs {
     /// Share of the labels held out to choose the epoch.
     #[arg(long, default_value_t = satclip_eval::FinetuneConfig::default().val_fraction)]
     val_fraction: f64,
+    /// Hold out whole cells of DEG degrees to choose the epoch, and choose the starting ridge
+    /// head's strength in such blocks: for a model meant to predict beyond the labelled region.
+    #[arg(long, value_name = "DEG", value_parser = parse_block_degrees)]
+    cv_blocks: Option<f64>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -925,7 +930,6 @@ fn train(args: TrainArgs) -> Result<()> {
 fn eval(args: EvalArgs) -> Result<()> {
     use satclip::evaluate::{evaluate_all, split_method, Contender, Event};
     use satclip_eval::suite::{table_lines, EvalConfig, TABLE_HEADER};
-    use satclip_eval::CrossValidation;
     if let Some(output) = &args.output {
         let tasks: Vec<&std::path::Path> = args.task.iter().map(|t| t.as_path()).collect();
         satclip::io::atomic::check_output(output, &tasks)?;
@@ -938,7 +942,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         n_train: args.n_train,
         test_fraction: args.test_fraction,
         seed: args.seed,
-        cv: args.cv_blocks.map_or(CrossValidation::Interleaved, |degrees| CrossValidation::SpatialBlocks { degrees }),
+        cv: cross_validation(args.cv_blocks),
     };
     let contenders: Vec<Contender> = args.encoder.iter().map(|e| Contender::parse(e)).collect();
     let started = std::time::Instant::now();
@@ -992,6 +996,7 @@ fn finetune(args: FinetuneArgs) -> Result<()> {
         patience: args.patience,
         val_fraction: args.val_fraction,
         seed: args.seed,
+        cv: cross_validation(args.cv_blocks),
     };
     let started = std::time::Instant::now();
     let r = satclip::finetune::finetune_task(&args.task, args.kind, &args.checkpoint, &config, &args.out)?;
@@ -1102,6 +1107,11 @@ fn parse_count_or_all(text: &str) -> std::result::Result<usize, String> {
         "all" => Ok(usize::MAX),
         n => n.parse().map_err(|_| format!("`{n}` is neither a number nor `all`")),
     }
+}
+
+fn cross_validation(cv_blocks: Option<f64>) -> satclip_eval::CrossValidation {
+    use satclip_eval::CrossValidation;
+    cv_blocks.map_or(CrossValidation::Interleaved, |degrees| CrossValidation::SpatialBlocks { degrees })
 }
 
 fn parse_block_degrees(text: &str) -> std::result::Result<f64, String> {

@@ -436,7 +436,28 @@ fn finetune_writes_a_model_that_loads_and_eval_reports_it_beside_the_frozen_prob
     assert_eq!(trained["lowest_epoch"], trained["best_epoch"]);
     assert_eq!(losses.iter().cloned().fold(f64::INFINITY, f64::min), losses[best]);
     assert_eq!(trained["kind"], "regression");
+    assert_eq!(trained["cv"], "interleaved");
     assert!(model.join("head.safetensors").exists());
+
+    // In spatial blocks the epoch is chosen on whole 20° cells (at least the asked tenth of the
+    // labels, at most twice it) and the starting head's strength in blocks; the report says so.
+    let blocks_model = dir.path().join("tuned-blocks");
+    let (ok, _, err) = satclip(&[
+        "finetune",
+        "--task",
+        task.to_str().unwrap(),
+        "--out",
+        blocks_model.to_str().unwrap(),
+        "--cv-blocks",
+        "20",
+    ]);
+    assert!(ok, "{err}");
+    let blocks: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blocks_model.join("finetune.json")).unwrap()).unwrap();
+    assert_eq!(blocks["cv"]["spatial_blocks"]["degrees"], 20.0, "{blocks}");
+    let n_val = blocks["n_val"].as_u64().unwrap();
+    assert!((308..=616).contains(&n_val) && blocks["n_train"].as_u64().unwrap() + n_val == 3076, "{blocks}");
+    assert!(err.contains(&format!("{n_val} to validate")) && err.contains("in blocks of 20°"), "{err}");
 
     // A second run does not overwrite the model.
     let (ok, _, err) = satclip(&finetune);

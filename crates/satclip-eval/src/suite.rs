@@ -179,7 +179,8 @@ pub fn evaluate(
                 let failed = |e: String| Error::format(&task.path, format!("{encoder} / {probe} / {}: {e}", fold.name));
                 let fit = if probe == Probe::Finetune {
                     let Some(trainable) = trainable else { continue };
-                    let finetune_config = FinetuneConfig { seed: config.seed, ..FinetuneConfig::default() };
+                    let finetune_config =
+                        FinetuneConfig { seed: config.seed, cv: config.cv, ..FinetuneConfig::default() };
                     let tuned = finetune(trainable, &points(&train), labels, &finetune_config).map_err(failed)?;
                     let predictions = tuned.predict(&points(&test)).map_err(|e| failed(e.to_string()))?;
                     Fitted { predictions, chosen: tuned.chosen() }

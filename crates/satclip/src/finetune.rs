@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use satclip_eval::{FinetuneConfig, Kind};
+pub use satclip_eval::{CrossValidation, FinetuneConfig, Kind};
 
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};

@@ -6,6 +6,11 @@
 //! rows judges every epoch. The epoch with the lowest validation loss is kept only if it beats the
 //! probe itself (epoch 0) by more than one standard error of the difference over those rows (the
 //! one-standard-error rule): with a handful of validation rows, a lower loss is often luck.
+//! Under spatial-block cross-validation the validation rows are whole cells, and the head's ridge
+//! chooses its strength in blocks: the kept epoch is then the one that carries best to places
+//! training has not seen, as the continent holdout asks.
+
+use std::collections::BTreeMap;
 
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
@@ -15,7 +20,8 @@ use satclip_core::train::{AdamW, Gradients};
 use satclip_core::LocationEncoder;
 
 use super::early_stopping::{self, Objective, Schedule};
-use super::{logistic, ridge, softmax_rows, Folds, Labels, Predictions};
+use super::folds::cell;
+use super::{logistic, ridge, softmax_rows, CrossValidation, Folds, Labels, Predictions};
 use crate::standardise::Standardiser;
 
 /// How fine-tuning trains. The defaults are the official pretraining's optimiser (AdamW, lr 1e-4,
@@ -31,6 +37,10 @@ pub struct FinetuneConfig {
     /// Share of the training rows held out to choose the epoch.
     pub val_fraction: f64,
     pub seed: u64,
+    /// Folds of the starting ridge head, and how the validation rows are drawn (whole cells under
+    /// spatial blocks).
+    #[serde(default)]
+    pub cv: CrossValidation,
 }
 
 impl Default for FinetuneConfig {
@@ -43,6 +53,7 @@ impl Default for FinetuneConfig {
             patience: 10,
             val_fraction: 0.1,
             seed: 0,
+            cv: CrossValidation::Interleaved,
         }
     }
 }
@@ -157,12 +168,12 @@ pub fn finetune(
     let frozen = encoder.embed(points).map_err(|e| e.to_string())?;
     let d = frozen.dim;
     let mut rng = Pcg64::seed_from_u64(config.seed ^ 0x6669_6e65);
-    let order = permutation(n, &mut rng);
     let n_val = ((n as f64 * config.val_fraction).round() as usize).clamp(1, n - 2);
-    let (val_rows, train_rows) = order.split_at(n_val);
+    let (val_rows, train_rows) = validation_split(points, n_val, config.cv, &mut rng);
+    let (val_rows, train_rows) = (val_rows.as_slice(), train_rows.as_slice());
 
     let objective = Objective::of(labels);
-    let (head, head_init) = linear_probe(&frozen.data, d, &objective, train_rows);
+    let (head, head_init) = linear_probe(&frozen.data, d, &objective, train_rows, points, config.cv);
 
     let din = encoder.positional_encoding().dim();
     let mut features = vec![0.0; n * din];
@@ -208,7 +219,7 @@ pub fn finetune(
         // and refit the probe on every training row, the validation rows included: it is then
         // the frozen linear probe itself.
         let all: Vec<usize> = (0..n).collect();
-        let (head, init) = linear_probe(&frozen.data, d, &objective, &all);
+        let (head, init) = linear_probe(&frozen.data, d, &objective, &all, points, config.cv);
         (encoder.clone(), head, init)
     } else {
         let tuned = encoder.with_network(stopped.model.body.cast()).map_err(|e| e.to_string())?;
@@ -225,9 +236,45 @@ pub fn finetune(
         lowest_epoch: stopped.best_epoch,
         val_losses: stopped.val_losses,
         n_train: train_rows.len(),
-        n_val,
+        n_val: val_rows.len(),
         head_init,
     })
+}
+
+/// (validation rows, training rows): `n_val` rows in a random order, or under spatial blocks the
+/// rows of whole cells in a random order until they hold `n_val`, passing over cells that would
+/// take them beyond twice that. Where cells cannot fill it (a task inside one or two cells), rows
+/// are drawn one by one.
+fn validation_split(
+    points: &[[f64; 2]],
+    n_val: usize,
+    cv: CrossValidation,
+    rng: &mut Pcg64,
+) -> (Vec<usize>, Vec<usize>) {
+    let n = points.len();
+    if let CrossValidation::SpatialBlocks { degrees } = cv {
+        let mut cells: BTreeMap<(i64, i64), Vec<usize>> = BTreeMap::new();
+        points.iter().enumerate().for_each(|(i, &p)| cells.entry(cell(p, degrees)).or_default().push(i));
+        let cells: Vec<Vec<usize>> = cells.into_values().collect();
+        let mut val = Vec::new();
+        for c in permutation(cells.len(), rng) {
+            if val.len() >= n_val {
+                break;
+            }
+            if val.len() + cells[c].len() <= 2 * n_val {
+                val.extend_from_slice(&cells[c]);
+            }
+        }
+        if val.len() >= n_val && val.len() + 2 <= n {
+            val.sort_unstable();
+            let mut held = vec![false; n];
+            val.iter().for_each(|&i| held[i] = true);
+            return (val, (0..n).filter(|&i| !held[i]).collect());
+        }
+    }
+    let mut order = permutation(n, rng);
+    let train = order.split_off(n_val);
+    (order, train)
 }
 
 /// Whether the losses `a` are lower than `b` (same rows) by more than one standard error of their
@@ -241,17 +288,30 @@ fn clearly_lower(a: &[f64], b: &[f64]) -> bool {
 }
 
 /// The frozen embedding's linear probe on `rows`, as a layer on raw embeddings: ridge on
-/// standardised values (strength by cross-validation) or logistic regression (C = 1) for classes,
-/// with the embedding's standardisation folded into the weights.
-fn linear_probe(embeddings: &[f64], d: usize, objective: &Objective, rows: &[usize]) -> (Linear<f64>, String) {
+/// standardised values (strength by cross-validation in `cv` folds of the rows' `points`) or
+/// logistic regression (C = 1) for classes, with the embedding's standardisation folded into the
+/// weights.
+fn linear_probe(
+    embeddings: &[f64],
+    d: usize,
+    objective: &Objective,
+    rows: &[usize],
+    points: &[[f64; 2]],
+    cv: CrossValidation,
+) -> (Linear<f64>, String) {
     let x: Vec<f64> = rows.iter().flat_map(|&i| embeddings[i * d..(i + 1) * d].iter().copied()).collect();
     let scaler = Standardiser::fit(&x, d, None);
     let z = scaler.apply(&x);
     let (weights, intercept, k, init) = match objective.labels {
         Labels::Values(v) => {
             let y: Vec<f64> = rows.iter().map(|&i| (v[i] - objective.y_mean) / objective.y_scale).collect();
-            let (alpha, map) = ridge::fit_map(&z, Labels::Values(&y), d, &Folds::interleaved(y.len()));
-            (map.weights, map.intercept, 1, format!("ridge alpha={alpha:e}"))
+            let row_points: Vec<[f64; 2]> = rows.iter().map(|&i| points[i]).collect();
+            let (alpha, map) = ridge::fit_map(&z, Labels::Values(&y), d, &Folds::of_points(cv, &row_points));
+            let folds = match cv {
+                CrossValidation::Interleaved => String::new(),
+                blocks => format!(" in {blocks}"),
+            };
+            (map.weights, map.intercept, 1, format!("ridge alpha={alpha:e}{folds}"))
         }
         Labels::Classes { class, count } => {
             let c: Vec<usize> = rows.iter().map(|&i| class[i]).collect();
@@ -291,7 +351,7 @@ mod tests {
     }
 
     /// Epoch 0 is the frozen probe: its head, applied to the frozen embedding, predicts what the
-    /// ridge probe fitted on the same rows predicts.
+    /// ridge probe fitted on the same rows in the same folds predicts.
     #[test]
     fn the_head_starts_as_the_frozen_ridge_probe() {
         let encoder = small_encoder();
@@ -300,25 +360,52 @@ mod tests {
         let frozen = encoder.embed(&pts).unwrap();
         let rows: Vec<usize> = (0..300).collect();
         let objective = Objective::of(Labels::Values(&y));
-        let (layer, init) = linear_probe(&frozen.data, 8, &objective, &rows);
-        let (mean, scale) = (objective.y_mean, objective.y_scale);
-        assert!(init.starts_with("ridge alpha="), "{init}");
-        let head = Head { linear: layer, target: HeadTarget::Values { mean, scale } };
-        let Predictions::Values(ours) = head.predict(&frozen.data, 300) else { panic!() };
-        let fitted = super::super::fit_predict(
-            super::super::Probe::Ridge,
-            &frozen.data,
-            Labels::Values(&y),
-            &frozen.data,
-            8,
-            0,
-            &Folds::interleaved(300),
-        )
-        .unwrap();
-        let Predictions::Values(probe) = fitted.predictions else { panic!() };
-        for (a, b) in ours.iter().zip(&probe) {
-            assert!((a - b).abs() < 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
+        for (cv, named) in [
+            (CrossValidation::Interleaved, ""),
+            (CrossValidation::SpatialBlocks { degrees: 30.0 }, " in blocks of 30°"),
+        ] {
+            let (layer, init) = linear_probe(&frozen.data, 8, &objective, &rows, &pts, cv);
+            let (mean, scale) = (objective.y_mean, objective.y_scale);
+            assert!(init.starts_with("ridge alpha=") && init.ends_with(named), "{init}");
+            let head = Head { linear: layer, target: HeadTarget::Values { mean, scale } };
+            let Predictions::Values(ours) = head.predict(&frozen.data, 300) else { panic!() };
+            let fitted = super::super::fit_predict(
+                super::super::Probe::Ridge,
+                &frozen.data,
+                Labels::Values(&y),
+                &frozen.data,
+                8,
+                0,
+                &Folds::of_points(cv, &pts),
+            )
+            .unwrap();
+            let Predictions::Values(probe) = fitted.predictions else { panic!() };
+            for (a, b) in ours.iter().zip(&probe) {
+                assert!((a - b).abs() < 1e-6 * (1.0 + b.abs()), "{cv}: {a} vs {b}");
+            }
         }
+    }
+
+    /// Under spatial blocks the validation rows are whole cells holding at least the asked share
+    /// (and at most twice it); points all in one cell are validated row by row.
+    #[test]
+    fn spatial_blocks_validate_on_whole_cells() {
+        let pts = points(2000, 9);
+        let blocks = CrossValidation::SpatialBlocks { degrees: 20.0 };
+        let (val, train) = validation_split(&pts, 200, blocks, &mut Pcg64::seed_from_u64(0));
+        assert!((200..=400).contains(&val.len()), "{} validation rows", val.len());
+        assert_eq!(val.len() + train.len(), 2000);
+        let val_cells: std::collections::BTreeSet<_> = val.iter().map(|&i| cell(pts[i], 20.0)).collect();
+        assert!(val_cells.len() >= 2, "{val_cells:?}");
+        assert!(train.iter().all(|&i| !val_cells.contains(&cell(pts[i], 20.0))), "a cell is split");
+
+        let (interleaved, _) = validation_split(&pts, 200, CrossValidation::Interleaved, &mut Pcg64::seed_from_u64(0));
+        let spread: std::collections::BTreeSet<_> = interleaved.iter().map(|&i| cell(pts[i], 20.0)).collect();
+        assert!(spread.len() > 2 * val_cells.len(), "random rows reach {} cells", spread.len());
+
+        let one_cell: Vec<[f64; 2]> = (0..100).map(|i| [1.0 + i as f64 * 0.1, 2.0]).collect();
+        let (val, train) = validation_split(&one_cell, 10, blocks, &mut Pcg64::seed_from_u64(0));
+        assert_eq!((val.len(), train.len()), (10, 90));
     }
 
     /// A field the frozen random encoder cannot express linearly is learned by training through

@@ -13,9 +13,11 @@ use std::collections::BTreeMap;
 pub(crate) const FOLDS: usize = 5;
 
 /// How the training rows are split into cross-validation folds.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CrossValidation {
     /// Row i in fold i mod 5.
+    #[default]
     Interleaved,
     /// Cells of `degrees` × `degrees` in longitude and latitude; whole cells go to a fold.
     SpatialBlocks { degrees: f64 },
@@ -56,7 +58,7 @@ impl Folds {
     /// neighbouring cells rarely share a fold. With fewer than two occupied cells there is nothing
     /// to hold out, and the rows are interleaved.
     fn spatial_blocks(points: &[[f64; 2]], degrees: f64) -> Self {
-        let cell = |[lon, lat]: [f64; 2]| ((lon / degrees).floor() as i64, (lat / degrees).floor() as i64);
+        let cell = |p| cell(p, degrees);
         let mut cells: BTreeMap<(i64, i64), usize> = BTreeMap::new();
         points.iter().for_each(|&p| *cells.entry(cell(p)).or_default() += 1);
         if cells.len() < 2 {
@@ -80,6 +82,11 @@ impl Folds {
     pub(crate) fn len(&self) -> usize {
         self.of.len()
     }
+}
+
+/// The `degrees` × `degrees` cell (longitude, latitude) that holds a point.
+pub(crate) fn cell([lon, lat]: [f64; 2], degrees: f64) -> (i64, i64) {
+    ((lon / degrees).floor() as i64, (lat / degrees).floor() as i64)
 }
 
 /// A fixed pseudo-random key of a cell (SplitMix64's finaliser), so the fold order of cells does
