@@ -11,6 +11,7 @@
 #   probes.{json,md}            logistic (classes), MLP and kNN, random split
 #   finetune-{random,continent}.{json,md}  the SatCLIP encoders fine-tuned end to end, beside
 #                               their ridge probe (the other encoders cannot be fine-tuned)
+#   finetune-continent-blocks.{json,md}  the same holdout, ridge and the epoch chosen in 20° blocks
 #   latent/biome-*.png          t-SNE of each encoder's embeddings of the biome points
 #   latent.txt                  their kNN and logistic separability of biomes
 #   timings.txt                 wall time of each step
@@ -72,6 +73,9 @@ finetune() {
     "$satclip" eval "${tasks[@]}" --encoder default "${fixture_encoders[@]/#/--encoder=}" --probe ridge \
       --probe finetune --split "$split" --summary --output "$out/finetune-$split.json" > "$out/finetune-$split.md"
   done
+  "$satclip" eval "${tasks[@]}" --encoder default "${fixture_encoders[@]/#/--encoder=}" --probe ridge \
+    --probe finetune --split continent --cv-blocks 20 --summary --output "$out/finetune-continent-blocks.json" \
+    > "$out/finetune-continent-blocks.md"
 }
 timed finetune finetune
 latent() {

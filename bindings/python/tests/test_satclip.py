@@ -190,6 +190,11 @@ class FineTuning(unittest.TestCase):
                 satclip.finetune(str(task), str(out))
             with self.assertRaisesRegex(ValueError, "neither regression nor classification"):
                 satclip.finetune(str(task), str(pathlib.Path(tmp, "other")), kind="ordinal")
+            with self.assertRaisesRegex(ValueError, "cv_blocks=0 is not in"):
+                satclip.finetune(str(task), str(pathlib.Path(tmp, "other")), cv_blocks=0)
+            blocks = satclip.finetune(str(task), str(pathlib.Path(tmp, "blocks")), epochs=2, cv_blocks=30)
+            self.assertEqual((report["cv"], blocks["cv"]), ("interleaved", {"spatial_blocks": {"degrees": 30.0}}))
+            self.assertIn("in blocks of 30°", blocks["head_init"])
 
             # Predictions: the head on the tuned embedding, in the task's units, as the CLI writes them.
             model = satclip.FineTuned(str(out))
