@@ -379,8 +379,16 @@ fn finetune<'py>(
         }
         Some(degrees) => return Err(PyValueError::new_err(format!("cv_blocks={degrees} is not in (0, 360] degrees"))),
     };
-    let config =
-        FinetuneConfig { learning_rate, weight_decay, batch_size, max_epochs: epochs, patience, val_fraction, seed, cv };
+    let config = FinetuneConfig {
+        learning_rate,
+        weight_decay,
+        batch_size,
+        max_epochs: epochs,
+        patience,
+        val_fraction,
+        seed,
+        cv,
+    };
     let report = py.detach(|| finetune_task(&task, kind, model, &config, &out)).map_err(to_py)?;
     let json = serde_json::to_string(&report).expect("the report serialises");
     py.import("json")?.call_method1("loads", (json,))
