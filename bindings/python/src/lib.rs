@@ -374,10 +374,8 @@ fn finetune<'py>(
     let kind = kind.map(|k| k.parse::<Kind>()).transpose().map_err(PyValueError::new_err)?;
     let cv = match cv_blocks {
         None => CrossValidation::Interleaved,
-        Some(degrees) if degrees.is_finite() && degrees > 0.0 && degrees <= 360.0 => {
-            CrossValidation::SpatialBlocks { degrees }
-        }
-        Some(degrees) => return Err(PyValueError::new_err(format!("cv_blocks={degrees} is not in (0, 360] degrees"))),
+        Some(degrees) => CrossValidation::spatial_blocks(degrees)
+            .ok_or_else(|| PyValueError::new_err(format!("cv_blocks={degrees} is not in (0, 360] degrees")))?,
     };
     let config = FinetuneConfig {
         learning_rate,

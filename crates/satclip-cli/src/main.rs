@@ -321,7 +321,7 @@ struct EvalArgs {
     /// e.g. `--cv-blocks 20`. Fine-tuning then starts from that ridge head and validates its
     /// epochs on whole cells.
     #[arg(long, value_name = "DEG", value_parser = parse_block_degrees)]
-    cv_blocks: Option<f64>,
+    cv_blocks: Option<satclip_eval::CrossValidation>,
     /// Seed of every random draw, for reproducible results.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -368,7 +368,7 @@ struct FinetuneArgs {
     /// Hold out whole cells of DEG degrees to choose the epoch, and choose the starting ridge
     /// head's strength in such blocks: for a model meant to predict beyond the labelled region.
     #[arg(long, value_name = "DEG", value_parser = parse_block_degrees)]
-    cv_blocks: Option<f64>,
+    cv_blocks: Option<satclip_eval::CrossValidation>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -942,7 +942,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         n_train: args.n_train,
         test_fraction: args.test_fraction,
         seed: args.seed,
-        cv: cross_validation(args.cv_blocks),
+        cv: args.cv_blocks.unwrap_or_default(),
     };
     let contenders: Vec<Contender> = args.encoder.iter().map(|e| Contender::parse(e)).collect();
     let started = std::time::Instant::now();
@@ -996,7 +996,7 @@ fn finetune(args: FinetuneArgs) -> Result<()> {
         patience: args.patience,
         val_fraction: args.val_fraction,
         seed: args.seed,
-        cv: cross_validation(args.cv_blocks),
+        cv: args.cv_blocks.unwrap_or_default(),
     };
     let started = std::time::Instant::now();
     let r = satclip::finetune::finetune_task(&args.task, args.kind, &args.checkpoint, &config, &args.out)?;
@@ -1109,16 +1109,11 @@ fn parse_count_or_all(text: &str) -> std::result::Result<usize, String> {
     }
 }
 
-fn cross_validation(cv_blocks: Option<f64>) -> satclip_eval::CrossValidation {
-    use satclip_eval::CrossValidation;
-    cv_blocks.map_or(CrossValidation::Interleaved, |degrees| CrossValidation::SpatialBlocks { degrees })
-}
-
-fn parse_block_degrees(text: &str) -> std::result::Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(deg) if deg.is_finite() && deg > 0.0 && deg <= 360.0 => Ok(deg),
-        _ => Err(format!("`{text}` is not a cell size in degrees (a number above 0, at most 360)")),
-    }
+fn parse_block_degrees(text: &str) -> std::result::Result<satclip_eval::CrossValidation, String> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(satclip_eval::CrossValidation::spatial_blocks)
+        .ok_or_else(|| format!("`{text}` is not a cell size in degrees (a number above 0, at most 360)"))
 }
 
 fn raster(args: RasterArgs) -> Result<()> {

@@ -23,6 +23,13 @@ pub enum CrossValidation {
     SpatialBlocks { degrees: f64 },
 }
 
+impl CrossValidation {
+    /// Spatial blocks of `degrees`, if that is a cell size: a number above 0, at most 360.
+    pub fn spatial_blocks(degrees: f64) -> Option<Self> {
+        (degrees.is_finite() && degrees > 0.0 && degrees <= 360.0).then_some(Self::SpatialBlocks { degrees })
+    }
+}
+
 impl std::fmt::Display for CrossValidation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
