@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Image-side features sampled at the evaluation tasks' points, written as feature tables that
-`satclip eval --encoder NAME=TABLE.csv` scores with the same probes and splits as the encoders.
+"""Image-side features sampled at the points of every evaluation task in TASKS_DIR, written as
+feature tables that `satclip eval --encoder NAME=TABLE.csv` scores with the same probes and
+splits as the encoders.
 
 It asks what a location encoder trained on these images could at best carry to a held-out
 continent: a perfect encoder would output its image features exactly. Tables written to OUT:
@@ -26,7 +27,17 @@ import numpy as np
 from PIL import Image
 
 Image.MAX_IMAGE_PIXELS = None
-TASKS = ["air_temperature", "precipitation", "population_density", "biome", "elevation"]
+TASKS = [
+    "air_temperature",
+    "precipitation",
+    "median_income",
+    "california_housing",
+    "elevation",
+    "population_density",
+    "country",
+    "biome",
+    "ecoregion",
+]
 
 
 def window_stats(image, lon, lat, radius_km, stat):
@@ -74,7 +85,10 @@ def main():
     # Every task point once, keyed by its text so the tables hold the tasks' exact coordinates.
     points = {}
     for name in TASKS:
-        with open(os.path.join(args.tasks, f"{name}.csv")) as f:
+        path = os.path.join(args.tasks, f"{name}.csv")
+        if not os.path.exists(path):
+            continue  # `satclip tasks build` writes the US tasks only where their data is found
+        with open(path) as f:
             for row in csv.DictReader(f):
                 points[(row["lon"], row["lat"])] = (float(row["lon"]), float(row["lat"]))
     keys = list(points)
