@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use satclip_io::tables::{PointReader, ReadOptions};
+use satclip_io::tables::{OnInvalid, PointReader, ReadOptions};
 
 #[allow(dead_code)] // not every target reads by path
 pub fn scratch(data: &[u8], extension: &str) -> PathBuf {
@@ -13,14 +13,19 @@ pub fn scratch(data: &[u8], extension: &str) -> PathBuf {
     path
 }
 
-/// Streams a point table to its end (or first error), in small batches to exercise batching.
+/// Streams a point table to its end (or first error), in small batches to exercise batching,
+/// once stopping at an invalid row and once keeping such rows (`--on-invalid null`).
 #[allow(dead_code)] // not every target reads point tables
 pub fn read_points(data: &[u8], extension: &str) {
     let path = scratch(data, extension);
-    if let Ok(reader) = PointReader::open(&path, &ReadOptions { batch_size: 7, ..ReadOptions::default() }) {
-        for batch in reader {
-            if batch.is_err() {
-                break;
+    for on_invalid in [OnInvalid::Error, OnInvalid::Null] {
+        if let Ok(reader) =
+            PointReader::open(&path, &ReadOptions { batch_size: 7, on_invalid, ..ReadOptions::default() })
+        {
+            for batch in reader {
+                if batch.is_err() {
+                    break;
+                }
             }
         }
     }

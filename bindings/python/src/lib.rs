@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyFileNotFoundError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyCapsuleMethods, PyDict};
 use satclip::io::tables::PointReader;
-use satclip::{Dtype, EmbedOptions, FeatureEncoder, ReadOptions};
+use satclip::{Dtype, EmbedOptions, FeatureEncoder, OnInvalid, ReadOptions};
 
 // Rust's allocations in the host process go to mimalloc, which keeps and reuses its pages. Engine
 // workers tune the host's malloc to return memory at once (Dask sets MALLOC_TRIM_THRESHOLD_=65536),
@@ -94,6 +94,15 @@ fn dtype(name: &str) -> PyResult<Dtype> {
     name.parse().map_err(PyValueError::new_err)
 }
 
+/// Python's words for what an invalid row does, as in the engines' `embed`.
+fn on_invalid(name: &str) -> PyResult<OnInvalid> {
+    match name {
+        "raise" => Ok(OnInvalid::Error),
+        "null" => Ok(OnInvalid::Null),
+        other => Err(PyValueError::new_err(format!("on_invalid is '{other}'; use 'raise' or 'null'"))),
+    }
+}
+
 /// A location encoder: a name from `satclip.encoders()` (`"default"` is the built-in model), or
 /// a SatCLIP `.ckpt` or native model directory.
 #[pyclass(name = "Encoder", frozen)]
@@ -154,11 +163,11 @@ impl Encoder {
     /// same batches (its columns, GeoParquet metadata and provenance), renamed into place only
     /// when complete. `batches` is anything with `__arrow_c_stream__` (a pyarrow Table or
     /// RecordBatchReader) holding lon/lat columns or a GeoParquet point column. An invalid point
-    /// raises, naming `source` and the row.
+    /// raises, naming `source` and the row, or with `on_invalid="null"` gets a null embedding.
     /// `geometry_col` names a column of WKB points to read instead of lon/lat columns. `threads`
     /// runs this call on a pool of its own of that many threads: a worker process that an engine
     /// reuses for tasks of different CPU shares (Ray does) then uses each task's share.
-    #[pyo3(signature = (batches, output, dtype = "float32", lon_col = None, lat_col = None, geometry_col = None, wrap_lon = false, source = "Arrow stream", threads = None))]
+    #[pyo3(signature = (batches, output, dtype = "float32", lon_col = None, lat_col = None, geometry_col = None, wrap_lon = false, source = "Arrow stream", threads = None, on_invalid = "raise"))]
     #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
@@ -172,9 +181,11 @@ impl Encoder {
         wrap_lon: bool,
         source: &str,
         threads: Option<usize>,
+        on_invalid: &str,
     ) -> PyResult<u64> {
+        let on_invalid = self::on_invalid(on_invalid)?;
         let options = EmbedOptions {
-            read: ReadOptions { lon_col, lat_col, geometry_col, wrap_lon, ..ReadOptions::default() },
+            read: ReadOptions { lon_col, lat_col, geometry_col, wrap_lon, on_invalid, ..ReadOptions::default() },
             dtype: self::dtype(dtype)?,
         };
         let not_a_stream = || {
@@ -429,9 +440,10 @@ fn points_from_wkb<'py>(
 
 /// Embeds a point table (CSV, Parquet/GeoParquet or NPY) into an embedding table (Parquet, NPY
 /// or CSV, by extension), streamed in batches, exactly as `satclip embed` does. Returns the
-/// number of rows.
+/// number of rows. A row without a valid point raises ValueError naming the file, row and
+/// field, or with `on_invalid="null"` is written with a null embedding (NaN in NPY).
 #[pyfunction]
-#[pyo3(signature = (input, output, encoder = "default", dtype = "float32", lon_col = None, lat_col = None, wrap_lon = false, geometry_col = None))]
+#[pyo3(signature = (input, output, encoder = "default", dtype = "float32", lon_col = None, lat_col = None, wrap_lon = false, geometry_col = None, on_invalid = "raise"))]
 #[allow(clippy::too_many_arguments)]
 fn embed_file(
     py: Python<'_>,
@@ -443,9 +455,11 @@ fn embed_file(
     lat_col: Option<String>,
     wrap_lon: bool,
     geometry_col: Option<String>,
+    on_invalid: &str,
 ) -> PyResult<u64> {
+    let on_invalid = self::on_invalid(on_invalid)?;
     let options = EmbedOptions {
-        read: ReadOptions { lon_col, lat_col, geometry_col, wrap_lon, ..ReadOptions::default() },
+        read: ReadOptions { lon_col, lat_col, geometry_col, wrap_lon, on_invalid, ..ReadOptions::default() },
         dtype: self::dtype(dtype)?,
     };
     py.detach(|| {

@@ -90,6 +90,19 @@ class _Engine:
         missing = [i for i, v in zip(frame["id"], frame["embedding"]) if np.ndim(v) == 0 and pd.isna(v)]
         self.assertEqual(missing, [2, 4])
 
+    def check_null_dataset(self, write):
+        """`write(directory)` (an engine's write_parquet with on_invalid="null") of the six rows
+        with two bad points writes all six: null embeddings for the bad, the CLI's for the rest."""
+        import pyarrow.parquet as pq
+
+        directory = os.path.join(self.tmp.name, f"nulls-{type(self).__name__}")
+        self.assertEqual(write(directory), 6)
+        frame = pq.read_table(directory).to_pandas()
+        self.check_nulls(frame)
+        for i, v in zip(frame["id"], frame["embedding"]):
+            if i not in (2, 4):
+                np.testing.assert_array_equal(np.asarray(v, dtype=np.float32), self.expected[i])
+
 
 class Spark(_Engine, unittest.TestCase):
     @classmethod
@@ -145,6 +158,9 @@ class Spark(_Engine, unittest.TestCase):
         with self.assertRaisesRegex(Exception, r"Spark partition 0: row 3, field `lat`"):
             satclip.spark.write_parquet(self.spark.createDataFrame(self.bad).coalesce(1), bad)
         self.assertEqual(os.listdir(bad), [], "no file of a failed partition")
+        self.check_null_dataset(
+            lambda path: satclip.spark.write_parquet(self.spark.createDataFrame(self.bad).coalesce(1), path, on_invalid="null")
+        )
 
 
 class Dask(_Engine, unittest.TestCase):
@@ -194,6 +210,7 @@ class Dask(_Engine, unittest.TestCase):
         self.check_dataset(lambda path, mode: satclip.dask.write_parquet(ddf, path, "default", mode=mode))
         with self.assertRaisesRegex(Exception, r"Dask partition 0: row 3, field `lat`"):
             satclip.dask.write_parquet(dd.from_pandas(self.bad, npartitions=1), os.path.join(self.tmp.name, "bad-dask"))
+        self.check_null_dataset(lambda path: satclip.dask.write_parquet(dd.from_pandas(self.bad, npartitions=2), path, on_invalid="null"))
 
 
 class Ray(_Engine, unittest.TestCase):
@@ -240,6 +257,7 @@ class Ray(_Engine, unittest.TestCase):
         self.check_dataset(lambda path, mode: satclip.ray.write_parquet(ds, path, "default", mode=mode))
         with self.assertRaisesRegex(Exception, r"Ray write task \d+: row 3, field `lat`"):
             satclip.ray.write_parquet(ray.data.from_pandas(self.bad), os.path.join(self.tmp.name, "bad-ray"))
+        self.check_null_dataset(lambda path: satclip.ray.write_parquet(ray.data.from_pandas(self.bad), path, on_invalid="null"))
 
 
 if __name__ == "__main__":

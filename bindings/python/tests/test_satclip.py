@@ -100,6 +100,20 @@ class BuiltinModel(unittest.TestCase):
                 bad.write_text("lon,lat\n10,100\n")
                 satclip.embed_file(str(bad), str(pathlib.Path(tmp, "x.npy")))
 
+    def test_embed_file_on_invalid_null_keeps_every_row(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            dirty = pathlib.Path(tmp, "dirty.csv")
+            dirty.write_text("lon,lat\n10,50\n,50\n20,95\n-70,-30\n")
+            out = pathlib.Path(tmp, "dirty.npy")
+            self.assertEqual(satclip.embed_file(str(dirty), str(out), on_invalid="null"), 4)
+            written = np.load(out)
+            with self.assertRaisesRegex(ValueError, "on_invalid is 'skip'; use 'raise' or 'null'"):
+                satclip.embed_file(str(dirty), str(out), on_invalid="skip")
+        self.assertEqual(written.shape, (4, 256))
+        self.assertEqual(np.isnan(written).all(axis=1).tolist(), [False, True, True, False])
+        expected = satclip.Encoder().embed(np.array([[10.0, 50.0], [-70.0, -30.0]]))
+        np.testing.assert_array_equal(written[[0, 3]], expected)
+
 
 class GeoClip(unittest.TestCase):
     def test_geoclip_golden_norm(self):

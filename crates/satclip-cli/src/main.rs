@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::builder::TypedValueParser;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use satclip::{embed_file, Dtype, EmbedOptions, Progress, ReadOptions};
+use satclip::{embed_file, Dtype, EmbedOptions, OnInvalid, Progress, ReadOptions};
 
 #[derive(Parser)]
 #[command(name = "satclip", version, about = "SatCLIP location embeddings: official checkpoints, no Python")]
@@ -536,6 +536,11 @@ struct EmbedArgs {
     /// Wrap longitudes outside [-180, 180] into range instead of rejecting them.
     #[arg(long)]
     wrap_lon: bool,
+    /// A row without a valid point (empty, null, text, NaN, out of range, not a point): `error`
+    /// stops and names it; `null` writes the row with a null embedding (empty cells in CSV, NaN
+    /// in NPY) and counts such rows on stderr.
+    #[arg(long, default_value = "error", value_parser = on_invalid_parser())]
+    on_invalid: OnInvalid,
 }
 
 fn main() -> ExitCode {
@@ -754,6 +759,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
             geometry_col: args.geometry_col,
             batch_size: args.batch_size as usize,
             wrap_lon: args.wrap_lon,
+            on_invalid: args.on_invalid,
         },
         dtype: args.dtype,
     };
@@ -772,6 +778,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
             args.output.display(),
             summary.skipped
         );
+        warn_nulls(summary.nulls, summary.rows);
         return Ok(());
     }
     let summary = embed_file(&encoder, args.input.as_ref(), &args.output, &options, &mut follow(&bar))?;
@@ -779,7 +786,18 @@ fn embed(args: EmbedArgs) -> Result<()> {
     if std::io::stderr().is_terminal() {
         eprintln!("embedded {} points into {}", summary.rows, args.output.display());
     }
+    warn_nulls(summary.nulls, summary.rows);
     Ok(())
+}
+
+/// Rows written without an embedding are said on stderr, even when it is not a terminal: a
+/// pipeline's log is where a user finds out that some of their points were not usable.
+fn warn_nulls(nulls: u64, rows: u64) {
+    if nulls > 0 {
+        eprintln!(
+            "{nulls} of {rows} rows had no valid point and were written with a null embedding (--on-invalid null)"
+        );
+    }
 }
 
 fn locate(checkpoint: &std::path::Path, points: usize, top_k: usize, images: &[PathBuf]) -> Result<()> {
@@ -1100,6 +1118,11 @@ fn draw_map(args: &MapArgs, at: Option<[f64; 2]>) -> Result<()> {
 
 fn dtype_parser() -> impl TypedValueParser<Value = Dtype> {
     clap::builder::PossibleValuesParser::new(["f32", "f64"]).map(|s| s.parse::<Dtype>().expect("a listed dtype"))
+}
+
+fn on_invalid_parser() -> impl TypedValueParser<Value = OnInvalid> {
+    clap::builder::PossibleValuesParser::new(["error", "null"])
+        .map(|s| s.parse::<OnInvalid>().expect("a listed choice"))
 }
 
 fn parse_count_or_all(text: &str) -> std::result::Result<usize, String> {

@@ -700,3 +700,73 @@ fn the_first_bad_row_of_a_batch_is_the_one_named() {
     assert!(!ok && err.contains("row 5, field `lon`: missing value (null)"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn on_invalid_null_keeps_every_row_and_embeds_the_valid_ones_as_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = native_model(dir.path());
+    let input = dir.path().join("dirty.csv");
+    // Rows 2-5 have no valid point: empty, text, out of range, NaN.
+    std::fs::write(&input, "name,lon,lat\na,10,50\nb,,50\nc,east,1\nd,20,95\ne,NaN,3\nf,-70,-30\n").unwrap();
+    let clean = dir.path().join("clean.csv");
+    std::fs::write(&clean, "name,lon,lat\na,10,50\nf,-70,-30\n").unwrap();
+    let embed = |input: &Path, output: &Path, extra: &[&str]| {
+        satclip(&[&["embed", "--checkpoint", p(&model), "--input", p(input), "--output", p(output)], extra].concat())
+    };
+
+    // By default the first bad row stops the run and nothing is written.
+    let out = dir.path().join("dirty.parquet");
+    let (ok, err) = embed(&input, &out, &[]);
+    assert!(!ok && err.contains("row 2, field `lon`: empty value"), "{err}");
+    assert!(!out.exists());
+
+    let (ok, err) = embed(&input, &out, &["--on-invalid", "null"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("4 of 6 rows had no valid point"), "{err}");
+    let reference = dir.path().join("clean.parquet");
+    assert!(embed(&clean, &reference, &[]).0);
+    let batch = first_batch(&out);
+    assert_eq!(batch.num_rows(), 6);
+    let list = batch.column_by_name("embedding").unwrap();
+    let nulls: Vec<bool> = (0..6).map(|i| list.is_null(i)).collect();
+    assert_eq!(nulls, [false, true, true, true, true, false]);
+    let geometry = batch.column_by_name("geometry").unwrap();
+    assert_eq!((0..6).map(|i| geometry.is_null(i)).collect::<Vec<_>>(), nulls);
+    // The valid rows' embeddings are those of a file holding only them.
+    assert_eq!(embedding_rows(&out), embedding_rows(&reference));
+    let lon = batch.column_by_name("lon").unwrap().as_any().downcast_ref::<Float64Array>().unwrap();
+    assert!(lon.is_null(1) && lon.is_null(2) && lon.value(3) == 20.0, "unreadable values are null, others kept");
+
+    // CSV leaves the embedding cells empty; NPY, which has no nulls, holds NaN rows.
+    let csv_out = dir.path().join("dirty.csv.out.csv");
+    assert!(embed(&input, &csv_out, &["--on-invalid", "null"]).0);
+    let text = std::fs::read_to_string(&csv_out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 7);
+    assert!(lines[4].starts_with("d,20.0,95.0,,,,,,,,"), "{}", lines[4]);
+    assert!(!lines[6].contains(",,"), "{}", lines[6]);
+    let npy_out = dir.path().join("dirty.npy");
+    assert!(embed(&input, &npy_out, &["--on-invalid", "null"]).0);
+    let (rows, cols, values) = read_npy(&npy_out);
+    assert_eq!((rows, cols), (6, 8));
+    let row_is_nan: Vec<bool> = values.chunks(8).map(|r| r.iter().all(|v| v.is_nan())).collect();
+    assert_eq!(row_is_nan, nulls);
+
+    // Parquet input: null coordinates and geometries that are not points.
+    let parquet = dir.path().join("nulls.parquet");
+    let geometry = vec![Some(wkb(1, &[10.0, 50.0])), None, Some(wkb(2, &[0.0, 0.0])), Some(wkb(1, &[-70.0, -30.0]))];
+    let batch = RecordBatch::try_from_iter([(
+        "geom",
+        Arc::new(arrow_array::BinaryArray::from_iter(geometry.iter().map(|g| g.as_deref()))) as Arc<dyn Array>,
+    )])
+    .unwrap();
+    write_parquet(&parquet, &batch);
+    let out = dir.path().join("from-wkb.parquet");
+    let (ok, err) = embed(&parquet, &out, &["--geometry-col", "geom"]);
+    assert!(!ok && err.contains("row 2, field `geom`: missing geometry (null)"), "{err}");
+    let (ok, err) = embed(&parquet, &out, &["--geometry-col", "geom", "--on-invalid", "null"]);
+    assert!(ok && err.contains("2 of 4 rows"), "{err}");
+    assert_eq!(embedding_rows(&out), embedding_rows(&reference));
+    let (ok, err) = embed(&parquet, &out, &["--on-invalid", "skip"]);
+    assert!(!ok && err.contains("possible values: error, null"), "{err}");
+}

@@ -86,6 +86,8 @@ pub struct DatasetSummary {
     /// Files embedded by this run, and their rows.
     pub files: usize,
     pub rows: u64,
+    /// Rows written without an embedding (see [`EmbedSummary::nulls`](crate::EmbedSummary)).
+    pub nulls: u64,
     /// Files whose output already existed (finished by an earlier run).
     pub skipped: usize,
 }
@@ -110,6 +112,7 @@ pub fn embed_dataset(
     let rows_done = std::sync::atomic::AtomicU64::new(0);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let embedded = AtomicUsize::new(0);
+    let nulls = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, todo.len().max(1)) {
             scope.spawn(|| loop {
@@ -133,8 +136,9 @@ pub fn embed_dataset(
                         })
                     });
                 match result {
-                    Ok(_) => {
+                    Ok(summary) => {
                         embedded.fetch_add(1, Ordering::SeqCst);
+                        nulls.fetch_add(summary.nulls, Ordering::SeqCst);
                     }
                     Err(e) => {
                         first_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
@@ -147,7 +151,12 @@ pub fn embed_dataset(
     if let Some(e) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
-    Ok(DatasetSummary { files: embedded.into_inner(), rows: rows_done.into_inner(), skipped: done.len() })
+    Ok(DatasetSummary {
+        files: embedded.into_inner(),
+        rows: rows_done.into_inner(),
+        nulls: nulls.into_inner(),
+        skipped: done.len(),
+    })
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use satclip_core::{Dtype, LocationEncoder};
 use satclip_eval::probe::{Head, HeadTarget, Predictions};
 use satclip_eval::{finetune, FineTuned, Labels, Target, Task};
 use satclip_io::native::{write_safetensors, TensorBytes};
-use satclip_io::tables::{EmbeddingWriter, PointReader, ReadOptions, TableFormat};
+use satclip_io::tables::{EmbeddingWriter, OnInvalid, PointReader, ReadOptions, TableFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::provenance::{PredictionInfo, Provenance, PARQUET_KEY};
@@ -254,7 +254,9 @@ pub fn predict_file(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<EmbedSummary> {
     satclip_io::atomic::check_output(output, &[input])?;
-    let reader = PointReader::open(input, read)?;
+    // Every row gets a prediction: a row without a valid point stops the run, naming it.
+    let read = ReadOptions { on_invalid: OnInvalid::Error, ..read.clone() };
+    let reader = PointReader::open(input, &read)?;
     if let Some(total) = reader.total_rows() {
         progress(Progress::Total(total));
     }
@@ -324,5 +326,5 @@ pub fn predict_file(
         return Err(Error::format(input, "no data rows: nothing to predict"));
     }
     writer.finish()?;
-    Ok(EmbedSummary { rows })
+    Ok(EmbedSummary { rows, nulls: 0 })
 }

@@ -18,7 +18,7 @@ pub use satclip_vision as vision;
 
 pub use satclip_core::Dtype;
 pub use satclip_core::{Embeddings, Hyperparameters, LocationEncoder};
-pub use satclip_io::tables::ReadOptions;
+pub use satclip_io::tables::{OnInvalid, ReadOptions};
 pub use satclip_io::{Error, Result};
 
 use satclip_io::tables::EmbeddingWriter;
@@ -97,6 +97,9 @@ impl Default for EmbedOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EmbedSummary {
     pub rows: u64,
+    /// Rows written without an embedding, having no valid point (read with
+    /// [`OnInvalid::Null`](satclip_io::tables::OnInvalid)).
+    pub nulls: u64,
 }
 
 /// Streams a point table through the encoder into an embedding table. `progress` is told the
@@ -134,46 +137,86 @@ pub fn embed_points(
     let (send, receive) = std::sync::mpsc::sync_channel::<(arrow_array::RecordBatch, Vec<[f64; 2]>, Embedded)>(1);
     let (computed, written) = std::thread::scope(|scope| {
         let writing = scope.spawn(move || -> Result<EmbeddingWriter> {
-            for (columns, points, values) in receive {
-                match values {
-                    Embedded::F32(v) => writer.write(&columns, &points, &v)?,
-                    Embedded::F64(v) => writer.write(&columns, &points, &v)?,
+            for (columns, points, Embedded { values, valid }) in receive {
+                match (values, valid) {
+                    (Values::F32(v), None) => writer.write(&columns, &points, &v)?,
+                    (Values::F64(v), None) => writer.write(&columns, &points, &v)?,
+                    (Values::F32(v), Some(valid)) => writer.write_with_nulls(&columns, &points, &v, &valid)?,
+                    (Values::F64(v), Some(valid)) => writer.write_with_nulls(&columns, &points, &v, &valid)?,
                 }
             }
             Ok(writer)
         });
-        let computed = (|| -> Result<u64> {
-            let mut rows = 0u64;
+        let computed = (|| -> Result<EmbedSummary> {
+            let mut summary = EmbedSummary { rows: 0, nulls: 0 };
             for batch in reader {
                 let batch = batch?;
-                let values = match options.dtype {
-                    Dtype::F32 => Embedded::F32(encoder.embed_f32(&batch.coords)?),
-                    Dtype::F64 => Embedded::F64(encoder.embed_f64(&batch.coords)?),
-                };
-                rows += batch.coords.len() as u64;
-                if send.send((batch.columns, batch.coords, values)).is_err() {
+                let embedded = Embedded::of(encoder, &batch.coords, options.dtype)?;
+                summary.rows += batch.coords.len() as u64;
+                summary.nulls += embedded.valid.as_ref().map_or(0, |v| v.iter().filter(|ok| !**ok).count() as u64);
+                if send.send((batch.columns, batch.coords, embedded)).is_err() {
                     break; // the writer failed: its error is the one to report
                 }
-                progress(Progress::Done(rows));
+                progress(Progress::Done(summary.rows));
             }
-            Ok(rows)
+            Ok(summary)
         })();
         drop(send);
         (computed, writing.join().expect("the writer thread does not panic"))
     });
     let writer = written?;
-    let rows = computed?;
-    if rows == 0 {
+    let summary = computed?;
+    if summary.rows == 0 {
         return Err(satclip_io::Error::format(&input, "no data rows: nothing to embed"));
     }
     writer.finish()?;
-    Ok(EmbedSummary { rows })
+    Ok(summary)
 }
 
-/// One batch's embeddings in the precision they were computed in.
-enum Embedded {
+/// One batch's embeddings, and which rows have one.
+struct Embedded {
+    values: Values,
+    /// `None`: every row. Else false for a row without a valid point, whose values are NaN.
+    valid: Option<Vec<bool>>,
+}
+
+/// Embeddings in the precision they were computed in.
+enum Values {
     F32(Vec<f32>),
     F64(Vec<f64>),
+}
+
+impl Embedded {
+    /// Embeds the points of `coords` (NaN for a row without one, which gets NaN values).
+    fn of(encoder: &FeatureEncoder, coords: &[[f64; 2]], dtype: Dtype) -> Result<Self> {
+        let embed = |points: &[[f64; 2]]| -> Result<Values> {
+            Ok(match dtype {
+                Dtype::F32 => Values::F32(encoder.embed_f32(points)?),
+                Dtype::F64 => Values::F64(encoder.embed_f64(points)?),
+            })
+        };
+        if coords.iter().all(satclip_io::tables::is_point) {
+            return Ok(Self { values: embed(coords)?, valid: None });
+        }
+        let valid: Vec<bool> = coords.iter().map(satclip_io::tables::is_point).collect();
+        let points: Vec<[f64; 2]> = coords.iter().copied().filter(satclip_io::tables::is_point).collect();
+        let values = match embed(&points)? {
+            Values::F32(v) => Values::F32(scatter_rows(&v, &valid, encoder.dim(), f32::NAN)),
+            Values::F64(v) => Values::F64(scatter_rows(&v, &valid, encoder.dim(), f64::NAN)),
+        };
+        Ok(Self { values, valid: Some(valid) })
+    }
+}
+
+/// `rows` (one per true entry of `valid`, `dim` values each) laid out one per entry of `valid`,
+/// `fill` in the rows of the false entries.
+fn scatter_rows<T: Copy>(rows: &[T], valid: &[bool], dim: usize, fill: T) -> Vec<T> {
+    let mut out = vec![fill; valid.len() * dim];
+    let mut next = rows.chunks_exact(dim);
+    for (slot, _) in out.chunks_exact_mut(dim).zip(valid).filter(|(_, ok)| **ok) {
+        slot.copy_from_slice(next.next().expect("one row per valid entry"));
+    }
+    out
 }
 
 /// How `embed_raster` lays out its GeoTIFF.

@@ -139,13 +139,13 @@ def prepare_dataset(path, mode):
     return path
 
 
-def write_part(batches, model, directory, part, lon, lat, geometry, dtype, source, threads=None):
+def write_part(batches, model, directory, part, lon, lat, geometry, dtype, source, on_invalid="raise", threads=None):
     """Embeds `batches` (RecordBatches or Tables, all of one schema) into
     `directory/part-NNNNN.parquet`: the file `satclip embed` writes for the same rows, with its
     GeoParquet metadata and provenance, renamed into place when complete (a retried task
     replaces it). Returns the rows written; a partition without rows writes no file. An invalid
-    point raises, naming `source` and the row. `threads`: a pool of that many threads for this
-    call instead of the process's."""
+    point raises, naming `source` and the row, or with `on_invalid="null"` gets a null
+    embedding. `threads`: a pool of that many threads for this call instead of the process's."""
     batches = (b for item in batches for b in (item.to_batches() if isinstance(item, pa.Table) else [item]) if len(b))
     first = next(batches, None)
     if first is None:
@@ -153,4 +153,4 @@ def write_part(batches, model, directory, part, lon, lat, geometry, dtype, sourc
     reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
     columns = {"geometry_col": geometry} if geometry is not None else {"lon_col": lon, "lat_col": lat}
     output = os.path.join(directory, f"part-{part:05d}.parquet")
-    return encoder(model).write(reader, output, dtype=dtype, source=source, threads=threads, **columns)
+    return encoder(model).write(reader, output, dtype=dtype, source=source, threads=threads, on_invalid=on_invalid, **columns)

@@ -35,24 +35,24 @@ def _partition(frame, model, lon, lat, geometry, on_invalid, column, partition_i
     return out
 
 
-def write_parquet(ddf, path, model="default", lon="lon", lat="lat", geometry=None, dtype="float32", mode="error"):
+def write_parquet(ddf, path, model="default", lon="lon", lat="lat", geometry=None, dtype="float32", mode="error", on_invalid="raise"):
     """Embeds `ddf` into a Parquet dataset at `path`, one `part-NNNNN.parquet` per partition
     (the file `satclip embed` writes, with GeoParquet metadata and the model's provenance, which
     `to_parquet` does not keep), and returns the number of rows. `path` must be a directory every
     worker sees; `mode="overwrite"` replaces its part files. An invalid point fails the job,
-    naming the partition and row."""
+    naming the partition and row, or with `on_invalid="null"` gets a null embedding."""
     import dask
 
     directory = _arrow.prepare_dataset(path, mode)
     write = dask.delayed(_write_partition, pure=False)
-    parts = [write(frame, i, model, directory, lon, lat, geometry, dtype) for i, frame in enumerate(ddf.to_delayed())]
+    parts = [write(frame, i, model, directory, lon, lat, geometry, dtype, on_invalid) for i, frame in enumerate(ddf.to_delayed())]
     return sum(dask.compute(*parts))
 
 
-def _write_partition(frame, part, model, directory, lon, lat, geometry, dtype):
+def _write_partition(frame, part, model, directory, lon, lat, geometry, dtype, on_invalid):
     import pandas as pd
     import pyarrow as pa
 
     # A partition's slice of a RangeIndex says nothing; another index is kept as columns.
     table = pa.Table.from_pandas(frame, preserve_index=not isinstance(frame.index, pd.RangeIndex))
-    return _arrow.write_part([table], model, directory, part, lon, lat, geometry, dtype, f"Dask partition {part}")
+    return _arrow.write_part([table], model, directory, part, lon, lat, geometry, dtype, f"Dask partition {part}", on_invalid)

@@ -43,7 +43,7 @@ def embed(
     )
 
 
-def write_parquet(ds, path, model="default", lon="lon", lat="lat", geometry=None, dtype="float32", mode="error", num_cpus=None, concurrency=None):
+def write_parquet(ds, path, model="default", lon="lon", lat="lat", geometry=None, dtype="float32", mode="error", num_cpus=None, concurrency=None, on_invalid="raise"):
     """Embeds `ds` into a Parquet dataset at `path`, one `part-NNNNN.parquet` per write task (the
     file `satclip embed` writes, with GeoParquet metadata and the model's provenance), and
     returns the number of rows. It is a `Datasink`: Ray's write tasks embed the blocks they are
@@ -52,7 +52,9 @@ def write_parquet(ds, path, model="default", lon="lon", lat="lat", geometry=None
     and the threads its Rust core runs (Ray's default: one). Ray may give a small dataset to a
     single write task: 2 M points read from 8 files (48 MB) went to one, which took 23 s at one
     thread and 15 s with `num_cpus=2` on a 2-vCPU machine (the command line: 13 s). `path`
-    must be a directory every worker sees; `mode="overwrite"` replaces its part files."""
+    must be a directory every worker sees; `mode="overwrite"` replaces its part files. An invalid
+    point fails the job, naming the write task and row, or with `on_invalid="null"` gets a null
+    embedding."""
     import ray
     from ray.data import Datasink
     from ray.data.block import BlockAccessor
@@ -67,7 +69,7 @@ def write_parquet(ds, path, model="default", lon="lon", lat="lat", geometry=None
             part = ctx.task_idx
             # Ray reuses worker processes for tasks of any CPU share: each call runs on its own.
             threads = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
-            return _arrow.write_part(tables, model, directory, part, lon, lat, geometry, dtype, f"Ray write task {part}", threads)
+            return _arrow.write_part(tables, model, directory, part, lon, lat, geometry, dtype, f"Ray write task {part}", on_invalid, threads)
 
         def on_write_complete(self, write_result):
             self.rows = sum(write_result.write_returns)

@@ -29,7 +29,7 @@ def embed(df, model="default", lon="lon", lat="lat", geometry=None, on_invalid="
     return df.mapInArrow(run, schema)
 
 
-def write_parquet(df, path, model="default", lon="lon", lat="lat", geometry=None, dtype="float32", mode="error"):
+def write_parquet(df, path, model="default", lon="lon", lat="lat", geometry=None, dtype="float32", mode="error", on_invalid="raise"):
     """Embeds `df` into a Parquet dataset at `path`, one `part-NNNNN.parquet` per partition, and
     returns the number of rows. Each file is the one `satclip embed` writes (the input's columns,
     an `embedding` list of `dtype`, GeoParquet metadata and the model's provenance), written by
@@ -38,7 +38,7 @@ def write_parquet(df, path, model="default", lon="lon", lat="lat", geometry=None
     itself (2 M points, 2 cores: 37.5 s against 12.3 s without the write) and keeps no
     provenance. `path` must be a directory every worker sees (local, or a shared mount);
     `mode="overwrite"` replaces its part files. An invalid point fails the job, naming the
-    partition and row."""
+    partition and row, or with `on_invalid="null"` gets a null embedding."""
     from pyspark.sql.types import LongType, StructField, StructType
 
     directory = _arrow.prepare_dataset(path, mode)
@@ -48,7 +48,7 @@ def write_parquet(df, path, model="default", lon="lon", lat="lat", geometry=None
         from pyspark import TaskContext
 
         part = TaskContext.get().partitionId()
-        rows = _arrow.write_part(batches, model, directory, part, lon, lat, geometry, dtype, f"Spark partition {part}")
+        rows = _arrow.write_part(batches, model, directory, part, lon, lat, geometry, dtype, f"Spark partition {part}", on_invalid)
         yield pa.RecordBatch.from_pydict({"rows": [rows]}, schema=pa.schema([("rows", pa.int64())]))
 
     counts = df.mapInArrow(run, StructType([StructField("rows", LongType(), False)])).collect()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::points::{Opened, PointSource, ReadOptions};
+use super::points::{OnInvalid, Opened, PointSource, RawRows, ReadOptions};
 use super::{check_column_names, find_column, LAT_NAMES, LON_NAMES};
 use crate::error::{Error, Result};
 
@@ -55,7 +55,8 @@ pub(super) fn open(path: &Path, file: File, options: &ReadOptions) -> Result<Ope
         .zip(&types)
         .enumerate()
         .map(|(i, (n, t))| match i == lon || i == lat {
-            true => Field::new(n, DataType::Float64, false),
+            // Null where a value is not a number, when such rows are kept.
+            true => Field::new(n, DataType::Float64, options.on_invalid == OnInvalid::Null),
             false => Field::new(n, t.data_type(), t.nullable()),
         })
         .collect();
@@ -148,10 +149,11 @@ fn infer_types(reader: &mut csv::Reader<BufReader<File>>, types: &mut [ColumnTyp
 }
 
 impl PointSource for CsvSource {
-    fn next_rows(&mut self, path: &Path, first_row: u64, max: usize) -> Result<Option<(Vec<[f64; 2]>, RecordBatch)>> {
+    fn next_rows(&mut self, path: &Path, first_row: u64, max: usize) -> Result<Option<RawRows>> {
         let (lon, lat, width) = (self.lon, self.lat, self.schema.fields().len());
         let mut fields: Vec<Vec<String>> = vec![Vec::new(); width];
         let mut raw = Vec::new();
+        let mut unreadable = Vec::new();
         let mut record = csv::ByteRecord::new();
         let headers = self.schema.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
         while raw.len() < max {
@@ -161,22 +163,23 @@ impl PointSource for CsvSource {
                 Ok(true) => {}
                 Err(e) => return Err(csv_error(path, row, e)),
             }
-            let mut values = [0.0; 2];
+            let mut values = [None; 2];
             for (i, value) in record.iter().enumerate() {
                 let Ok(text) = std::str::from_utf8(value) else {
                     return Err(Error::row(path, row, &headers[i], "not valid UTF-8 text"));
                 };
                 if i == lon || i == lat {
                     let text = text.trim();
-                    let parsed = text.parse::<f64>().map_err(|_| {
-                        let what = if text.is_empty() {
-                            "empty value".to_string()
-                        } else {
-                            format!("`{text}` is not a number")
+                    values[usize::from(i == lat)] = text.parse::<f64>().ok();
+                    if values[usize::from(i == lat)].is_none() && unreadable.last().is_none_or(|(r, _)| *r != raw.len())
+                    {
+                        // The row's first unreadable value is the one reported.
+                        let what = match text.is_empty() {
+                            true => "empty value".to_string(),
+                            false => format!("`{text}` is not a number"),
                         };
-                        Error::row(path, row, &headers[i], what)
-                    })?;
-                    values[usize::from(i == lat)] = parsed;
+                        unreadable.push((raw.len(), Error::row(path, row, &headers[i], what)));
+                    }
                 }
                 fields[i].push(text.to_owned());
             }
@@ -192,14 +195,20 @@ impl PointSource for CsvSource {
             .map(|(i, values)| -> Result<ArrayRef> {
                 if i == lon || i == lat {
                     let k = usize::from(i == lat);
-                    return Ok(Arc::new(Float64Array::from_iter_values(raw.iter().map(|(_, v)| v[k]))));
+                    let values = raw.iter().map(|(_, v)| v[k]);
+                    return Ok(Arc::new(match self.schema.field(i).is_nullable() {
+                        true => values.collect::<Float64Array>(),
+                        // Rows with a null here stop the reader before the batch is used.
+                        false => Float64Array::from_iter_values(values.map(|v| v.unwrap_or(f64::NAN))),
+                    }));
                 }
                 typed_column(path, &headers[i], self.schema.field(i).data_type(), values, &rows)
             })
             .collect::<Result<Vec<_>>>()?;
         let columns =
             RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| Error::format(path, e.to_string()))?;
-        Ok(Some((raw.into_iter().map(|(_, v)| v).collect(), columns)))
+        let coords = raw.into_iter().map(|(_, v)| v.map(|v| v.unwrap_or(f64::NAN))).collect();
+        Ok(Some(RawRows { coords, unreadable, columns }))
     }
 }
 

@@ -160,25 +160,46 @@ impl GeoOutput {
     }
 }
 
-/// `[rows × dim]` embeddings as an Arrow list column of the file's precision.
-fn list_column<T: Float>(embeddings: &[T], dim: usize, dtype: Dtype) -> ArrayRef {
-    let rows = embeddings.len() / dim;
-    match dtype {
-        Dtype::F64 => {
-            let mut b = ListBuilder::with_capacity(Float64Builder::with_capacity(embeddings.len()), rows);
-            for emb in embeddings.chunks_exact(dim) {
-                emb.iter().for_each(|v| b.values().append_value(v.to_f64()));
-                b.append(true);
+/// `[rows × dim]` embeddings as an Arrow list column of the file's precision, null for the rows
+/// that `embedded` says have none.
+fn list_column<T: Float>(embeddings: &[T], embedded: &Embedded, dim: usize, dtype: Dtype) -> ArrayRef {
+    fn build<T: Float, B: arrow_array::builder::ArrayBuilder>(
+        embeddings: &[T],
+        embedded: &Embedded,
+        dim: usize,
+        values: B,
+        append: impl Fn(&mut B, f64),
+    ) -> ArrayRef {
+        let mut b = ListBuilder::with_capacity(values, embeddings.len() / dim);
+        for (row, emb) in embeddings.chunks_exact(dim).enumerate() {
+            if embedded.has(row) {
+                emb.iter().for_each(|v| append(b.values(), v.to_f64()));
             }
-            Arc::new(b.finish())
+            b.append(embedded.has(row));
         }
+        Arc::new(b.finish())
+    }
+    let n = embeddings.len();
+    match dtype {
+        Dtype::F64 => build(embeddings, embedded, dim, Float64Builder::with_capacity(n), |b, v| b.append_value(v)),
         Dtype::F32 => {
-            let mut b = ListBuilder::with_capacity(Float32Builder::with_capacity(embeddings.len()), rows);
-            for emb in embeddings.chunks_exact(dim) {
-                emb.iter().for_each(|v| b.values().append_value(v.to_f64() as f32));
-                b.append(true);
-            }
-            Arc::new(b.finish())
+            build(embeddings, embedded, dim, Float32Builder::with_capacity(n), |b, v| b.append_value(v as f32))
+        }
+    }
+}
+
+/// Which rows of a write have an embedding.
+enum Embedded<'a> {
+    All,
+    /// A row whose entry is false has none.
+    Rows(&'a [bool]),
+}
+
+impl Embedded<'_> {
+    fn has(&self, row: usize) -> bool {
+        match self {
+            Self::All => true,
+            Self::Rows(rows) => rows[row],
         }
     }
 }
@@ -285,7 +306,7 @@ impl EmbeddingWriter {
                     fields.push(Arc::new(Field::new(
                         EMBEDDING_COLUMN,
                         DataType::List(Arc::new(Field::new("item", item, true))),
-                        false,
+                        true,
                     )));
                 }
                 // The input's `geo` is superseded by the output's, which goes in the footer alone.
@@ -312,6 +333,30 @@ impl EmbeddingWriter {
     /// GeoParquet output stores as a null geometry) and their `[rows × dim]` embeddings, in
     /// either precision (converted to the file's).
     pub fn write<T: Float>(&mut self, columns: &RecordBatch, points: &[[f64; 2]], embeddings: &[T]) -> Result<()> {
+        self.write_rows(columns, points, embeddings, Embedded::All)
+    }
+
+    /// As [`Self::write`], where only the rows whose `embedded` entry is true have an embedding:
+    /// the others' are null in Parquet, empty cells in CSV and their values as given (NaN, say)
+    /// in NPY, which has no nulls.
+    pub fn write_with_nulls<T: Float>(
+        &mut self,
+        columns: &RecordBatch,
+        points: &[[f64; 2]],
+        embeddings: &[T],
+        embedded: &[bool],
+    ) -> Result<()> {
+        assert_eq!(embedded.len(), columns.num_rows(), "one flag per row");
+        self.write_rows(columns, points, embeddings, Embedded::Rows(embedded))
+    }
+
+    fn write_rows<T: Float>(
+        &mut self,
+        columns: &RecordBatch,
+        points: &[[f64; 2]],
+        embeddings: &[T],
+        embedded: Embedded,
+    ) -> Result<()> {
         let rows = columns.num_rows();
         assert_eq!(embeddings.len(), rows * self.dim, "one embedding per row");
         assert_eq!(points.len(), rows, "one point per row");
@@ -334,9 +379,10 @@ impl EmbeddingWriter {
                     let emb = &embeddings[r * self.dim..(r + 1) * self.dim];
                     record.clear();
                     record.extend(formatters.iter().map(|f| f.value(r).to_string()));
-                    match self.dtype {
-                        Dtype::F64 => record.extend(emb.iter().map(|v| v.to_f64().to_string())),
-                        Dtype::F32 => record.extend(emb.iter().map(|v| (v.to_f64() as f32).to_string())),
+                    match (embedded.has(r), self.dtype) {
+                        (false, _) => record.extend(std::iter::repeat_n(String::new(), self.dim)),
+                        (true, Dtype::F64) => record.extend(emb.iter().map(|v| v.to_f64().to_string())),
+                        (true, Dtype::F32) => record.extend(emb.iter().map(|v| (v.to_f64() as f32).to_string())),
                     }
                     w.write_record(&record).map_err(|e| fmt(&e))?;
                 }
@@ -345,7 +391,7 @@ impl EmbeddingWriter {
                 let mut arrays = columns.columns().to_vec();
                 arrays.extend(geo.columns(points));
                 if self.dim > 0 {
-                    arrays.push(list_column(embeddings, self.dim, self.dtype));
+                    arrays.push(list_column(embeddings, &embedded, self.dim, self.dtype));
                 }
                 let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| fmt(&e))?;
                 w.write(&batch).map_err(|e| fmt(&e))?;

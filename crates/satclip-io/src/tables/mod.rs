@@ -15,7 +15,7 @@ use std::path::Path;
 
 pub use embeddings::{EmbeddingWriter, EMBEDDING_COLUMN};
 pub use feature_table::{FeatureTable, MATCH_DEGREES};
-pub use points::{Batches, PointBatch, PointReader, ReadOptions};
+pub use points::{is_point, Batches, OnInvalid, PointBatch, PointReader, ReadOptions};
 
 use crate::error::{Error, Result};
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_array::{Float64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::points::{Opened, PointSource};
+use super::points::{Opened, PointSource, RawRows};
 use crate::error::{Error, Result};
 use crate::npy;
 
@@ -20,7 +20,7 @@ struct NpySource {
 }
 
 impl PointSource for NpySource {
-    fn next_rows(&mut self, path: &Path, _first_row: u64, max: usize) -> Result<Option<(Vec<[f64; 2]>, RecordBatch)>> {
+    fn next_rows(&mut self, path: &Path, _first_row: u64, max: usize) -> Result<Option<RawRows>> {
         let Self { reader, header, remaining, schema } = self;
         let rows = (*remaining).min(max as u64) as usize;
         if rows == 0 {
@@ -36,7 +36,7 @@ impl PointSource for NpySource {
         let lat = Float64Array::from_iter_values(coords.iter().map(|c| c[1]));
         let columns = RecordBatch::try_new(schema.clone(), vec![Arc::new(lon), Arc::new(lat)])
             .map_err(|e| Error::format(path, e.to_string()))?;
-        Ok(Some((coords, columns)))
+        Ok(Some(RawRows { coords, unreadable: Vec::new(), columns }))
     }
 }
 

@@ -9,7 +9,7 @@ use arrow_array::{Array, Float64Array, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::points::{Opened, PointSource, ReadOptions};
+use super::points::{Opened, PointSource, RawRows, ReadOptions};
 use super::{check_column_names, find_column, wkb, LAT_NAMES, LON_NAMES};
 use crate::error::{Error, Result};
 
@@ -28,16 +28,15 @@ struct BatchSource {
     /// What the batches are decoded from, for errors: `Parquet` or `Arrow`.
     format: &'static str,
     coords: Coords,
-    /// Rows read but not yet given out, the next on top: the rest of a batch larger than the
-    /// reader's batch size, or the rows from an unreadable one on.
-    pending: Vec<RecordBatch>,
+    /// The rest of a batch larger than the reader's batch size.
+    pending: Option<RecordBatch>,
 }
 
 impl PointSource for BatchSource {
     /// Batches of at most `max` rows: a producer's batch may hold a whole partition, and
     /// smaller batches let the writer work while the next one is embedded.
-    fn next_rows(&mut self, path: &Path, first_row: u64, max: usize) -> Result<Option<(Vec<[f64; 2]>, RecordBatch)>> {
-        let batch = match self.pending.pop() {
+    fn next_rows(&mut self, path: &Path, first_row: u64, max: usize) -> Result<Option<RawRows>> {
+        let batch = match self.pending.take() {
             Some(rows) => rows,
             None => {
                 let what = format!("{} data near row {first_row}", self.format);
@@ -49,30 +48,21 @@ impl PointSource for BatchSource {
             }
         };
         let columns = if batch.num_rows() > max {
-            self.pending.push(batch.slice(max, batch.num_rows() - max));
+            self.pending = Some(batch.slice(max, batch.num_rows() - max));
             batch.slice(0, max)
         } else {
             batch
         };
-        let (points, unreadable) = match self.coords {
+        let (coords, unreadable) = match self.coords {
             Coords::LonLat(lon, lat) => lonlat_points(path, &columns, lon, lat, first_row)?,
             Coords::Wkb(index) => wkb_points(path, &columns, index, first_row)?,
         };
-        match unreadable {
-            None => Ok(Some((points, columns))),
-            Some((0, error)) => Err(error),
-            // The rows before go first: a bad value among them is the first bad row.
-            Some((row, _)) => {
-                self.pending.push(columns.slice(row, columns.num_rows() - row));
-                Ok(Some((points, columns.slice(0, row))))
-            }
-        }
+        Ok(Some(RawRows { coords, unreadable, columns }))
     }
 }
 
-/// The points of a batch up to its first row that has none, and that row (from 0) with its
-/// error.
-type ReadPoints = (Vec<[f64; 2]>, Option<(usize, Error)>);
+/// The points of a batch, NaN where a row has none, and those rows (from 0) with why.
+type ReadPoints = (Vec<[f64; 2]>, Vec<(usize, Error)>);
 
 pub(super) fn open(path: &Path, file: File, options: &ReadOptions, batch_size: usize) -> Result<Opened> {
     crate::guard_decoder(path, "Parquet file", || open_unguarded(path, file, options, batch_size))
@@ -91,7 +81,7 @@ fn open_unguarded(path: &Path, mut file: File, options: &ReadOptions, batch_size
     Ok((
         schema,
         Some(total),
-        Box::new(BatchSource { batches: Box::new(reader), format: "Parquet", coords, pending: Vec::new() }),
+        Box::new(BatchSource { batches: Box::new(reader), format: "Parquet", coords, pending: None }),
     ))
 }
 
@@ -99,7 +89,7 @@ fn open_unguarded(path: &Path, mut file: File, options: &ReadOptions, batch_size
 /// `path` names the stream in errors.
 pub(super) fn from_batches(path: &Path, schema: SchemaRef, batches: Batches, options: &ReadOptions) -> Result<Opened> {
     let coords = coords(path, &schema, options)?;
-    Ok((schema, None, Box::new(BatchSource { batches, format: "Arrow", coords, pending: Vec::new() })))
+    Ok((schema, None, Box::new(BatchSource { batches, format: "Arrow", coords, pending: None })))
 }
 
 /// Where the points are: the columns asked for, a GeoParquet point column, or the columns
@@ -222,18 +212,19 @@ fn wkb_points(path: &Path, batch: &RecordBatch, index: usize, first_row: u64) ->
         .map_err(|e| Error::row(path, first_row, &name, e.to_string()))?;
     let column = column.as_any().downcast_ref::<arrow_array::LargeBinaryArray>().expect("cast to LargeBinary");
     let mut points = Vec::with_capacity(column.len());
+    let mut unreadable = Vec::new();
     for i in 0..column.len() {
         let row = first_row + i as u64;
         let point = match column.is_null(i) {
             true => Err(Error::row(path, row, &name, "missing geometry (null)")),
             false => wkb::point(column.value(i)).map_err(|m| Error::row(path, row, &name, m)),
         };
-        match point {
-            Ok(point) => points.push(point),
-            Err(error) => return Ok((points, Some((i, error)))),
-        }
+        points.push(point.unwrap_or_else(|error| {
+            unreadable.push((i, error));
+            [f64::NAN; 2]
+        }));
     }
-    Ok((points, None))
+    Ok((points, unreadable))
 }
 
 /// (lon, lat) from two numeric columns.
@@ -241,14 +232,17 @@ fn lonlat_points(path: &Path, batch: &RecordBatch, lon: usize, lat: usize, first
     let lons = float_column(path, batch, lon, first_row)?;
     let lats = float_column(path, batch, lat, first_row)?;
     let mut points = Vec::with_capacity(batch.num_rows());
+    let mut unreadable = Vec::new();
     for i in 0..batch.num_rows() {
         if let Some(index) = [lon, lat].into_iter().zip([&lons, &lats]).find_map(|(c, v)| v.is_null(i).then_some(c)) {
             let name = batch.schema().field(index).name().clone();
-            return Ok((points, Some((i, Error::row(path, first_row + i as u64, &name, "missing value (null)")))));
+            unreadable.push((i, Error::row(path, first_row + i as u64, &name, "missing value (null)")));
+            points.push([f64::NAN; 2]);
+        } else {
+            points.push([lons.value(i), lats.value(i)]);
         }
-        points.push([lons.value(i), lats.value(i)]);
     }
-    Ok((points, None))
+    Ok((points, unreadable))
 }
 
 fn float_column(path: &Path, batch: &RecordBatch, index: usize, first_row: u64) -> Result<Float64Array> {

@@ -21,11 +21,45 @@ pub struct ReadOptions {
     pub batch_size: usize,
     /// Bring longitudes outside [−180, 180] back into range instead of refusing them.
     pub wrap_lon: bool,
+    /// What a row without a valid point does: stop the read, or come through without a point.
+    pub on_invalid: OnInvalid,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        Self { lon_col: None, lat_col: None, geometry_col: None, batch_size: 8192, wrap_lon: false }
+        Self {
+            lon_col: None,
+            lat_col: None,
+            geometry_col: None,
+            batch_size: 8192,
+            wrap_lon: false,
+            on_invalid: OnInvalid::Error,
+        }
+    }
+}
+
+/// What a row whose point is missing or invalid (an empty or null value, text, NaN, a latitude
+/// beyond ±90°, a geometry that is not a point) does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnInvalid {
+    /// The read fails, naming the file, row and field.
+    #[default]
+    Error,
+    /// The row is kept with a NaN point, so that its output row is null (or NaN in NPY) and
+    /// the other rows go on.
+    Null,
+}
+
+impl std::str::FromStr for OnInvalid {
+    type Err = String;
+
+    /// `error` (or Python's `raise`) or `null`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "error" | "raise" => Ok(Self::Error),
+            "null" => Ok(Self::Null),
+            other => Err(format!("on_invalid `{other}`: use error or null")),
+        }
     }
 }
 
@@ -33,7 +67,28 @@ impl Default for ReadOptions {
 pub struct PointBatch {
     /// 1-based data row of the first point.
     pub first_row: u64,
+    /// (lon, lat) per row; NaN for a row without a valid point (read with [`OnInvalid::Null`]).
     pub coords: Vec<[f64; 2]>,
+    pub columns: RecordBatch,
+}
+
+impl PointBatch {
+    /// Rows without a valid point (only with [`OnInvalid::Null`]).
+    pub fn invalid_rows(&self) -> usize {
+        self.coords.iter().filter(|p| !is_point(p)).count()
+    }
+}
+
+/// Whether `p` is a point rather than the NaN that stands for a row without one.
+pub fn is_point(p: &[f64; 2]) -> bool {
+    !(p[0].is_nan() || p[1].is_nan())
+}
+
+/// Rows as a format read them: (lon, lat) per row, NaN where a row's point could not be read at
+/// all (with why, by row index from 0, in `unreadable`), and the carried columns.
+pub(super) struct RawRows {
+    pub coords: Vec<[f64; 2]>,
+    pub unreadable: Vec<(usize, Error)>,
     pub columns: RecordBatch,
 }
 
@@ -43,13 +98,14 @@ pub struct PointReader {
     total_rows: Option<u64>,
     next_row: u64,
     wrap_lon: bool,
+    on_invalid: OnInvalid,
     batch_size: usize,
     source: Box<dyn PointSource>,
 }
 
 /// One format's reading: up to `max` rows of raw (lon, lat) and the carried columns.
 pub(super) trait PointSource: Send {
-    fn next_rows(&mut self, path: &Path, first_row: u64, max: usize) -> Result<Option<(Vec<[f64; 2]>, RecordBatch)>>;
+    fn next_rows(&mut self, path: &Path, first_row: u64, max: usize) -> Result<Option<RawRows>>;
 }
 
 /// What each format's `open` gives: the carried columns, the row count when the format records
@@ -87,6 +143,7 @@ impl PointReader {
             total_rows,
             next_row: 1,
             wrap_lon: options.wrap_lon,
+            on_invalid: options.on_invalid,
             batch_size: options.batch_size.max(1),
             source,
         }
@@ -123,14 +180,23 @@ impl PointReader {
 
     fn next_batch(&mut self) -> Result<Option<PointBatch>> {
         let first_row = self.next_row;
-        let Some((raw, columns)) = self.source.next_rows(&self.path, first_row, self.batch_size)? else {
+        let Some(RawRows { mut coords, unreadable, columns }) =
+            self.source.next_rows(&self.path, first_row, self.batch_size)?
+        else {
             return Ok(None);
         };
-        let coords = raw
-            .iter()
-            .enumerate()
-            .map(|(i, &[lon, lat])| self.point(first_row + i as u64, lon, lat))
-            .collect::<Result<Vec<_>>>()?;
+        let mut unreadable = unreadable.into_iter().peekable();
+        for (i, point) in coords.iter_mut().enumerate() {
+            let checked = match unreadable.next_if(|(row, _)| *row == i) {
+                Some((_, error)) => Err(error),
+                None => self.point(first_row + i as u64, point[0], point[1]),
+            };
+            *point = match (checked, self.on_invalid) {
+                (Ok(valid), _) => valid,
+                (Err(error), OnInvalid::Error) => return Err(error),
+                (Err(_), OnInvalid::Null) => [f64::NAN; 2],
+            };
+        }
         self.next_row += coords.len() as u64;
         Ok(Some(PointBatch { first_row, coords, columns }))
     }
