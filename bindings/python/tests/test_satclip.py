@@ -100,6 +100,24 @@ class BuiltinModel(unittest.TestCase):
                 bad.write_text("lon,lat\n10,100\n")
                 satclip.embed_file(str(bad), str(pathlib.Path(tmp, "x.npy")))
 
+    def test_a_table_of_embeddings_is_an_encoder_of_its_points(self):
+        """Features computed elsewhere (here, `embed_file`'s own Parquet output) load as an
+        encoder by path, as `satclip eval --encoder NAME=TABLE` uses them: each point gets its
+        row, bit for bit, and a point the table lacks raises, naming it."""
+        cities = ROOT / "examples" / "cities.csv"
+        table = np.genfromtxt(cities, delimiter=",", names=True, dtype=None, encoding="utf-8")
+        lonlat = np.column_stack([table["lon"], table["lat"]]).astype(np.float64)
+        with tempfile.TemporaryDirectory() as tmp:
+            features = pathlib.Path(tmp, "features.parquet")
+            satclip.embed_file(str(cities), str(features))
+            encoder = satclip.Encoder(str(features))
+            self.assertEqual(encoder.dim, 256)
+            got = encoder.embed(lonlat[::-1], dtype="float64")
+            with self.assertRaisesRegex(ValueError, r"point 1 \(lon 0\.5, lat 0\.5\) is not covered"):
+                encoder.embed(np.array([lonlat[0], [0.5, 0.5]]))
+        # The table holds float32 values; the encoder gives them back unchanged.
+        np.testing.assert_array_equal(got, satclip.Encoder().embed(lonlat[::-1]).astype(np.float64))
+
     def test_embed_file_on_invalid_null_keeps_every_row(self):
         with tempfile.TemporaryDirectory() as tmp:
             dirty = pathlib.Path(tmp, "dirty.csv")
