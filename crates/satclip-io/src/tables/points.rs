@@ -53,10 +53,10 @@ pub enum OnInvalid {
 impl std::str::FromStr for OnInvalid {
     type Err = String;
 
-    /// `error` (or Python's `raise`) or `null`.
+    /// `error` or `null`.
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s {
-            "error" | "raise" => Ok(Self::Error),
+            "error" => Ok(Self::Error),
             "null" => Ok(Self::Null),
             other => Err(format!("on_invalid `{other}`: use error or null")),
         }
@@ -70,13 +70,6 @@ pub struct PointBatch {
     /// (lon, lat) per row; NaN for a row without a valid point (read with [`OnInvalid::Null`]).
     pub coords: Vec<[f64; 2]>,
     pub columns: RecordBatch,
-}
-
-impl PointBatch {
-    /// Rows without a valid point (only with [`OnInvalid::Null`]).
-    pub fn invalid_rows(&self) -> usize {
-        self.coords.iter().filter(|p| !is_point(p)).count()
-    }
 }
 
 /// Whether `p` is a point rather than the NaN that stands for a row without one.
