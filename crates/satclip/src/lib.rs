@@ -195,11 +195,11 @@ impl Embedded {
                 Dtype::F64 => Values::F64(encoder.embed_f64(points)?),
             })
         };
-        if coords.iter().all(satclip_io::tables::is_point) {
+        let valid: Vec<bool> = coords.iter().map(satclip_io::tables::is_point).collect();
+        if valid.iter().all(|&ok| ok) {
             return Ok(Self { values: embed(coords)?, valid: None });
         }
-        let valid: Vec<bool> = coords.iter().map(satclip_io::tables::is_point).collect();
-        let points: Vec<[f64; 2]> = coords.iter().copied().filter(satclip_io::tables::is_point).collect();
+        let points: Vec<[f64; 2]> = coords.iter().zip(&valid).filter(|(_, &ok)| ok).map(|(p, _)| *p).collect();
         let values = match embed(&points)? {
             Values::F32(v) => Values::F32(scatter_rows(&v, &valid, encoder.dim(), f32::NAN)),
             Values::F64(v) => Values::F64(scatter_rows(&v, &valid, encoder.dim(), f64::NAN)),

@@ -170,9 +170,9 @@ impl PointSource for CsvSource {
                 };
                 if i == lon || i == lat {
                     let text = text.trim();
-                    values[usize::from(i == lat)] = text.parse::<f64>().ok();
-                    if values[usize::from(i == lat)].is_none() && unreadable.last().is_none_or(|(r, _)| *r != raw.len())
-                    {
+                    let k = usize::from(i == lat);
+                    values[k] = text.parse::<f64>().ok();
+                    if values[k].is_none() && unreadable.last().is_none_or(|(r, _)| *r != raw.len()) {
                         // The row's first unreadable value is the one reported.
                         let what = match text.is_empty() {
                             true => "empty value".to_string(),

@@ -19,7 +19,7 @@ use parquet::file::properties::WriterProperties;
 use satclip_core::kernels::Float;
 use satclip_core::Dtype;
 
-use super::TableFormat;
+use super::{is_point, TableFormat};
 use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
 use crate::npy::NpyWriter;
@@ -124,8 +124,7 @@ impl GeoOutput {
 
     /// The columns added for `points` (NaN coordinates, from inputs without them, give nulls).
     fn columns(&mut self, points: &[[f64; 2]]) -> Vec<ArrayRef> {
-        let known = |p: &[f64; 2]| p[0].is_finite() && p[1].is_finite();
-        for p in points.iter().filter(|p| known(p)) {
+        for p in points.iter().filter(|p| is_point(p)) {
             self.extent = [
                 self.extent[0].min(p[0]),
                 self.extent[1].min(p[1]),
@@ -135,14 +134,14 @@ impl GeoOutput {
         }
         let mut out: Vec<ArrayRef> = Vec::new();
         if self.add_geometry {
-            let wkb: arrow_array::BinaryArray = points.iter().map(|p| known(p).then(|| wkb_point(*p))).collect();
+            let wkb: arrow_array::BinaryArray = points.iter().map(|p| is_point(p).then(|| wkb_point(*p))).collect();
             out.push(Arc::new(wkb));
         }
         if self.add_bbox {
-            let nulls = arrow_buffer::NullBuffer::from(points.iter().map(known).collect::<Vec<bool>>());
+            let nulls = arrow_buffer::NullBuffer::from(points.iter().map(is_point).collect::<Vec<bool>>());
             let axis = |i: usize| -> ArrayRef {
                 Arc::new(arrow_array::Float64Array::from(
-                    points.iter().map(|p| if known(p) { p[i] } else { 0.0 }).collect::<Vec<_>>(),
+                    points.iter().map(|p| if is_point(p) { p[i] } else { 0.0 }).collect::<Vec<_>>(),
                 ))
             };
             let parts = vec![axis(0), axis(1), axis(0), axis(1)];
