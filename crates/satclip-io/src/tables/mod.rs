@@ -6,7 +6,7 @@ mod embeddings;
 mod feature_table;
 pub mod ipc;
 mod npy_points;
-mod parquet_footer;
+mod parquet_guard;
 mod parquet_points;
 mod points;
 pub mod wkb;
@@ -48,7 +48,7 @@ impl TableFormat {
 /// The value of `key` in a Parquet file's footer key-value metadata.
 pub fn parquet_metadata(path: &Path, key: &str) -> Result<Option<String>> {
     let mut file = crate::open_regular(path)?;
-    parquet_footer::check(path, &mut file)?;
+    parquet_guard::check_footer(path, &mut file)?;
     let reader = crate::guard_decoder(path, "Parquet footer", || {
         parquet::file::reader::SerializedFileReader::new(file)
             .map_err(|e| Error::format(path, format!("not a readable Parquet file: {e}")))

@@ -10,7 +10,7 @@ use arrow_schema::{ArrowError, DataType, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::points::{Opened, PointSource, RawRows, ReadOptions};
-use super::{check_column_names, find_column, wkb, LAT_NAMES, LON_NAMES};
+use super::{check_column_names, find_column, parquet_guard, wkb, LAT_NAMES, LON_NAMES};
 use crate::error::{Error, Result};
 
 /// Where a Parquet file keeps its points.
@@ -69,11 +69,11 @@ pub(super) fn open(path: &Path, file: File, options: &ReadOptions, batch_size: u
 }
 
 fn open_unguarded(path: &Path, mut file: File, options: &ReadOptions, batch_size: usize) -> Result<Opened> {
-    super::parquet_footer::check(path, &mut file)?;
-    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    parquet_guard::check_footer(path, &mut file)?;
+    let mut pages = file.try_clone().map_err(|e| Error::io(path, e))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| Error::format(path, format!("not a readable Parquet file: {e}")))?;
-    check_column_chunks(path, builder.metadata(), file_len)?;
+    parquet_guard::check_pages(path, &mut pages, builder.metadata())?;
     let schema = builder.schema().clone();
     let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
     let coords = coords(path, &schema, options)?;
@@ -123,31 +123,6 @@ fn coords(path: &Path, schema: &Schema, options: &ReadOptions) -> Result<Coords>
             Coords::LonLat(lon, lat)
         }
     })
-}
-
-/// Every column chunk must lie inside the file: the reader asserts that its offsets are not
-/// negative (a panic, found by fuzzing) and would otherwise seek wherever the footer says.
-fn check_column_chunks(path: &Path, metadata: &parquet::file::metadata::ParquetMetaData, file_len: u64) -> Result<()> {
-    for (g, group) in metadata.row_groups().iter().enumerate() {
-        for (c, column) in group.columns().iter().enumerate() {
-            let start = column.dictionary_page_offset().unwrap_or_else(|| column.data_page_offset());
-            let len = column.compressed_size();
-            let inside = u64::try_from(start)
-                .ok()
-                .zip(u64::try_from(len).ok())
-                .and_then(|(s, l)| s.checked_add(l))
-                .is_some_and(|end| end <= file_len);
-            if !inside {
-                return Err(Error::format(
-                    path,
-                    format!(
-                        "row group {g}, column {c}: its bytes {start}..+{len} lie outside the file of {file_len} bytes"
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The primary geometry column of a GeoParquet file (its `geo` metadata), if it holds WKB in
