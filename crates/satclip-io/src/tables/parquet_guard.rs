@@ -85,6 +85,19 @@ fn chunk_range(column: &ColumnChunkMetaData, file_len: u64) -> Result<(u64, u64)
         .ok_or_else(|| format!("its bytes {start}..+{len} lie outside the file of {file_len} bytes"))
 }
 
+fn codec_name(codec: Compression) -> &'static str {
+    match codec {
+        Compression::UNCOMPRESSED => "uncompressed",
+        Compression::SNAPPY => "Snappy",
+        Compression::GZIP(_) => "gzip",
+        Compression::LZO => "LZO",
+        Compression::BROTLI(_) => "Brotli",
+        Compression::LZ4 => "LZ4",
+        Compression::ZSTD(_) => "ZSTD",
+        Compression::LZ4_RAW => "LZ4_RAW",
+    }
+}
+
 /// The most bytes one compressed byte of `codec` can decompress to: Snappy's longest copy (3
 /// bytes for 64), LZ4's length extensions (255 per byte), Deflate's longest match (258 bytes in
 /// two bits, 1032x), Zstandard's RLE block (4 bytes for 128 KiB).
@@ -113,7 +126,15 @@ struct PageHeader {
     compressed: i64,
     /// A dictionary page's number of values.
     dictionary_values: Option<i64>,
+    /// A data page's encoding of its values.
+    encoding: Option<i64>,
 }
+
+/// Encodings of byte arrays whose decoders (parquet 60.1) allocate for the value count in the
+/// page's data before reading any value: a count that no byte bounds, since a delta block of
+/// any length can take three bytes.
+const DELTA_LENGTH_BYTE_ARRAY: i64 = 6;
+const DELTA_BYTE_ARRAY: i64 = 7;
 
 /// A page header that ends inside this many bytes is read at once; longer ones (large
 /// statistics) are read again with twice the bytes, up to the chunk's end.
@@ -162,13 +183,21 @@ fn check_page(
             if uncompressed > most {
                 return Err(format!(
                     "declares {uncompressed} bytes uncompressed from {compressed} compressed; {} expands to at most {most}",
-                    column.compression()
+                    codec_name(column.compression())
                 ));
             }
             uncompressed
         }
         None => compressed,
     };
+    if let Some(encoding) = page.encoding.filter(|&e| e == DELTA_LENGTH_BYTE_ARRAY || e == DELTA_BYTE_ARRAY) {
+        let name = if encoding == DELTA_BYTE_ARRAY { "DELTA_BYTE_ARRAY" } else { "DELTA_LENGTH_BYTE_ARRAY" };
+        return Err(format!(
+            "is encoded with {name}, whose decoder reserves memory for the number of values the page's data \
+             declares, which satclip does not trust; rewrite the file with PLAIN or dictionary encoding (pyarrow's \
+             and most writers' default)"
+        ));
+    }
     if page.kind == PageType::DICTIONARY_PAGE as i64 {
         let bits = match column.column_type() {
             Type::BOOLEAN => 1,
@@ -250,24 +279,38 @@ impl Walker<'_> {
     }
 
     /// The fields of a `PageHeader` that the checks need (parquet.thrift: 1 type, 2
-    /// uncompressed_page_size, 3 compressed_page_size, 7 dictionary_page_header whose field 1 is
-    /// num_values), skipping the rest.
+    /// uncompressed_page_size, 3 compressed_page_size, and in the nested headers the values'
+    /// encoding and a dictionary's num_values), skipping the rest.
     fn page_header(&mut self) -> Result<PageHeader, String> {
-        let (mut kind, mut uncompressed, mut compressed, mut dictionary_values) = (None, None, None, None);
+        let (mut kind, mut uncompressed, mut compressed) = (None, None, None);
+        let (mut dictionary_values, mut encoding) = (None, None);
+        // One field of a nested header: `wanted` is the id of the i32 field to keep in `into`.
+        let nested = |w: &mut Self, wanted: i16, into: &mut Option<i64>| {
+            w.fields(|w, id, kind_of| match (id, kind_of) {
+                (id, I32) if id == wanted => w.integer().map(|v| *into = Some(v)),
+                _ => w.value(kind_of, false, 2),
+            })
+        };
         self.fields(|w, id, kind_of| match (id, kind_of) {
             (1, I32) => w.integer().map(|v| kind = Some(v)),
             (2, I32) => w.integer().map(|v| uncompressed = Some(v)),
             (3, I32) => w.integer().map(|v| compressed = Some(v)),
-            (7, STRUCT) => w.fields(|w, id, kind_of| match (id, kind_of) {
-                (1, I32) => w.integer().map(|v| dictionary_values = Some(v)),
-                _ => w.value(kind_of, false, 2),
-            }),
+            // DataPageHeader (its field 2 is the encoding), DictionaryPageHeader (field 1 is
+            // num_values), DataPageHeaderV2 (field 4 is the encoding).
+            (5, STRUCT) => nested(w, 2, &mut encoding),
+            (7, STRUCT) => nested(w, 1, &mut dictionary_values),
+            (8, STRUCT) => nested(w, 4, &mut encoding),
             _ => w.value(kind_of, false, 1),
         })?;
         match (kind, uncompressed, compressed) {
-            (Some(kind), Some(uncompressed), Some(compressed)) => {
-                Ok(PageHeader { header_len: self.at as u64, kind, uncompressed, compressed, dictionary_values })
-            }
+            (Some(kind), Some(uncompressed), Some(compressed)) => Ok(PageHeader {
+                header_len: self.at as u64,
+                kind,
+                uncompressed,
+                compressed,
+                dictionary_values,
+                encoding,
+            }),
             _ => Err("lacks the page's type or sizes".into()),
         }
     }
@@ -363,6 +406,17 @@ mod tests {
     /// a dictionary-encoded column of three names `name_len` letters long, compressed with
     /// `codec`; the page headers carry the pages' statistics in full.
     fn write_table(path: &Path, codec: Compression, name_len: usize) -> ParquetMetaData {
+        write_table_with(path, codec, name_len, |p| p)
+    }
+
+    fn write_table_with(
+        path: &Path,
+        codec: Compression,
+        name_len: usize,
+        configure: impl Fn(
+            parquet::file::properties::WriterPropertiesBuilder,
+        ) -> parquet::file::properties::WriterPropertiesBuilder,
+    ) -> ParquetMetaData {
         use std::sync::Arc;
 
         use arrow_array::{Float64Array, RecordBatch, StringArray};
@@ -380,7 +434,7 @@ mod tests {
             vec![Arc::new(Float64Array::from(vec![12.5; 20])), Arc::new(StringArray::from(names))],
         )
         .unwrap();
-        let properties = WriterProperties::builder()
+        let properties = configure(WriterProperties::builder())
             .set_compression(codec)
             .set_column_dictionary_enabled(ColumnPath::from("lon"), false)
             .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Page)
@@ -458,7 +512,7 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let err = check_file(&path).unwrap_err().to_string();
         let want = format!("row group 0, column 0: the page at byte {start} declares {declared} bytes uncompressed");
-        assert!(err.contains(&want) && err.contains("SNAPPY expands to at most"), "{err}");
+        assert!(err.contains(&want) && err.contains("Snappy expands to at most"), "{err}");
         // The reader refuses the file before the parquet crate reserves those bytes.
         let err = crate::tables::PointReader::open(&path, &Default::default()).err().unwrap().to_string();
         assert!(err.contains(&want), "{err}");
@@ -481,6 +535,25 @@ mod tests {
         let err = check_file(&path).unwrap_err().to_string();
         let want = format!("row group 0, column 1: the page at byte {start} declares {declared} dictionary values in");
         assert!(err.contains(&want), "{err}");
+    }
+
+    #[test]
+    fn byte_arrays_in_delta_encodings_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        for (encoding, name) in [
+            (parquet::basic::Encoding::DELTA_LENGTH_BYTE_ARRAY, "DELTA_LENGTH_BYTE_ARRAY"),
+            (parquet::basic::Encoding::DELTA_BYTE_ARRAY, "DELTA_BYTE_ARRAY"),
+        ] {
+            let metadata = write_table_with(&path, Compression::SNAPPY, 1, |p| {
+                let column = parquet::schema::types::ColumnPath::from("name");
+                p.set_column_dictionary_enabled(column.clone(), false).set_column_encoding(column, encoding)
+            });
+            let start = metadata.row_group(0).column(1).data_page_offset();
+            let err = check_file(&path).unwrap_err().to_string();
+            let want = format!("row group 0, column 1: the page at byte {start} is encoded with {name}, whose decoder");
+            assert!(err.contains(&want), "{err}");
+        }
     }
 
     #[test]
@@ -511,10 +584,17 @@ mod tests {
     #[test]
     fn page_headers_are_read_field_by_field() {
         // type 0 (data page), uncompressed 300, compressed 200, a data page header struct
-        // (field 5) holding num_values 20, then stop.
-        let bytes = [0x15, 0x00, 0x15, 0xd8, 0x04, 0x15, 0x90, 0x03, 0x2c, 0x15, 0x28, 0x00, 0x00, 0xaa];
+        // (field 5) holding num_values 20 and encoding 6, then stop.
+        let bytes = [0x15, 0x00, 0x15, 0xd8, 0x04, 0x15, 0x90, 0x03, 0x2c, 0x15, 0x28, 0x15, 0x0c, 0x00, 0x00, 0xaa];
         let header = Walker { bytes: &bytes, at: 0 }.page_header().unwrap();
-        let want = PageHeader { header_len: 13, kind: 0, uncompressed: 300, compressed: 200, dictionary_values: None };
+        let want = PageHeader {
+            header_len: 15,
+            kind: 0,
+            uncompressed: 300,
+            compressed: 200,
+            dictionary_values: None,
+            encoding: Some(DELTA_LENGTH_BYTE_ARRAY),
+        };
         assert_eq!(header, want);
         assert_eq!(Walker { bytes: &bytes[..7], at: 0 }.page_header().unwrap_err(), ENDS_INSIDE);
         assert!(Walker { bytes: &[0x15, 0x00, 0x00], at: 0 }.page_header().unwrap_err().contains("lacks"));
