@@ -215,13 +215,15 @@ impl Encoder {
         let schema = reader.schema();
         let run = || {
             let points = PointReader::from_batches(name, schema, Box::new(reader), &options.read)?;
-            satclip::embed_points(&self.inner, points, &output, &options, &mut |_| {}).map(|s| s.rows)
+            satclip::embed_points(&self.inner, points, &output, &options, &mut |_| {})
         };
-        py.detach(|| match &pool {
-            Some(pool) => pool.install(run),
-            None => run(),
-        })
-        .map_err(to_py)
+        let summary = py
+            .detach(|| match &pool {
+                Some(pool) => pool.install(run),
+                None => run(),
+            })
+            .map_err(to_py)?;
+        rows_warning_of_nulls(py, summary)
     }
 
     fn __repr__(&self) -> String {
@@ -462,11 +464,23 @@ fn embed_file(
         read: ReadOptions { lon_col, lat_col, geometry_col, wrap_lon, on_invalid, ..ReadOptions::default() },
         dtype: self::dtype(dtype)?,
     };
-    py.detach(|| {
-        let encoder = FeatureEncoder::load(encoder)?;
-        satclip::embed_file(&encoder, &input, &output, &options, &mut |_| {}).map(|s| s.rows)
-    })
-    .map_err(to_py)
+    let summary = py
+        .detach(|| {
+            let encoder = FeatureEncoder::load(encoder)?;
+            satclip::embed_file(&encoder, &input, &output, &options, &mut |_| {})
+        })
+        .map_err(to_py)?;
+    rows_warning_of_nulls(py, summary)
+}
+
+/// The rows written; rows written without an embedding (`on_invalid="null"`) are counted in a
+/// UserWarning that names the first, as `satclip embed` says them on stderr.
+fn rows_warning_of_nulls(py: Python<'_>, summary: satclip::EmbedSummary) -> PyResult<u64> {
+    if let Some(message) = summary.nulls_message() {
+        let message = std::ffi::CString::new(message.replace('\0', "\\0")).expect("no NUL left");
+        PyErr::warn(py, &py.get_type::<pyo3::exceptions::PyUserWarning>(), &message, 1)?;
+    }
+    Ok(summary.rows)
 }
 
 #[pymodule]

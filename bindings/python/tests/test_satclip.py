@@ -123,7 +123,8 @@ class BuiltinModel(unittest.TestCase):
             dirty = pathlib.Path(tmp, "dirty.csv")
             dirty.write_text("lon,lat\n10,50\n,50\n20,95\n-70,-30\n")
             out = pathlib.Path(tmp, "dirty.npy")
-            self.assertEqual(satclip.embed_file(str(dirty), str(out), on_invalid="null"), 4)
+            with self.assertWarnsRegex(UserWarning, r"2 of 4 rows had no valid point .*the first: .*row 2, field `lon`: empty value"):
+                self.assertEqual(satclip.embed_file(str(dirty), str(out), on_invalid="null"), 4)
             written = np.load(out)
             with self.assertRaisesRegex(ValueError, "on_invalid is 'skip'; use 'raise' or 'null'"):
                 satclip.embed_file(str(dirty), str(out), on_invalid="skip")

@@ -778,7 +778,7 @@ fn embed(args: EmbedArgs) -> Result<()> {
             args.output.display(),
             summary.skipped
         );
-        warn_nulls(summary.nulls, summary.rows);
+        warn_nulls(summary.nulls_message());
         return Ok(());
     }
     let summary = embed_file(&encoder, args.input.as_ref(), &args.output, &options, &mut follow(&bar))?;
@@ -786,17 +786,15 @@ fn embed(args: EmbedArgs) -> Result<()> {
     if std::io::stderr().is_terminal() {
         eprintln!("embedded {} points into {}", summary.rows, args.output.display());
     }
-    warn_nulls(summary.nulls, summary.rows);
+    warn_nulls(summary.nulls_message());
     Ok(())
 }
 
 /// Rows written without an embedding are said on stderr, even when it is not a terminal: a
 /// pipeline's log is where a user finds out that some of their points were not usable.
-fn warn_nulls(nulls: u64, rows: u64) {
-    if nulls > 0 {
-        eprintln!(
-            "{nulls} of {rows} rows had no valid point and were written with a null embedding (--on-invalid null)"
-        );
+fn warn_nulls(message: Option<String>) {
+    if let Some(message) = message {
+        eprintln!("{message} (--on-invalid null)");
     }
 }
 

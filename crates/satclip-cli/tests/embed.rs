@@ -722,7 +722,9 @@ fn on_invalid_null_keeps_every_row_and_embeds_the_valid_ones_as_alone() {
 
     let (ok, err) = embed(&input, &out, &["--on-invalid", "null"]);
     assert!(ok, "{err}");
+    // The count, and why the first such row has no point, in the words of the error mode.
     assert!(err.contains("4 of 6 rows had no valid point"), "{err}");
+    assert!(err.contains("the first: ") && err.contains("row 2, field `lon`: empty value"), "{err}");
     let reference = dir.path().join("clean.parquet");
     assert!(embed(&clean, &reference, &[]).0);
     let batch = first_batch(&out);

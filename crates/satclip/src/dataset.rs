@@ -88,8 +88,18 @@ pub struct DatasetSummary {
     pub rows: u64,
     /// Rows written without an embedding (see [`EmbedSummary::nulls`](crate::EmbedSummary)).
     pub nulls: u64,
+    /// Why the first of them to be found has no point.
+    pub first_null: Option<String>,
     /// Files whose output already existed (finished by an earlier run).
     pub skipped: usize,
+}
+
+impl DatasetSummary {
+    /// As [`EmbedSummary::nulls_message`](crate::EmbedSummary::nulls_message), for every file.
+    pub fn nulls_message(&self) -> Option<String> {
+        let summary = crate::EmbedSummary { rows: self.rows, nulls: self.nulls, first_null: self.first_null.clone() };
+        summary.nulls_message()
+    }
 }
 
 /// Embeds every file of the dataset `input` into `output` (a directory) with the same relative
@@ -113,6 +123,7 @@ pub fn embed_dataset(
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let embedded = AtomicUsize::new(0);
     let nulls = std::sync::atomic::AtomicU64::new(0);
+    let first_null: Mutex<Option<String>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, todo.len().max(1)) {
             scope.spawn(|| loop {
@@ -139,6 +150,9 @@ pub fn embed_dataset(
                     Ok(summary) => {
                         embedded.fetch_add(1, Ordering::SeqCst);
                         nulls.fetch_add(summary.nulls, Ordering::SeqCst);
+                        if let Some(why) = summary.first_null {
+                            first_null.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(why);
+                        }
                     }
                     Err(e) => {
                         first_error.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
@@ -155,6 +169,7 @@ pub fn embed_dataset(
         files: embedded.into_inner(),
         rows: rows_done.into_inner(),
         nulls: nulls.into_inner(),
+        first_null: first_null.into_inner().unwrap_or_else(|e| e.into_inner()),
         skipped: done.len(),
     })
 }

@@ -326,5 +326,5 @@ pub fn predict_file(
         return Err(Error::format(input, "no data rows: nothing to predict"));
     }
     writer.finish()?;
-    Ok(EmbedSummary { rows, nulls: 0 })
+    Ok(EmbedSummary { rows, ..Default::default() })
 }

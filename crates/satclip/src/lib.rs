@@ -94,12 +94,26 @@ impl Default for EmbedOptions {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct EmbedSummary {
     pub rows: u64,
     /// Rows written without an embedding, having no valid point (read with
     /// [`OnInvalid::Null`](satclip_io::tables::OnInvalid)).
     pub nulls: u64,
+    /// Why the first of them has no point, naming the file, row and field.
+    pub first_null: Option<String>,
+}
+
+impl EmbedSummary {
+    /// The line that tells a user how many rows were written without an embedding and why
+    /// the first was; `None` when every row has one.
+    pub fn nulls_message(&self) -> Option<String> {
+        let why = self.first_null.as_deref()?;
+        Some(format!(
+            "{} of {} rows had no valid point and were written with a null embedding; the first: {why}",
+            self.nulls, self.rows
+        ))
+    }
 }
 
 /// Streams a point table through the encoder into an embedding table. `progress` is told the
@@ -148,9 +162,12 @@ pub fn embed_points(
             Ok(writer)
         });
         let computed = (|| -> Result<EmbedSummary> {
-            let mut summary = EmbedSummary { rows: 0, nulls: 0 };
+            let mut summary = EmbedSummary::default();
             for batch in reader {
                 let batch = batch?;
+                if summary.first_null.is_none() {
+                    summary.first_null = batch.first_invalid.map(|e| e.to_string());
+                }
                 let embedded = Embedded::of(encoder, &batch.coords, options.dtype)?;
                 summary.rows += batch.coords.len() as u64;
                 summary.nulls += embedded.valid.as_ref().map_or(0, |v| v.iter().filter(|ok| !**ok).count() as u64);

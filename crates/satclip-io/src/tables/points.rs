@@ -70,6 +70,9 @@ pub struct PointBatch {
     /// (lon, lat) per row; NaN for a row without a valid point (read with [`OnInvalid::Null`]).
     pub coords: Vec<[f64; 2]>,
     pub columns: RecordBatch,
+    /// Why the batch's first row without a point has none (read with [`OnInvalid::Null`]): the
+    /// error that [`OnInvalid::Error`] would have stopped at, naming the file, row and field.
+    pub first_invalid: Option<Error>,
 }
 
 /// Whether `p` is a point rather than the NaN that stands for a row without one.
@@ -179,6 +182,7 @@ impl PointReader {
             return Ok(None);
         };
         let mut unreadable = unreadable.into_iter().peekable();
+        let mut first_invalid = None;
         for (i, point) in coords.iter_mut().enumerate() {
             let checked = match unreadable.next_if(|(row, _)| *row == i) {
                 Some((_, error)) => Err(error),
@@ -187,11 +191,14 @@ impl PointReader {
             *point = match (checked, self.on_invalid) {
                 (Ok(valid), _) => valid,
                 (Err(error), OnInvalid::Error) => return Err(error),
-                (Err(_), OnInvalid::Null) => [f64::NAN; 2],
+                (Err(error), OnInvalid::Null) => {
+                    first_invalid.get_or_insert(error);
+                    [f64::NAN; 2]
+                }
             };
         }
         self.next_row += coords.len() as u64;
-        Ok(Some(PointBatch { first_row, coords, columns }))
+        Ok(Some(PointBatch { first_row, coords, columns, first_invalid }))
     }
 }
 
