@@ -148,6 +148,14 @@ class Spark(_Engine, unittest.TestCase):
         self.check_nulls(satclip.spark.embed(df, "default", on_invalid="null").toPandas())
         with self.assertRaisesRegex(Exception, r"row \d+: lon=\S+, lat=\S+ \(pass on_invalid='null'"):
             satclip.spark.embed(df, "default").collect()
+        # A bad row in the partition's third Arrow batch (700 rows each here) is named by its
+        # place in the partition.
+        import pandas as pd
+
+        rows = pd.DataFrame({"lon": np.linspace(-170, 170, 2000), "lat": np.linspace(-80, 80, 2000)})
+        rows.loc[1650, "lat"] = 95.0
+        with self.assertRaisesRegex(Exception, r"partition 0, row 1650: lon=\S+, lat=95.0 "):
+            satclip.spark.embed(self.spark.createDataFrame(rows).coalesce(1), "default").collect()
 
     def test_write_parquet_writes_the_command_lines_files(self):
         import satclip.spark

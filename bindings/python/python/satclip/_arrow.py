@@ -83,10 +83,11 @@ def lonlat(batch, lon="lon", lat="lat", geometry=None):
     return np.column_stack(columns) if len(batch) else np.zeros((0, 2))
 
 
-def embeddings(batch, model, lon="lon", lat="lat", geometry=None, on_invalid="raise", fixed_size=True, where=""):
+def embeddings(batch, model, lon="lon", lat="lat", geometry=None, on_invalid="raise", fixed_size=True, where="", first_row=0):
     """The embeddings of a batch's points as an Arrow array: a fixed-size list (or, for Spark, a
     list) of float32 per row. An invalid row (null, non-finite, |lat| > 90, |lon| > 180, not a
-    point) raises ValueError naming it, or with `on_invalid="null"` gets a null embedding."""
+    point) raises ValueError naming it (`where`, then its row counted from `first_row`, the
+    batch's place in its partition), or with `on_invalid="null"` gets a null embedding."""
     if on_invalid not in ("raise", "null"):
         raise ValueError(f"on_invalid is {on_invalid!r}; use 'raise' or 'null'")
     enc = encoder(model)
@@ -95,7 +96,7 @@ def embeddings(batch, model, lon="lon", lat="lat", geometry=None, on_invalid="ra
     if on_invalid == "raise" and not valid.all():
         row = int(np.argmin(valid))
         what = f"{geometry} is not a 2-D point" if geometry is not None else f"{lon}={points[row, 0]}, {lat}={points[row, 1]}"
-        raise ValueError(f"{where}row {row}: {what} (pass on_invalid='null' for a null embedding instead)")
+        raise ValueError(f"{where}row {first_row + row}: {what} (pass on_invalid='null' for a null embedding instead)")
     dim = enc.dim
     if valid.all():
         values = enc.embed(points) if len(points) else np.zeros((0, dim), dtype=np.float32)
@@ -111,9 +112,9 @@ def embeddings(batch, model, lon="lon", lat="lat", geometry=None, on_invalid="ra
     return pa.ListArray.from_arrays(offsets, flat, mask=mask)
 
 
-def embed_batch(batch, model, lon="lon", lat="lat", geometry=None, on_invalid="raise", column="embedding", fixed_size=True, where=""):
+def embed_batch(batch, model, lon="lon", lat="lat", geometry=None, on_invalid="raise", column="embedding", fixed_size=True, where="", first_row=0):
     """`batch` (a RecordBatch or Table) with an `embedding` column appended."""
-    array = embeddings(batch, model, lon, lat, geometry, on_invalid, fixed_size, where)
+    array = embeddings(batch, model, lon, lat, geometry, on_invalid, fixed_size, where, first_row)
     return batch.append_column(pa.field(column, array.type, nullable=True), array)
 
 

@@ -23,8 +23,12 @@ def embed(df, model="default", lon="lon", lat="lat", geometry=None, on_invalid="
 
         context = TaskContext.get()
         where = f"partition {context.partitionId()}, " if context is not None else ""
+        # Spark cuts a partition into batches (spark.sql.execution.arrow.maxRecordsPerBatch);
+        # rows are named by their place in the partition.
+        first_row = 0
         for batch in batches:
-            yield _arrow.embed_batch(batch, model, lon, lat, geometry, on_invalid, column, fixed_size=False, where=where)
+            yield _arrow.embed_batch(batch, model, lon, lat, geometry, on_invalid, column, fixed_size=False, where=where, first_row=first_row)
+            first_row += len(batch)
 
     return df.mapInArrow(run, schema)
 
