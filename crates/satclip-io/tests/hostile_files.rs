@@ -305,13 +305,15 @@ fn a_sparse_safetensors_file_is_not_read_whole() {
 
 /// Found by the parquet_points fuzz target: a footer whose column chunk starts at a negative
 /// offset made the Parquet reader assert when the first batch was read, and damaged definition
-/// levels made it panic ("offset + len out of bounds") while decoding it.
+/// levels made it panic ("offset + len out of bounds") while decoding it. The second file's
+/// column chunk also claims bytes past its last page (into the footer), which the page check
+/// now refuses before any decoding; the decoder's panic stays caught (the fuzz target reaches it).
 #[test]
 fn damaged_parquet_files_the_fuzzer_found_are_errors_not_panics() {
     use satclip_io::tables::{PointReader, ReadOptions};
     for (file, expected) in [
         ("parquet-negative-column-offset.parquet", "outside the file"),
-        ("parquet-bad-definition-levels.parquet", "malformed Parquet data near row 1"),
+        ("parquet-bad-definition-levels.parquet", "row group 0, column 1: the page header at byte 322"),
     ] {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(file);
         let err = match PointReader::open(&path, &ReadOptions::default()) {
