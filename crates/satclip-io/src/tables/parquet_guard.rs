@@ -69,7 +69,7 @@ pub(crate) fn check_pages(path: &Path, file: &mut File, metadata: &ParquetMetaDa
             }
         }
     }
-    file.rewind().map_err(|e| Error::io(path, e))
+    Ok(())
 }
 
 /// Where a column chunk's pages lie; the reader asserts that the offsets are not negative (a
